@@ -1,0 +1,88 @@
+"""What the decision layer hands to message composition: explanations, never raw tables.
+
+Composition turns these into words; it never reads the database. Values here may be health values: they
+only reach an email body when the person chose the `numbers` or `charts` detail level.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Literal
+
+DetailLevel = Literal["minimal", "numbers", "charts"]
+Domain = Literal["sleep", "recovery"]
+Direction = Literal["up", "down"]
+
+
+@dataclass(frozen=True)
+class Recipient:
+    person_id: str
+    email: str
+    tz_name: str
+    detail_level: DetailLevel = "minimal"
+
+
+@dataclass(frozen=True)
+class FeatureMove:
+    """How one feature moved over the recent window, compared with the person's own baseline."""
+
+    feature: str  # a column of nightly_features, e.g. "tst_min", "resting_hr_bpm", "ln_rmssd"
+    direction: Direction
+    worse: bool  # True when the move is in the direction SIGNALS.md calls worse
+    robust_z: float  # (recent median - baseline median) / (1.4826 * baseline MAD), sign as measured
+    baseline_median: float
+    recent_median: float
+    unit: str  # "min", "%", "bpm", "ln(ms)", "count", "min after midnight"
+
+
+@dataclass(frozen=True)
+class AlertExplanation:
+    """Why an alert fired: which features moved, how far, against which baseline, over which nights."""
+
+    person_id: str
+    night_date: date  # the night whose run raised the alert
+    domains: tuple[Domain, ...]
+    window_nights: tuple[date, ...]  # the valid nights looked at (last 5)
+    flagged_nights: tuple[date, ...]  # of those, the ones that deviated
+    moves: tuple[FeatureMove, ...]
+    baseline_nights: int  # valid nights in the baseline
+    persisting_nights: int  # how many nights in a row at least one domain has been flagged
+    strategy: str = ""  # key into alerts.strategies, chosen by alerts.rules
+
+
+@dataclass(frozen=True)
+class WeekSummary:
+    """One person's week (Monday..Sunday, local nights) compared with their usual, for the weekly digest."""
+
+    person_id: str
+    week_start: date
+    week_end: date
+    warming_up: bool
+    valid_nights_total: int  # valid nights stored so far (for the warm-up line)
+    nights_until_comparisons: int  # 0 once past warm-up
+    valid_nights_this_week: int
+    moves: tuple[FeatureMove, ...] = ()  # this week's medians against the baseline
+    went_well: tuple[str, ...] = ()  # feature names that moved in the better direction or stayed steady
+    sleep_flag_nights: int = 0
+    recovery_flag_nights: int = 0
+    illness_held_back: bool = False
+    alert_sent_this_week: bool = False
+    strategy: str = ""
+
+
+@dataclass(frozen=True)
+class MessageSettings:
+    from_address: str = "emberwatch <no-reply@emberwatch.local>"
+    support_resource: str = "your employee assistance programme, your GP, or a trusted colleague"
+    cli_name: str = "emberwatch"
+
+
+@dataclass(frozen=True)
+class ComposedEmail:
+    """A rendered email plus the HTML body alone (kept for the outbox's viewable copy)."""
+
+    subject: str
+    text: str
+    html: str
+    images: dict[str, bytes] = field(default_factory=dict)  # content-id -> PNG bytes

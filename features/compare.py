@@ -1,0 +1,54 @@
+"""Compare a set of recent nights with the person's baseline, feature by feature (for explanations and digests)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Sequence
+
+import pandas as pd
+
+from features.catalog import FEATURES
+from features.store import Store
+from features.thresholds import Thresholds
+
+
+@dataclass(frozen=True)
+class Comparison:
+    feature: str
+    baseline_median: float
+    recent_median: float
+    robust_z: float  # signed: (recent - baseline) / max(1.4826 * MAD, floor)
+    baseline_nights: int
+
+
+def compare_nights(
+    store: Store, person_id: str, recent_nights: Sequence[date], anchor_night: date,
+    thresholds: Thresholds = Thresholds(),
+) -> list[Comparison]:
+    """Median of `recent_nights` against the baseline that `anchor_night` uses (same window as the SQL)."""
+    if not recent_nights:
+        return []
+    base_last = anchor_night - timedelta(days=thresholds.baseline_end_days)
+    base_first = base_last - timedelta(days=thresholds.baseline_span_days - 1)
+    cols = ", ".join(FEATURES)
+    df = store.query_df(
+        f"SELECT night_date, {cols} FROM nightly_features WHERE person_id = ? AND valid_night "
+        "AND (night_date BETWEEN ? AND ? OR list_contains(?, night_date))",
+        [person_id, base_first, base_last, list(recent_nights)],
+    )
+    if df.empty:
+        return []
+    nights = pd.to_datetime(df["night_date"]).dt.date
+    baseline = df[(nights >= base_first) & (nights <= base_last)]
+    recent = df[nights.isin(set(recent_nights))]
+    out: list[Comparison] = []
+    for name, feature in FEATURES.items():
+        b, r = baseline[name].dropna(), recent[name].dropna()
+        if len(b) < thresholds.warmup_nights or r.empty:
+            continue
+        med = float(b.median())
+        mad = float((b - med).abs().median())
+        scale = max(1.4826 * mad, feature.floor)
+        out.append(Comparison(name, med, float(r.median()), (float(r.median()) - med) / scale, len(b)))
+    return out

@@ -1,0 +1,326 @@
+"""The DuckDB store: schema migrations, raw archive, quarantine, idempotent upserts, and reads.
+
+One `Store` per process; it is the only thing in emberwatch that opens the database file. DuckDB allows one
+writing process per file, so the store is also where "one writer" is enforced: inside the process all access
+is serialised by a lock (writes are bulk and short; fetching happens outside it).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date, datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+
+from connectors.base import Rejected, RawPayload
+from connectors.records import (
+    AnyRecord,
+    DailyActivity,
+    DailyRestingHeartRate,
+    NightlyHrv,
+    NightlyVitals,
+    SleepSession,
+)
+from features.schema import MIGRATIONS
+
+
+class StoreError(RuntimeError):
+    pass
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def _naive_utc(value: datetime) -> datetime:
+    return value.astimezone(timezone.utc).replace(tzinfo=None) if value.tzinfo else value
+
+
+@dataclass(frozen=True)
+class Person:
+    person_id: str
+    email: str
+    tz_name: str
+    source: str
+    source_config: dict[str, Any]
+    status: str
+    detail_level: str
+
+
+@dataclass(frozen=True)
+class NightRange:
+    """The civil dates a batch of records touched for one person (inclusive)."""
+
+    first: date
+    last: date
+
+    def union(self, other: "NightRange | None") -> "NightRange":
+        if other is None:
+            return self
+        return NightRange(min(self.first, other.first), max(self.last, other.last))
+
+
+class Store:
+    def __init__(self, path: Path | str, *, read_only: bool = False) -> None:
+        self.path = Path(path)
+        if str(path) != ":memory:":
+            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        try:
+            self._con = duckdb.connect(str(path), read_only=read_only)
+        except duckdb.IOException as exc:
+            if "lock" in str(exc).lower():
+                raise StoreError(
+                    f"The database {self.path} is in use by another emberwatch process (DuckDB allows one writer). "
+                    "Wait for that run to finish, or close the program holding it, then try again."
+                ) from None
+            raise
+        if str(path) != ":memory:" and not read_only:
+            os.chmod(self.path, 0o600)  # health data: owner only
+        self._lock = threading.RLock()
+        if not read_only:
+            self.migrate()
+
+    # --- plumbing -------------------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        with self._lock:
+            self._con.close()
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def cursor(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A cursor under the store lock. Results must be fetched inside the block (DuckDB 2 streams them)."""
+        with self._lock:
+            cur = self._con.cursor()
+            try:
+                yield cur
+            finally:
+                cur.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        with self.cursor() as cur:
+            cur.execute("BEGIN TRANSACTION")
+            try:
+                yield cur
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+            cur.execute("COMMIT")
+
+    def query_df(self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None) -> pd.DataFrame:
+        with self.cursor() as cur:
+            return cur.execute(sql, params or []).df()
+
+    def query_rows(self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None) -> list[tuple]:
+        with self.cursor() as cur:
+            return cur.execute(sql, params or []).fetchall()
+
+    def schema_version(self) -> int:
+        return self.query_rows("SELECT coalesce(max(version), 0) FROM schema_version")[0][0]
+
+    def migrate(self) -> None:
+        with self.cursor() as cur:
+            cur.execute(
+                "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, description VARCHAR, "
+                "applied_at TIMESTAMP)"
+            )
+            current = cur.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchone()[0]
+        for version, description, sql in MIGRATIONS:
+            if version <= current:
+                continue
+            with self.transaction() as cur:
+                cur.execute(sql)
+                cur.execute("INSERT INTO schema_version VALUES (?, ?, ?)", [version, description, utc_now()])
+
+    def table_counts(self) -> dict[str, int]:
+        tables = [r[0] for r in self.query_rows("SELECT table_name FROM duckdb_tables() ORDER BY table_name")]
+        return {t: self.query_rows(f'SELECT count(*) FROM "{t}"')[0][0] for t in tables}
+
+    # --- people ---------------------------------------------------------------------------------------------
+
+    def add_person(
+        self,
+        person_id: str,
+        email: str,
+        tz_name: str,
+        source: str,
+        source_config: dict[str, Any] | None = None,
+        detail_level: str = "minimal",
+    ) -> None:
+        """Enrol or update a person. Re-adding keeps their status (a paused person stays paused)."""
+        with self.cursor() as cur:
+            cur.execute(
+                """
+                INSERT INTO persons (person_id, email, tz_name, source, source_config, status, detail_level, enrolled_at)
+                VALUES (?, ?, ?, ?, ?, 'active', ?, ?)
+                ON CONFLICT (person_id) DO UPDATE SET email = excluded.email, tz_name = excluded.tz_name,
+                    source = excluded.source, source_config = excluded.source_config
+                """,
+                [person_id, email, tz_name, source, json.dumps(source_config or {}, sort_keys=True), detail_level,
+                 utc_now()],
+            )
+
+    def people(self, *, active_only: bool = True) -> list[Person]:
+        where = "WHERE status = 'active'" if active_only else ""
+        rows = self.query_rows(
+            f"SELECT person_id, email, tz_name, source, source_config, status, detail_level FROM persons {where} "
+            "ORDER BY person_id"
+        )
+        return [Person(r[0], r[1], r[2], r[3], json.loads(r[4] or "{}"), r[5], r[6]) for r in rows]
+
+    def person(self, person_id: str) -> Person:
+        for p in self.people(active_only=False):
+            if p.person_id == person_id:
+                return p
+        raise StoreError(f"No person with id '{person_id}' is enrolled. `emberwatch person add` enrols one.")
+
+    # --- raw archive and quarantine -------------------------------------------------------------------------
+
+    def archive(self, raw: RawPayload) -> bool:
+        """Keep the payload exactly as received. Returns False when this exact payload was already archived."""
+        with self.cursor() as cur:
+            before = cur.execute(
+                "SELECT count(*) FROM raw_payloads WHERE person_id = ? AND source = ? AND resource = ? "
+                "AND payload_sha256 = ?",
+                [raw.person_id, raw.source, raw.resource, raw.sha256],
+            ).fetchone()[0]
+            if before:
+                return False
+            cur.execute(
+                "INSERT INTO raw_payloads VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [raw.person_id, raw.source, raw.resource, raw.sha256, raw.window_start, raw.window_end,
+                 _naive_utc(raw.fetched_at), raw.body],
+            )
+            return True
+
+    def quarantine(self, raw: RawPayload, rejected: Iterable[Rejected]) -> int:
+        rows = [
+            (raw.person_id, raw.source, raw.resource, raw.sha256, r.locator, r.reason, utc_now()) for r in rejected
+        ]
+        if not rows:
+            return 0
+        df = pd.DataFrame(rows, columns=["person_id", "source", "resource", "payload_sha256", "locator", "reason",
+                                         "quarantined_at"]).drop_duplicates(["payload_sha256", "locator"], keep="last")
+        with self.cursor() as cur:
+            cur.register("q_batch", df)
+            cur.execute(
+                "INSERT INTO quarantine SELECT * FROM q_batch ON CONFLICT (person_id, payload_sha256, locator) "
+                "DO UPDATE SET reason = excluded.reason"
+            )
+            cur.unregister("q_batch")
+        return len(df)
+
+    def raw_payloads(self, person_id: str, source: str | None = None) -> list[RawPayload]:
+        """Archived payloads, oldest first, for re-parsing after a parser fix."""
+        rows = self.query_rows(
+            "SELECT person_id, source, resource, body, fetched_at, window_start, window_end FROM raw_payloads "
+            "WHERE person_id = ? AND (? IS NULL OR source = ?) ORDER BY fetched_at",
+            [person_id, source, source],
+        )
+        return [
+            RawPayload(r[0], r[1], r[2], bytes(r[3]), r[4].replace(tzinfo=timezone.utc), r[5], r[6]) for r in rows
+        ]
+
+    # --- normalized records ---------------------------------------------------------------------------------
+
+    def upsert_records(self, records: Sequence[AnyRecord]) -> dict[str, NightRange]:
+        """Insert or update records by natural key. Returns, per person, the civil dates touched."""
+        touched: dict[str, NightRange] = {}
+
+        def touch(person_id: str, day: date) -> None:
+            touched[person_id] = NightRange(day, day).union(touched.get(person_id))
+
+        by_kind: dict[type, list[AnyRecord]] = {}
+        for rec in records:
+            by_kind.setdefault(type(rec), []).append(rec)
+            touch(rec.person_id, getattr(rec, "night_date", None) or getattr(rec, "day"))
+
+        with self.transaction() as cur:
+            if sessions := by_kind.get(SleepSession):
+                self._upsert_sessions(cur, sessions)  # type: ignore[arg-type]
+            for model, table, keys, day_col in (
+                (DailyActivity, "daily_activity", ["person_id", "source", "day"], "day"),
+                (DailyRestingHeartRate, "daily_resting_hr", ["person_id", "source", "day"], "day"),
+                (NightlyHrv, "nightly_hrv", ["person_id", "source", "night_date"], "night_date"),
+                (NightlyVitals, "nightly_vitals", ["person_id", "source", "night_date"], "night_date"),
+            ):
+                if batch := by_kind.get(model):
+                    df = pd.DataFrame([r.model_dump(exclude={"kind"}) for r in batch])
+                    # Partial rows (one activity file at a time) merge field by field instead of erasing.
+                    _upsert_df(cur, table, df, keys, merge_nulls=True)
+        return touched
+
+    @staticmethod
+    def _upsert_sessions(cur: duckdb.DuckDBPyConnection, sessions: list[SleepSession]) -> None:
+        keys = ["person_id", "source", "source_session_id"]
+        df = pd.DataFrame(
+            [
+                {
+                    **s.model_dump(exclude={"kind", "segments"}),
+                    "start_utc": _naive_utc(s.start_utc),
+                    "end_utc": _naive_utc(s.end_utc),
+                    "start_utc_offset_min": s.start_utc_offset_min,
+                    "end_utc_offset_min": s.end_utc_offset_min,
+                }
+                for s in sessions
+            ]
+        )
+        df = df.drop_duplicates(keys, keep="last")
+        _upsert_df(cur, "sleep_sessions", df, keys)
+        # A re-sent session replaces its segments wholesale: the source may have re-scored the night.
+        seg_rows = [
+            (s.person_id, s.source, s.source_session_id, _naive_utc(g.start_utc), g.duration_s, g.stage.value)
+            for s in {(s.person_id, s.source, s.source_session_id): s for s in sessions}.values()
+            for g in s.segments
+        ]
+        cur.register("sess_keys", df[keys])
+        cur.execute(
+            "DELETE FROM sleep_segments s USING sess_keys k WHERE s.person_id = k.person_id "
+            "AND s.source = k.source AND s.source_session_id = k.source_session_id"
+        )
+        cur.unregister("sess_keys")
+        if seg_rows:
+            seg = pd.DataFrame(seg_rows, columns=keys + ["seg_start_utc", "duration_s", "stage"])
+            seg = seg.drop_duplicates(keys + ["seg_start_utc"], keep="last")
+            cur.register("seg_batch", seg)
+            cur.execute("INSERT INTO sleep_segments SELECT * FROM seg_batch")
+            cur.unregister("seg_batch")
+
+
+def _upsert_df(
+    cur: duckdb.DuckDBPyConnection, table: str, df: pd.DataFrame, keys: list[str], *, merge_nulls: bool = False
+) -> None:
+    """Upsert a DataFrame by key. DuckDB keeps the *first* row of a key repeated within one statement, so the
+    batch is de-duplicated here first (last one wins, as the latest fetch is the freshest)."""
+    if df.empty:
+        return
+    df = df.drop_duplicates(keys, keep="last")
+    cols = list(df.columns)
+    updates = ", ".join(
+        f'"{c}" = coalesce(excluded."{c}", "{table}"."{c}")' if merge_nulls else f'"{c}" = excluded."{c}"'
+        for c in cols
+        if c not in keys
+    )
+    col_list = ", ".join(f'"{c}"' for c in cols)
+    cur.register("upsert_batch", df)
+    try:
+        cur.execute(
+            f'INSERT INTO "{table}" ({col_list}) SELECT {col_list} FROM upsert_batch '
+            f'ON CONFLICT ({", ".join(keys)}) DO UPDATE SET {updates}'
+        )
+    finally:
+        cur.unregister("upsert_batch")

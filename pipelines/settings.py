@@ -1,0 +1,62 @@
+"""One settings object for emberwatch: environment variables `EMBERWATCH_*`, optionally a TOML file.
+
+Secrets (SMTP password, later OAuth client secret and the token key) come only from the environment or a
+secret store, never from the repository. `repr()` of the settings hides them.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="EMBERWATCH_", extra="ignore")
+
+    home: Path = Field(default=Path("emberwatch-data"), description="Folder holding the DuckDB file and the outbox.")
+    timezone: str = Field(default="Europe/London", description="Zone of the nightly schedule (people keep their own).")
+
+    # Nightly sync: re-fetch the last few nights too, because watches sync late (a night can appear days later).
+    refetch_nights: int = Field(default=3, ge=0, le=30)
+    max_workers: int = Field(default=4, ge=1, le=64, description="Bound on concurrent per-person tasks.")
+
+    # Email. With no SMTP host, email goes to the outbox folder (.eml + .html) under `home`.
+    smtp_host: str | None = None
+    smtp_port: int = 587
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_security: Literal["starttls", "ssl", "none"] = "starttls"
+    smtp_timeout_s: float = 30.0
+    email_from: str = "emberwatch <no-reply@emberwatch.local>"
+    support_resource: str = "your employee assistance programme, your GP, or someone you trust"
+
+    @property
+    def db_path(self) -> Path:
+        return self.home / "emberwatch.duckdb"
+
+    @property
+    def outbox_dir(self) -> Path:
+        return self.home / "outbox"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        toml_path = os.environ.get("EMBERWATCH_CONFIG")
+        if toml_path:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(toml_path)))
+        return tuple(sources)
+
+
+def load_settings(**overrides: object) -> Settings:
+    return Settings(**overrides)  # type: ignore[arg-type]

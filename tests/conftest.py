@@ -1,0 +1,45 @@
+"""Shared fixtures. Prefect runs offline and against a throwaway home; the harness is opt-in (flow tests only)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+
+os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="emberwatch-prefect-"))
+os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
+
+REPO = Path(__file__).resolve().parents[1]
+PMDATA = REPO.parent / "shared" / "data" / "pmdata"
+
+
+@pytest.fixture(scope="session")
+def prefect_harness():
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=90):
+        with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+            yield
+
+
+@pytest.fixture
+def store(tmp_path):
+    from features.store import Store
+
+    with Store(tmp_path / "emberwatch.duckdb") as s:
+        yield s
+
+
+@pytest.fixture
+def ew_home(tmp_path, monkeypatch):
+    """EMBERWATCH_HOME in a temp folder, with SMTP unset (so email goes to the outbox)."""
+    home = tmp_path / "home"
+    monkeypatch.setenv("EMBERWATCH_HOME", str(home))
+    for var in ("EMBERWATCH_SMTP_HOST", "EMBERWATCH_CONFIG"):
+        monkeypatch.delenv(var, raising=False)
+    return home

@@ -1,0 +1,83 @@
+"""The store: migrations, raw archive before parsing, quarantine, idempotent and de-duplicated upserts."""
+
+from __future__ import annotations
+
+import os
+import stat
+from datetime import date, datetime, timezone
+
+import duckdb
+import pytest
+
+from connectors.base import RawPayload, Rejected
+from connectors.records import DailyActivity, DailyRestingHeartRate
+from features.schema import MIGRATIONS
+from features.store import Store, StoreError
+from tests.helpers import calm_history
+
+
+def test_schema_is_created_at_the_latest_version_and_file_is_owner_only(tmp_path):
+    with Store(tmp_path / "db" / "e.duckdb") as s:
+        assert s.schema_version() == MIGRATIONS[-1][0]
+    mode = stat.S_IMODE(os.stat(tmp_path / "db" / "e.duckdb").st_mode)
+    assert mode == 0o600
+    # reopening does not re-apply migrations
+    with Store(tmp_path / "db" / "e.duckdb") as s:
+        assert s.query_rows("SELECT count(*) FROM schema_version")[0][0] == len(MIGRATIONS)
+
+
+def test_archive_keeps_each_exact_payload_once(store):
+    raw = RawPayload("p", "test", "sleep", b'{"a": 1}', datetime(2026, 1, 1, tzinfo=timezone.utc))
+    assert store.archive(raw) is True
+    assert store.archive(raw) is False
+    assert store.archive(RawPayload("p", "test", "sleep", b'{"a": 2}', datetime.now(timezone.utc))) is True
+    bodies = [r.body for r in store.raw_payloads("p")]
+    assert bodies == [b'{"a": 1}', b'{"a": 2}']
+
+
+def test_quarantine_records_reason_and_is_idempotent(store):
+    raw = RawPayload("p", "test", "sleep", b"{oops", datetime.now(timezone.utc))
+    store.archive(raw)
+    store.quarantine(raw, [Rejected("", "sleep.json is not valid JSON")])
+    store.quarantine(raw, [Rejected("", "sleep.json is not valid JSON")])
+    rows = store.query_rows("SELECT locator, reason FROM quarantine")
+    assert rows == [("", "sleep.json is not valid JSON")]
+
+
+def test_upsert_deduplicates_within_a_batch_keeping_the_latest(store):
+    a = DailyRestingHeartRate(person_id="p", source="t", day=date(2026, 1, 1), resting_hr_bpm=60)
+    b = DailyRestingHeartRate(person_id="p", source="t", day=date(2026, 1, 1), resting_hr_bpm=62)
+    store.upsert_records([a, b])
+    assert store.query_rows("SELECT resting_hr_bpm FROM daily_resting_hr") == [(62.0,)]
+    store.upsert_records([a])
+    assert store.query_rows("SELECT resting_hr_bpm FROM daily_resting_hr") == [(60.0,)]
+
+
+def test_partial_activity_rows_merge_field_by_field(store):
+    store.upsert_records([DailyActivity(person_id="p", source="t", day=date(2026, 1, 1), sedentary_min=600)])
+    store.upsert_records([DailyActivity(person_id="p", source="t", day=date(2026, 1, 1), very_active_min=20)])
+    assert store.query_rows("SELECT sedentary_min, very_active_min FROM daily_activity") == [(600, 20)]
+
+
+def test_reupserting_sessions_leaves_the_same_rows(store):
+    recs = calm_history("p", date(2026, 1, 1), 10)
+    touched = store.upsert_records(recs)
+    counts = store.table_counts()
+    store.upsert_records(recs)
+    assert store.table_counts() == counts
+    assert counts["sleep_sessions"] == 10 and counts["sleep_segments"] == 40
+    assert touched["p"].first == date(2026, 1, 1) and touched["p"].last == date(2026, 1, 10)
+
+
+def test_a_second_process_gets_a_clear_message_while_the_file_is_in_use(tmp_path):
+    path = tmp_path / "e.duckdb"
+    with Store(path):
+        import subprocess
+        import sys
+
+        code = (
+            "from features.store import Store, StoreError\n"
+            f"try:\n    Store({str(path)!r})\nexcept StoreError as e:\n    print('CLEAR:', e)\n"
+        )
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert "CLEAR: The database" in out.stdout and "another emberwatch process" in out.stdout
