@@ -30,10 +30,11 @@ class NightSignal:
     illness_flag: bool
     sleep_deviates: bool | None = None
     recovery_deviates: bool | None = None
+    travel_context: bool = False
 
     @property
     def comparable(self) -> bool:
-        return self.valid_night and not self.warming_up
+        return self.valid_night and not self.warming_up and not self.travel_context
 
     @property
     def in_range(self) -> bool:
@@ -43,6 +44,7 @@ class NightSignal:
 class Outcome(StrEnum):
     ALERT = "alert"
     NO_DATA = "no comparable night"
+    TRAVEL = "travelling or just back: not compared"
     WARMING_UP = "warming up"
     QUIET = "signals within the usual range"
     ONE_DOMAIN = "only one domain flagged"
@@ -63,6 +65,8 @@ def decide(
     today = by_night.get(night)
     if today is None or not today.valid_night:
         return Outcome.NO_DATA
+    if today.travel_context:
+        return Outcome.TRAVEL
     if today.warming_up:
         return Outcome.WARMING_UP
     if not (today.sleep_flag or today.recovery_flag):

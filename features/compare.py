@@ -31,17 +31,23 @@ def compare_nights(
         return []
     base_last = anchor_night - timedelta(days=thresholds.baseline_end_days)
     base_first = base_last - timedelta(days=thresholds.baseline_span_days - 1)
-    cols = ", ".join(FEATURES)
+    cols = ", ".join(f"f.{name}" for name in FEATURES)
+    # Same nights as the SQL baseline: valid, and not travel (night_signals knows the travel context).
     df = store.query_df(
-        f"SELECT night_date, {cols} FROM nightly_features WHERE person_id = ? AND valid_night "
+        f"SELECT night_date, day_sleep, {cols} FROM nightly_features f JOIN night_signals s "
+        "USING (person_id, night_date) WHERE person_id = ? AND f.valid_night AND NOT s.travel_context "
         "AND (night_date BETWEEN ? AND ? OR list_contains(?, night_date))",
         [person_id, base_first, base_last, list(recent_nights)],
     )
     if df.empty:
         return []
     nights = pd.to_datetime(df["night_date"]).dt.date
-    baseline = df[(nights >= base_first) & (nights <= base_last)]
     recent = df[nights.isin(set(recent_nights))]
+    # Compare like with like: the baseline holds the same kind of sleep (night or daytime shift sleep) as
+    # most of the recent nights, as the night signals do.
+    kind = bool(recent["day_sleep"].mode().iloc[0]) if not recent.empty else False
+    baseline = df[(nights >= base_first) & (nights <= base_last) & (df["day_sleep"] == kind)]
+    recent = recent[recent["day_sleep"] == kind]
     out: list[Comparison] = []
     for name, feature in FEATURES.items():
         b, r = baseline[name].dropna(), recent[name].dropna()

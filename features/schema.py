@@ -129,6 +129,8 @@ MIGRATIONS: list[tuple[int, str, str]] = [
             breathing_rate_brpm DOUBLE,
             skin_temp_deviation_c DOUBLE,
             spo2_avg_pct DOUBLE,
+            day_sleep BOOLEAN,
+            away_from_home BOOLEAN NOT NULL,
             valid_night BOOLEAN NOT NULL,
             PRIMARY KEY (person_id, night_date)
         );
@@ -136,6 +138,7 @@ MIGRATIONS: list[tuple[int, str, str]] = [
             person_id VARCHAR NOT NULL,
             night_date DATE NOT NULL,
             valid_night BOOLEAN NOT NULL,
+            travel_context BOOLEAN NOT NULL,
             baseline_valid_nights INTEGER NOT NULL,
             warming_up BOOLEAN NOT NULL,
             tst_z DOUBLE, efficiency_z DOUBLE, waso_z DOUBLE, onset_latency_z DOUBLE, awakenings_z DOUBLE,
@@ -176,6 +179,14 @@ MIGRATIONS: list[tuple[int, str, str]] = [
             error VARCHAR NOT NULL,           -- class and a sentence; never tokens, addresses or health values
             failed_at TIMESTAMP NOT NULL
         );
+        """,
+    ),
+    (
+        2,
+        "deletions log",
+        """
+        -- `emberwatch forget` records only that a deletion happened: no id, no address, no values.
+        CREATE TABLE deletions (deleted_at TIMESTAMP NOT NULL, rows_removed INTEGER NOT NULL, files_removed INTEGER NOT NULL);
         """,
     ),
 ]

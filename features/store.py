@@ -182,6 +182,28 @@ class Store:
         )
         return [Person(r[0], r[1], r[2], r[3], json.loads(r[4] or "{}"), r[5], r[6]) for r in rows]
 
+    def set_person(self, person_id: str, *, status: str | None = None, detail_level: str | None = None) -> Person:
+        self.person(person_id)  # a clear error for an unknown id
+        with self.cursor() as cur:
+            if status is not None:
+                cur.execute("UPDATE persons SET status = ? WHERE person_id = ?", [status, person_id])
+            if detail_level is not None:
+                cur.execute("UPDATE persons SET detail_level = ? WHERE person_id = ?", [detail_level, person_id])
+        return self.person(person_id)
+
+    def forget_person(self, person_id: str, files_removed: int = 0) -> int:
+        """Delete every row about the person in every table; keep only that a deletion happened."""
+        tables = [r[0] for r in self.query_rows(
+            "SELECT DISTINCT table_name FROM duckdb_columns() WHERE column_name = 'person_id'")]
+        removed = 0
+        with self.transaction() as cur:
+            for table in tables:
+                removed += cur.execute(f'DELETE FROM "{table}" WHERE person_id = ?', [person_id]).fetchone()[0]
+            cur.execute("INSERT INTO deletions VALUES (?, ?, ?)", [utc_now(), removed, files_removed])
+        with self.cursor() as cur:
+            cur.execute("CHECKPOINT")  # deleted rows must not linger in the write-ahead log
+        return removed
+
     def person(self, person_id: str) -> Person:
         for p in self.people(active_only=False):
             if p.person_id == person_id:
@@ -190,22 +212,23 @@ class Store:
 
     # --- raw archive and quarantine -------------------------------------------------------------------------
 
-    def archive(self, raw: RawPayload) -> bool:
-        """Keep the payload exactly as received. Returns False when this exact payload was already archived."""
+    def archive(self, raws: Sequence[RawPayload]) -> int:
+        """Keep payloads exactly as received. Returns how many were new (an identical payload is kept once)."""
+        if not raws:
+            return 0
+        df = pd.DataFrame(
+            [(r.person_id, r.source, r.resource, r.sha256, r.window_start, r.window_end, _naive_utc(r.fetched_at),
+              r.body) for r in raws],
+            columns=["person_id", "source", "resource", "payload_sha256", "window_start", "window_end",
+                     "fetched_at", "body"],
+        ).drop_duplicates(["person_id", "source", "resource", "payload_sha256"], keep="first")
         with self.cursor() as cur:
-            before = cur.execute(
-                "SELECT count(*) FROM raw_payloads WHERE person_id = ? AND source = ? AND resource = ? "
-                "AND payload_sha256 = ?",
-                [raw.person_id, raw.source, raw.resource, raw.sha256],
-            ).fetchone()[0]
-            if before:
-                return False
-            cur.execute(
-                "INSERT INTO raw_payloads VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                [raw.person_id, raw.source, raw.resource, raw.sha256, raw.window_start, raw.window_end,
-                 _naive_utc(raw.fetched_at), raw.body],
-            )
-            return True
+            cur.register("raw_batch", df)
+            try:
+                # DuckDB answers an INSERT with the number of rows it inserted (conflicts skipped).
+                return cur.execute("INSERT INTO raw_payloads SELECT * FROM raw_batch ON CONFLICT DO NOTHING").fetchone()[0]
+            finally:
+                cur.unregister("raw_batch")
 
     def quarantine(self, raw: RawPayload, rejected: Iterable[Rejected]) -> int:
         rows = [

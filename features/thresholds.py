@@ -14,6 +14,11 @@ from features.catalog import FEATURES
 @dataclass(frozen=True)
 class Thresholds:
     min_main_sleep_min: int = 180  # valid night: main sleep >= 3 h (Fitbit computes HRV only on such nights)
+    # Daytime main sleep (mid-sleep 10:00-18:00 local) is shift sleep: typically shorter and lighter than night
+    # sleep, so it gets its own baseline instead of looking like a rough patch (ours, after shift-work research).
+    day_sleep_from_min: int = 600
+    day_sleep_to_min: int = 1080
+    jet_lag_nights: int = 3  # nights after coming home still treated as travel (ours; ~1 day per zone, capped)
     warmup_nights: int = 14  # >= 14 valid nights before any comparison (Oura ~2 weeks, Garmin ~3 weeks)
     baseline_span_days: int = 60  # rolling 60 nights of baseline (SIGNALS.md)
     baseline_end_days: int = 7  # the baseline ends a week before the night (ours: keeps a patch out of its baseline)

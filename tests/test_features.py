@@ -137,3 +137,44 @@ def test_resting_hr_without_sleep_still_gets_a_row_marked_invalid(store):
     compute_features(store, {"x": NightRange(date(2026, 1, 5), date(2026, 1, 5))})
     f = features_of(store, "x", date(2026, 1, 5))
     assert f.resting_hr_bpm == 58.0 and bool(f.valid_night) is False and math.isnan(f.tst_min)
+
+
+def test_night_shift_daytime_sleep_is_compared_with_other_daytime_sleep(store):
+    # Three nights on, four off: daytime sleep after shifts is 2 h shorter with +5 bpm resting HR, every week.
+    recs = []
+    for i in range(84):
+        d = date(2026, 1, 1) + timedelta(days=i)
+        on_shift = i % 7 < 3
+        if on_shift:
+            start = local("Europe/Oslo", d.year, d.month, d.day, 8, 30)
+            s = session("n", start, [("wake", 10), ("light", 150), ("wake", 8), ("deep", 150)], tz="Europe/Oslo",
+                        sid=f"n-{d}")
+        else:
+            y = d - timedelta(days=1)
+            s = session("n", local("Europe/Oslo", y.year, y.month, y.day, 23, 0),
+                        [("wake", 10), ("light", 220), ("wake", 5), ("deep", 220)], tz="Europe/Oslo", sid=f"n-{d}")
+        recs += [s, DailyRestingHeartRate(person_id="n", source="test", day=d, resting_hr_bpm=60 + 5 * on_shift),
+                 NightlyHrv(person_id="n", source="test", night_date=d, rmssd_ms=45 - 8 * on_shift)]
+    compute_features(store, store.upsert_records(recs))
+    sig = store.query_df("SELECT f.day_sleep, s.* FROM night_signals s JOIN nightly_features f "
+                         "USING (person_id, night_date) WHERE NOT s.warming_up")
+    assert len(sig) > 20 and sig.day_sleep.any() and (~sig.day_sleep).any()
+    assert not sig.sleep_deviates.any() and not sig.recovery_deviates.any()
+    assert not sig.sleep_flag.any() and not sig.recovery_flag.any()
+
+
+def test_travel_and_jet_lag_nights_are_not_compared_or_used_as_baseline(store):
+    store.add_person("t", "t@example.org", "Europe/London", "test")
+    recs = calm_history("t", date(2026, 1, 1), 60, jitter=_jitter)
+    # a week in New York with short sleep and high resting HR, then three rough jet-lag nights at home
+    recs += calm_history("t", date(2026, 3, 2), 7, tst_min=320, rhr=67.0, rmssd=30.0, tz="America/New_York",
+                         jitter=_jitter)
+    recs += calm_history("t", date(2026, 3, 9), 3, tst_min=320, rhr=67.0, rmssd=30.0, jitter=_jitter)
+    recs += calm_history("t", date(2026, 3, 12), 20, jitter=_jitter)
+    compute_features(store, store.upsert_records(recs))
+    sig = store.query_df("SELECT night_date, travel_context, sleep_deviates, recovery_deviates, sleep_flag, "
+                         "recovery_flag FROM night_signals ORDER BY night_date")
+    travel = sig[sig.travel_context]
+    assert [d.date() for d in travel.night_date] == [date(2026, 3, 2) + timedelta(days=i) for i in range(10)]
+    assert travel.sleep_deviates.isna().all()  # not compared at all
+    assert not sig.sleep_flag.any() and not sig.recovery_flag.any()

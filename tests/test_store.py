@@ -28,16 +28,16 @@ def test_schema_is_created_at_the_latest_version_and_file_is_owner_only(tmp_path
 
 def test_archive_keeps_each_exact_payload_once(store):
     raw = RawPayload("p", "test", "sleep", b'{"a": 1}', datetime(2026, 1, 1, tzinfo=timezone.utc))
-    assert store.archive(raw) is True
-    assert store.archive(raw) is False
-    assert store.archive(RawPayload("p", "test", "sleep", b'{"a": 2}', datetime.now(timezone.utc))) is True
+    assert store.archive([raw, raw]) == 1  # the same payload twice in one batch is kept once
+    assert store.archive([raw]) == 0
+    assert store.archive([RawPayload("p", "test", "sleep", b'{"a": 2}', datetime.now(timezone.utc))]) == 1
     bodies = [r.body for r in store.raw_payloads("p")]
     assert bodies == [b'{"a": 1}', b'{"a": 2}']
 
 
 def test_quarantine_records_reason_and_is_idempotent(store):
     raw = RawPayload("p", "test", "sleep", b"{oops", datetime.now(timezone.utc))
-    store.archive(raw)
+    store.archive([raw])
     store.quarantine(raw, [Rejected("", "sleep.json is not valid JSON")])
     store.quarantine(raw, [Rejected("", "sleep.json is not valid JSON")])
     rows = store.query_rows("SELECT locator, reason FROM quarantine")

@@ -2,7 +2,7 @@
 -- Reads nightly_features for `signal_targets(person_id, first_night, last_night)` plus the lookback the
 -- baselines need (the caller passes $read_from_days); the caller keeps only rows inside the targets.
 --
--- Baseline (SIGNALS.md): the valid nights in the 60 days that end a week before the night
+-- Baseline (SIGNALS.md): the valid nights of the same kind (night sleep / daytime shift sleep) in the 60 days that end a week before the night
 --   (RANGE 66 .. 7 days preceding), median and MAD. Leaving out the last week keeps a rough patch from
 --   becoming its own baseline while it builds. "Warming up" until the baseline holds >= $warmup_nights valid nights.
 -- Robust z = (value - median) / max(1.4826 * MAD, floor). The floors stop a very regular person's tiny MAD
@@ -21,23 +21,35 @@ targets as (
     select person_id, first_night, last_night from signal_targets
 ),
 
-history as (
+features as (
     select f.*,
-        case when f.valid_night then f.tst_min end as v_tst,
-        case when f.valid_night then f.efficiency_pct end as v_eff,
-        case when f.valid_night then f.waso_min end as v_waso,
-        case when f.valid_night then f.onset_latency_min end as v_onset,
-        case when f.valid_night then f.awakenings_count end as v_awak,
-        case when f.valid_night then f.resting_hr_bpm end as v_rhr,
-        case when f.valid_night then f.ln_rmssd end as v_lnrmssd,
-        case when f.valid_night then f.breathing_rate_brpm end as v_br
+        -- away from home, or back for fewer than $jet_lag_nights nights: travel explains the sleep, so these
+        -- nights neither count toward a flag nor shape the baseline (SIGNALS.md excludes travel nights)
+        bool_or(f.away_from_home) over (
+            partition by f.person_id order by f.night_date
+            range between to_days($jet_lag_nights) preceding and current row
+        ) as travel_context
     from nightly_features f
     join targets t on f.person_id = t.person_id
         and f.night_date between t.first_night - to_days($read_from_days) and t.last_night
 ),
 
+history as (
+    select *,
+        valid_night and not travel_context as usable,
+        case when valid_night and not travel_context then tst_min end as v_tst,
+        case when valid_night and not travel_context then efficiency_pct end as v_eff,
+        case when valid_night and not travel_context then waso_min end as v_waso,
+        case when valid_night and not travel_context then onset_latency_min end as v_onset,
+        case when valid_night and not travel_context then awakenings_count end as v_awak,
+        case when valid_night and not travel_context then resting_hr_bpm end as v_rhr,
+        case when valid_night and not travel_context then ln_rmssd end as v_lnrmssd,
+        case when valid_night and not travel_context then breathing_rate_brpm end as v_br
+    from features
+),
+
 baselines as (
-    select person_id, night_date, valid_night,
+    select person_id, night_date, valid_night, day_sleep, usable, travel_context,
         tst_min, efficiency_pct, waso_min, onset_latency_min, awakenings_count, resting_hr_bpm, ln_rmssd,
         breathing_rate_brpm, skin_temp_deviation_c,
         count(v_tst) over w as baseline_valid_nights,
@@ -51,7 +63,7 @@ baselines as (
         median(v_br) over w as br_med
     from history
     window w as (
-        partition by person_id order by night_date
+        partition by person_id, day_sleep order by night_date
         range between to_days($baseline_end_days + $baseline_span_days - 1) preceding
               and to_days($baseline_end_days) preceding
     )
@@ -73,13 +85,13 @@ scored as (
 
 deviations as (
     select *,
-        valid_night and not warming_up as comparable,
-        case when valid_night and not warming_up then
+        usable and not warming_up as comparable,
+        case when usable and not warming_up then
             coalesce(tst_z <= -$z_sleep, false)
             or (coalesce(efficiency_z <= -$z_sleep, false)::int + coalesce(waso_z >= $z_sleep, false)::int
                 + coalesce(onset_latency_z >= $z_sleep, false)::int + coalesce(awakenings_z >= $z_sleep, false)::int) >= 2
         end as sleep_deviates,
-        case when valid_night and not warming_up and (resting_hr_delta_bpm is not null or ln_rmssd_z is not null) then
+        case when usable and not warming_up and (resting_hr_delta_bpm is not null or ln_rmssd_z is not null) then
             coalesce(resting_hr_delta_bpm >= $rhr_delta_bpm, false) or coalesce(ln_rmssd_z <= -$z_hrv, false)
         end as recovery_deviates,
         case when valid_night then
@@ -103,7 +115,7 @@ flags as (
 ),
 
 final as (
-    select d.person_id, d.night_date, d.valid_night, d.baseline_valid_nights, d.warming_up,
+    select d.person_id, d.night_date, d.valid_night, d.travel_context, d.baseline_valid_nights, d.warming_up,
         d.tst_z, d.efficiency_z, d.waso_z, d.onset_latency_z, d.awakenings_z, d.resting_hr_delta_bpm, d.ln_rmssd_z,
         d.sleep_deviates, d.recovery_deviates, d.illness_deviates,
         coalesce(f.sleep_flag, false) as sleep_flag,

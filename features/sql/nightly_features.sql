@@ -18,6 +18,10 @@
 -- nap_min                minutes asleep in other logs attributed to the same date              naps kept apart
 -- resting_hr_bpm         the source's daily resting HR for the wake date                       Fitbit/Google daily RHR
 -- ln_rmssd               natural log of the night's RMSSD (ms)                                 Plews 2014 (lnRMSSD)
+-- day_sleep              the main sleep's middle falls between 10:00 and 18:00 local           ours: shift work
+--                        (a night-shift worker's daytime sleep is compared only with their other daytime sleep)
+-- away_from_home         the main sleep was in another zone than the person's home zone        SIGNALS.md: travel
+--                        (travel nights, and the jet-lag nights after, are kept out of comparisons: night_signals)
 -- valid_night            a main sleep of >= 3 h exists                                         SIGNALS.md (validity)
 with
 
@@ -105,6 +109,10 @@ vitals as (
     group by v.person_id, v.night_date
 ),
 
+home as (
+    select person_id, tz_name as home_tz_name from persons
+),
+
 nights as (
     select person_id, night_date from sessions
     union select person_id, night_date from resting_hr
@@ -134,6 +142,10 @@ final as (
         v.breathing_rate_brpm,
         v.skin_temp_deviation_c,
         v.spo2_avg_pct,
+        (epoch((m.start_utc + to_minutes(m.start_utc_offset_min)) - n.night_date::timestamp)
+         + epoch((m.end_utc + to_minutes(m.end_utc_offset_min)) - n.night_date::timestamp)) / 120.0
+            between $day_sleep_from_min and $day_sleep_to_min as day_sleep,
+        coalesce(m.tz_name <> home.home_tz_name, false) as away_from_home,
         coalesce(m.time_in_bed_min >= $min_main_sleep_min, false) as valid_night
     from nights n
     left join main_sleep m using (person_id, night_date)
@@ -142,6 +154,7 @@ final as (
     left join resting_hr r using (person_id, night_date)
     left join hrv h using (person_id, night_date)
     left join vitals v using (person_id, night_date)
+    left join home using (person_id)
 )
 
 select * from final

@@ -1,0 +1,208 @@
+"""The `emberwatch` command line."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from datetime import date, datetime, timezone
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+app = typer.Typer(help="emberwatch: gentle early warning on the physical signals of burnout.", no_args_is_help=True)
+person_app = typer.Typer(help="Enrol people and set their preferences.", no_args_is_help=True)
+import_app = typer.Typer(help="Import data from files.", no_args_is_help=True)
+app.add_typer(person_app, name="person")
+app.add_typer(import_app, name="import")
+
+
+def _quiet_prefect() -> None:
+    # Offline by default: no telemetry, and only warnings from Prefect itself on the terminal.
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+
+
+def _settings():
+    from pipelines.settings import load_settings
+
+    return load_settings()
+
+
+def _fail(message: str) -> None:
+    typer.secho(message, fg=typer.colors.RED, err=True)
+    raise typer.Exit(code=1)
+
+
+@app.command()
+def demo(
+    people: int = typer.Option(12, help="Synthetic clinicians."),
+    nights: int = typer.Option(120, help="Nights of history to replay."),
+    seed: int = typer.Option(7, help="Seed of the synthetic cohort."),
+) -> None:
+    """Run the real nightly and weekly flows night by night over a synthetic cohort, into EMBERWATCH_HOME."""
+    _quiet_prefect()
+    from features.store import Store
+    from pipelines.demo import DemoCohort, run_demo, summary_rows
+
+    settings = _settings()
+    spec = DemoCohort(people, nights, seed)
+    started = datetime.now(timezone.utc)
+    typer.echo(f"emberwatch demo: {people} synthetic clinicians x {nights} nights into {settings.home.resolve()}")
+
+    def progress(night: date) -> None:
+        if night.day == 1 or night.isoweekday() == 7 and night.day <= 7:
+            typer.echo(f"  ... nightly runs up to {night}")
+
+    cohort = run_demo(settings, spec, progress)
+    with Store(settings.db_path) as store:
+        rows = summary_rows(store, cohort)
+        counts = store.table_counts()
+    elapsed = (datetime.now(timezone.utc) - started).total_seconds()
+    typer.echo("")
+    typer.echo(f"{'person':<8}{'profile':<9}{'valid nights':>13}{'sleep flag':>12}{'recov. flag':>12}"
+               f"{'alerts':>8}{'digests':>9}")
+    for r in rows:
+        typer.echo(f"{r['person_id']:<8}{r['profile']:<9}{r['valid_nights']:>13}{r['sleep_flag_nights']:>12}"
+                   f"{r['recovery_flag_nights']:>12}{r['alerts']:>8}{r['digests']:>9}")
+    typer.echo("")
+    typer.echo("rows: " + ", ".join(f"{k}={v}" for k, v in counts.items() if k != "schema_version"))
+    typer.echo(f"outbox: {settings.outbox_dir.resolve()}  (open the .html files in a browser)")
+    typer.echo(f"done in {elapsed:.0f} s")
+
+
+@person_app.command("add")
+def person_add(
+    person_id: str = typer.Argument(..., help="An opaque id, e.g. c01. Not a name."),
+    email: str = typer.Option(..., "--email", help="Where this person's own emails go."),
+    timezone_name: str = typer.Option(..., "--timezone", help="IANA zone, e.g. Europe/Oslo."),
+    source: str = typer.Option("fitbit-export", help="Where their data comes from."),
+) -> None:
+    """Enrol a person (or update their address and zone)."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    from features.store import Store
+
+    try:
+        ZoneInfo(timezone_name)
+    except (ZoneInfoNotFoundError, ValueError):
+        _fail(f"'{timezone_name}' is not an IANA time zone name (for example Europe/Oslo or America/New_York).")
+    if "@" not in email:
+        _fail("That email address has no '@'; please check it.")
+    with Store(_settings().db_path) as store:
+        store.add_person(person_id, email, timezone_name, source)
+    typer.echo(f"Enrolled {person_id} ({timezone_name}, source {source}).")
+
+
+@person_app.command("set")
+def person_set(
+    person_id: str = typer.Argument(...),
+    detail: Optional[str] = typer.Option(None, help="minimal (default: directions only), numbers, or charts."),
+    pause: bool = typer.Option(False, "--pause", help="Pause emails; data keeps syncing."),
+    resume: bool = typer.Option(False, "--resume", help="Resume emails."),
+    stop: bool = typer.Option(False, "--stop", help="Stop emails and syncing (data stays until `forget`)."),
+) -> None:
+    """Change a person's preferences."""
+    from features.store import Store, StoreError
+
+    if detail is not None and detail not in ("minimal", "numbers", "charts"):
+        _fail("--detail takes minimal, numbers or charts.")
+    if sum((pause, resume, stop)) > 1:
+        _fail("Choose one of --pause, --resume and --stop.")
+    status = "paused" if pause else "active" if resume else "stopped" if stop else None
+    with Store(_settings().db_path) as store:
+        try:
+            p = store.set_person(person_id, status=status, detail_level=detail)
+        except StoreError as exc:
+            _fail(str(exc))
+    typer.echo(f"{p.person_id}: emails {p.status}, detail {p.detail_level}.")
+
+
+@app.command()
+def forget(
+    person_id: str = typer.Argument(...),
+    yes: bool = typer.Option(False, "--yes", help="Do not ask for confirmation."),
+) -> None:
+    """Delete everything held about a person: records, raw archive, features, alerts, ledger and outbox files."""
+    from features.store import Store, StoreError
+    from pipelines.people import forget as forget_person
+
+    if not yes:
+        typer.confirm(f"Delete all data about {person_id}? This cannot be undone.", abort=True)
+    settings = _settings()
+    with Store(settings.db_path) as store:
+        try:
+            rows, files = forget_person(store, person_id, settings.outbox_dir)
+        except StoreError as exc:
+            _fail(str(exc))
+    typer.echo(f"Deleted {rows} rows and {files} outbox files about {person_id}. Only the fact of a deletion is kept.")
+
+
+@import_app.command("fitbit-export")
+def import_fitbit_export(
+    path: Path = typer.Argument(..., exists=True, file_okay=False, help="A Fitbit export folder (…/fitbit)."),
+    person_id: str = typer.Option(..., "--person", help="The enrolled person this export belongs to."),
+) -> None:
+    """Import a Fitbit account export: archive every file, parse, quarantine what is malformed, compute features."""
+    from features.store import Store, StoreError
+    from pipelines.import_export import import_export
+
+    with Store(_settings().db_path) as store:
+        try:
+            person = store.person(person_id)
+        except StoreError as exc:
+            _fail(str(exc))
+        result = import_export(store, person, path)
+    typer.echo(f"Imported {result.sync.records} records from {result.sync.payloads} files "
+               f"({result.new_payloads} new); {result.features.feature_rows} nights of features.")
+    if result.sync.rejected:
+        typer.echo(f"{result.sync.rejected} item(s) could not be read and were quarantined with a reason; "
+                   "`emberwatch status` shows them. Everything else was imported.")
+
+
+@app.command()
+def nightly(night: Optional[str] = typer.Option(None, "--date", help="Night (wake date) YYYY-MM-DD; default yesterday.")) -> None:
+    """Sync everyone, update features, decide alerts and deliver (the scheduled nightly job)."""
+    _quiet_prefect()
+    from pipelines.flows import nightly as nightly_flow
+
+    report = nightly_flow(night_date=date.fromisoformat(night) if night else None)
+    typer.echo(f"night {report.night}: {report.synced}/{report.people} people synced, {report.records} records, "
+               f"{report.rejected} quarantined, {report.alerts_queued} alert(s) queued, {report.sent} sent"
+               + (f"; failures: {', '.join(report.failures)}" if report.failures else ""))
+    if report.failures:
+        raise typer.Exit(code=2)
+
+
+@app.command()
+def weekly(run_date: Optional[str] = typer.Option(None, "--date", help="Run date YYYY-MM-DD; the week before it.")) -> None:
+    """Queue and deliver the weekly check-in for the last complete week."""
+    _quiet_prefect()
+    from pipelines.flows import weekly as weekly_flow
+
+    report = weekly_flow(run_date=date.fromisoformat(run_date) if run_date else None)
+    typer.echo(f"week of {report.week_start}: {report.digests_queued} check-in(s) queued, {report.sent} sent")
+
+
+@app.command()
+def status() -> None:
+    """Per person: source, last night synced, valid nights, warm-up, last alert (no health values)."""
+    from pipelines.status import status_rows
+    from features.store import Store
+
+    with Store(_settings().db_path) as store:
+        rows = status_rows(store)
+    typer.echo(f"{'person':<10}{'source':<15}{'status':<9}{'last night':<12}{'valid':>6}  {'warm-up':<9}"
+               f"{'last alert':<12}{'quarantined':>11}")
+    for r in rows:
+        typer.echo(f"{r.person_id:<10}{r.source:<15}{r.status:<9}{str(r.last_night or '-'):<12}{r.valid_nights:>6}  "
+                   f"{'yes' if r.warming_up else 'no':<9}{str(r.last_alert or '-'):<12}{r.quarantined:>11}")
+
+
+def main() -> None:  # pragma: no cover
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(app())

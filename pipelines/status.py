@@ -1,0 +1,36 @@
+"""What `emberwatch status` shows: where each person stands, without any health value."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+from features.store import Store
+
+
+@dataclass(frozen=True)
+class PersonStatus:
+    person_id: str
+    source: str
+    status: str
+    last_night: date | None
+    valid_nights: int
+    warming_up: bool
+    last_alert: date | None
+    quarantined: int
+
+
+def status_rows(store: Store) -> list[PersonStatus]:
+    rows = store.query_rows(
+        """
+        SELECT p.person_id, p.source, p.status,
+            (SELECT max(night_date) FROM nightly_features f WHERE f.person_id = p.person_id),
+            (SELECT count(*) FROM nightly_features f WHERE f.person_id = p.person_id AND f.valid_night),
+            coalesce((SELECT s.warming_up FROM night_signals s WHERE s.person_id = p.person_id
+                      ORDER BY s.night_date DESC LIMIT 1), true),
+            (SELECT max(night_date) FROM alerts a WHERE a.person_id = p.person_id),
+            (SELECT count(*) FROM quarantine q WHERE q.person_id = p.person_id)
+        FROM persons p ORDER BY p.person_id
+        """
+    )
+    return [PersonStatus(*r) for r in rows]

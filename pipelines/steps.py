@@ -1,0 +1,197 @@
+"""The nightly and weekly steps as plain functions: flows call them; tests call them directly.
+
+Each step works on one store and reads like its name. None of them knows about Prefect.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
+from typing import Callable, Iterable
+
+from alerts.compose import compose_alert, compose_digest, to_email_message
+from alerts.decide import decide_night
+from alerts.digest import build_week_summary, period_key
+from alerts.ledger import (already_queued, enqueue, mark_attempt, mark_failed, mark_sent, message_id_for, queued)
+from alerts.model import MessageSettings, Recipient
+from alerts.rules import AlertRules, Outcome
+from alerts.transport import (PermanentDeliveryError, SmtpConfig, TransientDeliveryError, send_smtp,
+                              write_to_outbox)
+from connectors.base import PersonContext, RawPayload, Source
+from features.engine import FeatureRun, compute_features
+from features.store import NightRange, Person, Store, utc_now
+from features.thresholds import Thresholds
+from pipelines.settings import Settings
+
+log = logging.getLogger("emberwatch")
+
+
+@dataclass
+class SyncResult:
+    person_id: str
+    payloads: int = 0
+    records: int = 0
+    rejected: int = 0
+    touched: NightRange | None = None
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """Payloads fetched for one person, waiting for the single writer."""
+
+    person: PersonContext
+    source: Source
+    payloads: list[RawPayload]
+
+
+def fetch_person(person: Person, source: Source, night: date, refetch_nights: int) -> Fetched:
+    """Fetch the person's nights up to `night`, re-fetching the last few because watches sync late.
+    Touches no database, so people can be fetched concurrently."""
+    ctx = PersonContext(person.person_id, person.tz_name)
+    start = night - timedelta(days=refetch_nights)
+    return Fetched(ctx, source, list(source.fetch(ctx, start, night)))
+
+
+@dataclass
+class IngestReport:
+    people: dict[str, SyncResult]
+    new_payloads: int  # payloads not archived before (an identical re-fetch is kept once)
+
+
+def ingest(store: Store, batch: Iterable[Fetched]) -> IngestReport:
+    """The one writer: archive every payload as received, then parse; bad items go to quarantine with their
+    reason, good records are upserted in bulk (one statement per table for the whole batch)."""
+    batch = list(batch)
+    results = {f.person.person_id: SyncResult(f.person.person_id) for f in batch}
+    raws = [raw for f in batch for raw in f.payloads]
+    new = store.archive(raws)
+    records = []
+    for f in batch:
+        result = results[f.person.person_id]
+        for raw in f.payloads:
+            result.payloads += 1
+            parsed = f.source.parse(raw, f.person)
+            result.rejected += store.quarantine(raw, parsed.rejected)
+            result.records += len(parsed.records)
+            records.extend(parsed.records)
+    for person_id, touched in store.upsert_records(records).items():
+        if person_id in results:
+            results[person_id].touched = touched
+    return IngestReport(results, new)
+
+
+def update_features(store: Store, results: Iterable[SyncResult], thresholds: Thresholds = Thresholds()) -> FeatureRun:
+    touched = {r.person_id: r.touched for r in results if r.touched is not None}
+    return compute_features(store, touched, thresholds)
+
+
+def message_settings(settings: Settings) -> MessageSettings:
+    return MessageSettings(from_address=settings.email_from, support_resource=settings.support_resource)
+
+
+def recipient(person: Person) -> Recipient:
+    return Recipient(person.person_id, person.email, person.tz_name, person.detail_level)  # type: ignore[arg-type]
+
+
+@dataclass
+class AlertStepResult:
+    outcomes: dict[str, Outcome] = field(default_factory=dict)
+    queued: int = 0
+
+
+def decide_and_queue_alerts(
+    store: Store, people: Iterable[Person], night: date, settings: Settings, now_utc: datetime,
+    thresholds: Thresholds = Thresholds(), rules: AlertRules = AlertRules(),
+) -> AlertStepResult:
+    result = AlertStepResult()
+    for person in people:
+        outcome, explanation = decide_night(store, person.person_id, night, thresholds, rules)
+        result.outcomes[person.person_id] = outcome
+        if explanation is None or person.status != "active":
+            continue
+        period = night.isoformat()
+        if already_queued(store, person.person_id, "alert", period):
+            continue
+        message_id = message_id_for(person.person_id, "alert", period)
+        composed = compose_alert(recipient(person), explanation, message_settings(settings))
+        msg = to_email_message(composed, recipient(person), message_settings(settings), message_id, now_utc)
+        result.queued += enqueue(store, person.person_id, "alert", period, message_id, bytes(msg), now_utc)
+    return result
+
+
+def queue_digests(
+    store: Store, people: Iterable[Person], week_start: date, settings: Settings, now_utc: datetime,
+    thresholds: Thresholds = Thresholds(),
+) -> int:
+    count = 0
+    period = period_key(week_start)
+    for person in people:
+        if person.status != "active" or already_queued(store, person.person_id, "digest", period):
+            continue
+        summary = build_week_summary(store, person.person_id, week_start, thresholds)
+        if summary.valid_nights_total == 0:
+            continue  # nothing synced yet: a welcome with no data would only be noise
+        message_id = message_id_for(person.person_id, "digest", period)
+        composed = compose_digest(recipient(person), summary, message_settings(settings))
+        msg = to_email_message(composed, recipient(person), message_settings(settings), message_id, now_utc)
+        count += enqueue(store, person.person_id, "digest", period, message_id, bytes(msg), now_utc)
+    return count
+
+
+Transport = Callable[["object"], object]
+
+
+def transport_for(settings: Settings) -> Callable:
+    """SMTP when a host is configured; otherwise the outbox folder (.eml + .html) under EMBERWATCH_HOME."""
+    if settings.smtp_host:
+        cfg = SmtpConfig(
+            host=settings.smtp_host, port=settings.smtp_port, username=settings.smtp_username,
+            password=settings.smtp_password.get_secret_value() if settings.smtp_password else None,
+            security=settings.smtp_security, timeout_s=settings.smtp_timeout_s,
+        )
+        return lambda msg: send_smtp(msg, cfg)
+    return lambda msg: write_to_outbox(msg, settings.outbox_dir)
+
+
+@dataclass
+class DeliveryResult:
+    sent: int = 0
+    deferred: int = 0
+    failed: int = 0
+
+
+def deliver_queued(store: Store, send: Callable, now_utc: datetime | None = None) -> DeliveryResult:
+    """Send what is queued. Transient failures stay queued for the next run; permanent ones are recorded."""
+    from email import message_from_bytes, policy
+
+    result = DeliveryResult()
+    for item in queued(store):
+        msg = message_from_bytes(item.message_bytes, policy=policy.default)
+        mark_attempt(store, item.message_id)
+        if item.attempts > 0 and item.last_error is None:
+            # A previous attempt may have been delivered before its run died: same Message-ID, so it is detectable.
+            log.warning("Re-sending %s %s for %s after an earlier unfinished attempt", item.kind, item.period_key,
+                        item.person_id)
+        try:
+            send(msg)
+        except TransientDeliveryError as exc:
+            mark_failed(store, item.message_id, str(exc), permanent=False)
+            result.deferred += 1
+            log.warning("Delivery deferred for person %s (%s): %s", item.person_id, item.kind, exc)
+            continue
+        except PermanentDeliveryError as exc:
+            mark_failed(store, item.message_id, str(exc), permanent=True)
+            result.failed += 1
+            log.error("Delivery failed for person %s (%s): %s", item.person_id, item.kind, exc)
+            continue
+        mark_sent(store, item.message_id, now_utc or datetime.now(timezone.utc))
+        result.sent += 1
+    return result
+
+
+def record_failure(store: Store, run_label: str, person_id: str, stage: str, exc: BaseException) -> None:
+    # Only the error's class and first line: messages from libraries can carry payload fragments.
+    text = f"{type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}"
+    with store.cursor() as cur:
+        cur.execute("INSERT INTO run_failures VALUES (?, ?, ?, ?, ?)", [run_label, person_id, stage, text, utc_now()])
