@@ -65,3 +65,7 @@ class Source(Protocol):
     def parse(self, raw: RawPayload, person: PersonContext) -> ParseResult:
         """Records from one payload. Never raises for bad content: bad items come back as `rejected`."""
         ...
+
+
+class TransientSourceError(RuntimeError):
+    """A failure worth retrying soon (timeouts, 5xx, 429 after its wait). Anything else is not retried."""

@@ -43,6 +43,10 @@ def demo(
 ) -> None:
     """Run the real nightly and weekly flows night by night over a synthetic cohort, into EMBERWATCH_HOME."""
     _quiet_prefect()
+    # Measured: in Prefect's throwaway local server (SQLite), the task-run recorder competes with flow-run
+    # creation for the database and each collision costs a 2 s client retry (half the demo's nights). The
+    # demo's server is discarded at exit, so it records flow runs only. A real server keeps its own settings.
+    os.environ.setdefault("PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_ENABLED", "false")
     from features.store import Store
     from pipelines.demo import DemoCohort, run_demo, summary_rows
 
@@ -52,8 +56,8 @@ def demo(
     typer.echo(f"emberwatch demo: {people} synthetic clinicians x {nights} nights into {settings.home.resolve()}")
 
     def progress(night: date) -> None:
-        if night.day == 1 or night.isoweekday() == 7 and night.day <= 7:
-            typer.echo(f"  ... nightly runs up to {night}")
+        if night.day == 1:
+            typer.echo(f"  ... nightly runs reached {night}")
 
     cohort = run_demo(settings, spec, progress)
     with Store(settings.db_path) as store:

@@ -13,8 +13,10 @@ from zoneinfo import ZoneInfo
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from prefect.task_runners import ThreadPoolTaskRunner
+from prefect.tasks import exponential_backoff
 
 from alerts.digest import week_of
+from connectors.base import TransientSourceError
 from features.store import Person, Store
 from features.thresholds import Thresholds
 from pipelines import steps
@@ -26,7 +28,20 @@ log = logging.getLogger("emberwatch")
 _TASK_OPTIONS = dict(persist_result=False, cache_policy=NO_CACHE, log_prints=False)
 
 
-@task(name="fetch_person", retries=2, retry_delay_seconds=[2, 10], **_TASK_OPTIONS)
+def is_transient(task, task_run, state) -> bool:
+    """Retry only what may succeed soon: network trouble and a source's own transient errors. A bad
+    configuration or a bug fails at once and is recorded for that person."""
+    try:
+        state.result()
+    except (TransientSourceError, ConnectionError, TimeoutError):
+        return True
+    except Exception:
+        return False
+    return False
+
+
+@task(name="fetch_person", retries=3, retry_delay_seconds=exponential_backoff(backoff_factor=5),
+      retry_jitter_factor=0.5, retry_condition_fn=is_transient, **_TASK_OPTIONS)
 def fetch_person(person: Person, night: date, refetch_nights: int) -> steps.Fetched | None:
     source = source_for(person)
     if source is None:

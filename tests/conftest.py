@@ -12,6 +12,9 @@ os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
 os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="emberwatch-prefect-"))
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
+# The harness's SQLite server: its task-run recorder collides with flow-run creation and each collision costs a
+# 2 s client retry (measured; see pipelines/cli.py demo). Tests assert on our results, not on Prefect's task rows.
+os.environ.setdefault("PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_ENABLED", "false")
 
 REPO = Path(__file__).resolve().parents[1]
 PMDATA = REPO.parent / "shared" / "data" / "pmdata"

@@ -63,7 +63,7 @@ def test_a_malformed_file_is_quarantined_and_the_rest_imports(store, tmp_path):
 def replay(store, cohort: SyntheticCohort, settings: Settings, nights: list[date]) -> None:
     """What the nightly flow does, night by night, as plain steps."""
     source = SyntheticSource(cohort)
-    people = store.people()
+    people = [p for p in store.people() if p.source == "synthetic"]
     for night in nights:
         fetched = [steps.fetch_person(p, source, night, settings.refetch_nights) for p in people]
         report = steps.ingest(store, fetched)
