@@ -204,6 +204,16 @@ def status() -> None:
                    f"{'yes' if r.warming_up else 'no':<9}{str(r.last_alert or '-'):<12}{r.quarantined:>11}")
 
 
+def _register_areas() -> None:
+    from pipelines import cli_connectors, cli_email, cli_signals
+
+    for area in (cli_connectors, cli_email, cli_signals):
+        area.register(app, person_app)
+
+
+_register_areas()
+
+
 def main() -> None:  # pragma: no cover
     app()
 
