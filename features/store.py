@@ -7,9 +7,11 @@ is serialised by a lock (writes are bulk and short; fetching happens outside it)
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import threading
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -68,31 +70,66 @@ class NightRange:
         return NightRange(min(self.first, other.first), max(self.last, other.last))
 
 
+def _take_writer_lock(db_path: Path):
+    """An advisory lock beside the database file, so emberwatch processes queue for it instead of meeting
+    DuckDB's lock error (which also hits read-only opens). Raises BlockingIOError when another holds it."""
+    handle = open(db_path.with_name(db_path.name + ".lock"), "a+")
+    try:
+        os.chmod(handle.name, 0o600)
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BaseException:
+        handle.close()
+        raise
+    return handle
+
+
 class Store:
-    def __init__(self, path: Path | str, *, read_only: bool = False) -> None:
+    """The emberwatch database. `wait_s` > 0 waits that long for another process's run to finish instead of
+    failing at once: a manual `emberwatch nightly` during the scheduled one queues behind it."""
+
+    def __init__(self, path: Path | str, *, read_only: bool = False, wait_s: float = 0.0) -> None:
         self.path = Path(path)
-        if str(path) != ":memory:":
+        self._lock_file = None
+        in_memory = str(path) == ":memory:"
+        if not in_memory:
             self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        try:
-            self._con = duckdb.connect(str(path), read_only=read_only)
-        except duckdb.IOException as exc:
-            if "lock" in str(exc).lower():
-                raise StoreError(
-                    f"The database {self.path} is in use by another emberwatch process (DuckDB allows one writer). "
-                    "Wait for that run to finish, or close the program holding it, then try again."
-                ) from None
-            raise
-        if str(path) != ":memory:" and not read_only:
+        deadline = time.monotonic() + wait_s
+        delay_s = 0.1
+        while True:
+            try:
+                if not in_memory:
+                    self._lock_file = _take_writer_lock(self.path)
+                self._con = duckdb.connect(str(path), read_only=read_only)
+                break
+            except (BlockingIOError, duckdb.IOException) as exc:
+                self._release_writer_lock()
+                if isinstance(exc, duckdb.IOException) and "lock" not in str(exc).lower():
+                    raise
+                if time.monotonic() + delay_s > deadline:
+                    raise StoreError(
+                        f"The database {self.path} is in use by another emberwatch process (DuckDB allows one "
+                        "writer). Wait for that run to finish, or close the program holding it, then try again."
+                    ) from None
+                time.sleep(delay_s)
+                delay_s = min(delay_s * 2, 2.0)
+        if not in_memory and not read_only:
             os.chmod(self.path, 0o600)  # health data: owner only
         self._lock = threading.RLock()
         if not read_only:
             self.migrate()
+
+    def _release_writer_lock(self) -> None:
+        if self._lock_file is not None:
+            fcntl.flock(self._lock_file, fcntl.LOCK_UN)
+            self._lock_file.close()
+            self._lock_file = None
 
     # --- plumbing -------------------------------------------------------------------------------------------
 
     def close(self) -> None:
         with self._lock:
             self._con.close()
+            self._release_writer_lock()
 
     def __enter__(self) -> "Store":
         return self
@@ -190,6 +227,22 @@ class Store:
             if detail_level is not None:
                 cur.execute("UPDATE persons SET detail_level = ? WHERE person_id = ?", [detail_level, person_id])
         return self.person(person_id)
+
+    def delivery_preferences(self, person_id: str) -> tuple[str, str]:
+        """(delivery window, working days) as stored, e.g. ("07:30-08:30", "Mon-Fri"); alerts.schedule reads them."""
+        rows = self.query_rows("SELECT delivery_window, working_days FROM persons WHERE person_id = ?", [person_id])
+        if not rows:
+            self.person(person_id)  # raises the usual clear error
+        window, days = rows[0]
+        return window or "07:30-08:30", days or "Mon-Fri"
+
+    def set_delivery_preferences(self, person_id: str, *, window: str | None = None, days: str | None = None) -> None:
+        self.person(person_id)
+        with self.cursor() as cur:
+            if window is not None:
+                cur.execute("UPDATE persons SET delivery_window = ? WHERE person_id = ?", [window, person_id])
+            if days is not None:
+                cur.execute("UPDATE persons SET working_days = ? WHERE person_id = ?", [days, person_id])
 
     def forget_person(self, person_id: str, files_removed: int = 0) -> int:
         """Delete every row about the person in every table; keep only that a deletion happened."""

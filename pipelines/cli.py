@@ -169,12 +169,15 @@ def import_fitbit_export(
 def nightly(night: Optional[str] = typer.Option(None, "--date", help="Night (wake date) YYYY-MM-DD; default yesterday.")) -> None:
     """Sync everyone, update features, decide alerts and deliver (the scheduled nightly job)."""
     _quiet_prefect()
+    from pipelines.flows import NightlyParams
     from pipelines.flows import nightly as nightly_flow
 
-    report = nightly_flow(night_date=date.fromisoformat(night) if night else None)
-    typer.echo(f"night {report.night}: {report.synced}/{report.people} people synced, {report.records} records, "
-               f"{report.rejected} quarantined, {report.alerts_queued} alert(s) queued, {report.sent} sent"
-               + (f"; failures: {', '.join(report.failures)}" if report.failures else ""))
+    report = nightly_flow(NightlyParams(night_date=date.fromisoformat(night) if night else None))
+    records = sum(p.records for p in report.people.values())
+    quarantined = sum(p.quarantined for p in report.people.values())
+    typer.echo(f"night {report.period}: {len(report.people) - len(report.failures)}/{len(report.people)} people "
+               f"synced, {records} records, {quarantined} quarantined, {report.alerts_queued} alert(s) queued, "
+               f"{report.sent} sent" + (f"; failures: {', '.join(report.failures)}" if report.failures else ""))
     if report.failures:
         raise typer.Exit(code=2)
 
@@ -183,10 +186,25 @@ def nightly(night: Optional[str] = typer.Option(None, "--date", help="Night (wak
 def weekly(run_date: Optional[str] = typer.Option(None, "--date", help="Run date YYYY-MM-DD; the week before it.")) -> None:
     """Queue and deliver the weekly check-in for the last complete week."""
     _quiet_prefect()
+    from pipelines.flows import WeeklyParams
     from pipelines.flows import weekly as weekly_flow
 
-    report = weekly_flow(run_date=date.fromisoformat(run_date) if run_date else None)
-    typer.echo(f"week of {report.week_start}: {report.digests_queued} check-in(s) queued, {report.sent} sent")
+    report = weekly_flow(WeeklyParams(run_date=date.fromisoformat(run_date) if run_date else None))
+    typer.echo(f"week {report.period}: {report.digests_queued} check-in(s) queued, {report.sent} sent")
+
+
+@app.command()
+def serve() -> None:
+    """Register and serve the scheduled `nightly` and `weekly` deployments (needs a Prefect server: see README)."""
+    _quiet_prefect()
+    from prefect import serve as prefect_serve
+
+    from pipelines.deployments import build_deployments
+
+    settings = _settings()
+    deployments = build_deployments(settings)
+    typer.echo(f"Serving nightly ({settings.nightly_cron}) and weekly ({settings.weekly_cron}) in {settings.timezone}.")
+    prefect_serve(*deployments, limit=settings.max_workers)
 
 
 @app.command()

@@ -42,10 +42,10 @@ def run_demo(settings: Settings, spec: DemoCohort = DemoCohort(), progress=None)
     # wait ~1 s for the heartbeat thread to stop. Production runs keep them on.
     with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
         for night in cohort.nights:
-            nightly(night_date=night, now_utc=flows.morning_of(night, settings))
+            nightly(flows.NightlyParams(night_date=night, now_utc=flows.morning_of(night, settings)))
             if night.isoweekday() == 7:  # Sunday night done: the week's digest goes out on Monday
                 monday = night + timedelta(days=1)
-                flows.weekly(run_date=monday, now_utc=flows.morning_of(monday, settings))
+                flows.weekly(flows.WeeklyParams(run_date=monday, now_utc=flows.morning_of(monday, settings)))
             if progress:
                 progress(night)
     return cohort

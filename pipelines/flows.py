@@ -6,20 +6,23 @@ Tasks turn result persistence and caching off: their inputs and outputs are heal
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 from prefect import flow, task
+from prefect.artifacts import create_markdown_artifact
+from prefect.runtime import flow_run
+from pydantic import BaseModel
 from prefect.cache_policies import NO_CACHE
 from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.tasks import exponential_backoff
 
-from alerts.digest import week_of
+from alerts.digest import period_key, week_of
 from connectors.base import TransientSourceError
 from features.store import Person, Store
 from features.thresholds import Thresholds
 from pipelines import steps
+from pipelines.run_report import RunReport, artifact_key
 from pipelines.settings import Settings, load_settings
 from pipelines.sources import source_for
 
@@ -74,17 +77,26 @@ def deliver(store: Store, settings: Settings, now_utc: datetime) -> steps.Delive
     return steps.deliver_queued(store, steps.transport_for(settings), now_utc)
 
 
-@dataclass
-class NightlyReport:
-    night: date
-    people: int = 0
-    synced: int = 0
-    records: int = 0
-    rejected: int = 0
-    failures: list[str] = field(default_factory=list)  # person ids only
-    alerts_queued: int = 0
-    sent: int = 0
-    deferred: int = 0
+class NightlyParams(BaseModel):
+    """Which night to process (the wake date), and the clock to act on; both default to the run's own time."""
+
+    night_date: date | None = None
+    now_utc: datetime | None = None
+
+
+class WeeklyParams(BaseModel):
+    """The run date (the week before it is summarised), and the clock to act on."""
+
+    run_date: date | None = None
+    now_utc: datetime | None = None
+
+
+def run_time_utc() -> datetime:
+    """A scheduled run acts as of its scheduled time (a late start still processes the right night)."""
+    scheduled = flow_run.scheduled_start_time
+    if scheduled is not None and flow_run.id is not None:
+        return datetime.fromtimestamp(scheduled.timestamp(), timezone.utc)
+    return datetime.now(timezone.utc)
 
 
 def default_night(settings: Settings, now_utc: datetime) -> date:
@@ -93,54 +105,61 @@ def default_night(settings: Settings, now_utc: datetime) -> date:
 
 
 @flow(name="nightly", persist_result=False, task_runner=ThreadPoolTaskRunner(max_workers=4))
-def nightly(night_date: date | None = None, now_utc: datetime | None = None) -> NightlyReport:
+def nightly(params: NightlyParams = NightlyParams()) -> RunReport:
     settings = load_settings()
-    now_utc = now_utc or datetime.now(timezone.utc)
-    night = night_date or default_night(settings, now_utc)
-    report = NightlyReport(night)
-    with Store(settings.db_path) as store:
+    now_utc = params.now_utc or run_time_utc()
+    night = params.night_date or default_night(settings, now_utc)
+    report = RunReport("nightly", night.isoformat())
+    with Store(settings.db_path, wait_s=settings.writer_wait_s) as store:
         people = [p for p in store.people(active_only=False) if p.status != "stopped"]  # paused: sync, no email
-        report.people = len(people)
-        # Fetching is concurrent and touches no database; one writer stores it all.
-        futures = [fetch_person.submit(p, night, settings.refetch_nights) for p in people]
-        fetched = []
-        for person, future in zip(people, futures):
-            outcome = future.result(raise_on_failure=False)
-            if isinstance(outcome, BaseException):
-                # One person's failure is recorded and never stops the others.
-                steps.record_failure(store, f"nightly {night}", person.person_id, "fetch", outcome)
-                report.failures.append(person.person_id)
-            elif outcome is not None:
-                fetched.append(outcome)
-        ingested = store_payloads(store, fetched)
-        results = list(ingested.people.values())
-        report.synced = len(people) - len(report.failures)
-        report.records = sum(r.records for r in results)
-        report.rejected = sum(r.rejected for r in results)
-        compute_features(store, results)
-        ok_people = [p for p in people if p.person_id not in report.failures]
-        report.alerts_queued = decide_alerts(store, ok_people, night, settings, now_utc).queued
-        delivered = deliver(store, settings, now_utc)
-        report.sent, report.deferred = delivered.sent, delivered.deferred
+        with report.stage("fetch"):
+            # Fetching is concurrent and touches no database; one writer stores it all.
+            futures = [fetch_person.submit(p, night, settings.refetch_nights) for p in people]
+            fetched = []
+            for person, future in zip(people, futures):
+                outcome = future.result(raise_on_failure=False)
+                if isinstance(outcome, BaseException):
+                    # One person's failure is recorded and never stops the others.
+                    steps.record_failure(store, f"nightly {night}", person.person_id, "fetch", outcome)
+                    report.line(person.person_id).failed_stage = "fetch"
+                    continue
+                report.line(person.person_id)
+                if outcome is not None:
+                    fetched.append(outcome)
+        with report.stage("store"):
+            ingested = store_payloads(store, fetched)
+            for pid, result in ingested.people.items():
+                report.line(pid).records, report.line(pid).quarantined = result.records, result.rejected
+        with report.stage("features"):
+            report.nights_updated = compute_features(store, list(ingested.people.values())).feature_rows
+        ok_people = [p for p in people if not report.line(p.person_id).failed_stage]
+        with report.stage("decide"):
+            decided = decide_alerts(store, ok_people, night, settings, now_utc)
+            report.alerts_queued = decided.queued
+            for pid, outcome in decided.outcomes.items():
+                report.line(pid).outcome = outcome.value
+        with report.stage("deliver"):
+            delivered = deliver(store, settings, now_utc)
+        report.sent, report.deferred, report.failed_sends = delivered.sent, delivered.deferred, delivered.failed
+    create_markdown_artifact(key=artifact_key("nightly", night), markdown=report.markdown(),
+                             description="emberwatch nightly run (person ids only)")
     return report
 
 
-@dataclass
-class WeeklyReport:
-    week_start: date
-    digests_queued: int = 0
-    sent: int = 0
-
-
 @flow(name="weekly", persist_result=False)
-def weekly(run_date: date | None = None, now_utc: datetime | None = None) -> WeeklyReport:
+def weekly(params: WeeklyParams = WeeklyParams()) -> RunReport:
     settings = load_settings()
-    now_utc = now_utc or datetime.now(timezone.utc)
-    week_start, _ = week_of(run_date or now_utc.astimezone(ZoneInfo(settings.timezone)).date())
-    report = WeeklyReport(week_start)
-    with Store(settings.db_path) as store:
-        report.digests_queued = queue_digests(store, store.people(), week_start, settings, now_utc)
-        report.sent = deliver(store, settings, now_utc).sent
+    now_utc = params.now_utc or run_time_utc()
+    week_start, _ = week_of(params.run_date or now_utc.astimezone(ZoneInfo(settings.timezone)).date())
+    report = RunReport("weekly", period_key(week_start))
+    with Store(settings.db_path, wait_s=settings.writer_wait_s) as store:
+        with report.stage("digests"):
+            report.digests_queued = queue_digests(store, store.people(), week_start, settings, now_utc)
+        with report.stage("deliver"):
+            delivered = deliver(store, settings, now_utc)
+        report.sent, report.deferred, report.failed_sends = delivered.sent, delivered.deferred, delivered.failed
+    create_markdown_artifact(key=artifact_key("weekly", report.period), markdown=report.markdown(),
+                             description="emberwatch weekly check-ins (person ids only)")
     return report
 
 

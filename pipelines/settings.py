@@ -18,11 +18,16 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="EMBERWATCH_", extra="ignore")
 
     home: Path = Field(default=Path("emberwatch-data"), description="Folder holding the DuckDB file and the outbox.")
-    timezone: str = Field(default="Europe/London", description="Zone of the nightly schedule (people keep their own).")
+    timezone: str = Field(default="Europe/London", description="Zone of the schedules (people keep their own).")
+    # 03:00 exists on both DST change days in Europe (02:00-03:00 is skipped or repeated, 03:00 is not).
+    nightly_cron: str = "0 3 * * *"
+    weekly_cron: str = "0 6 * * 1"
 
     # Nightly sync: re-fetch the last few nights too, because watches sync late (a night can appear days later).
     refetch_nights: int = Field(default=3, ge=0, le=30)
     max_workers: int = Field(default=4, ge=1, le=64, description="Bound on concurrent per-person tasks.")
+    # DuckDB allows one writing process per file: a run that finds another run holding it waits this long.
+    writer_wait_s: float = Field(default=1800.0, ge=0)
 
     # Email. With no SMTP host, email goes to the outbox folder (.eml + .html) under `home`.
     smtp_host: str | None = None

@@ -30,9 +30,10 @@ def test_nightly_flow_alerts_a_rough_patch_and_survives_a_broken_person(prefect_
 
     alert_night = None
     for night in [rough.onset_night + timedelta(days=i) for i in range(8)]:
-        report = flows.nightly(night_date=night, now_utc=flows.morning_of(night, settings))
+        report = flows.nightly(flows.NightlyParams(night_date=night, now_utc=flows.morning_of(night, settings)))
         assert report.failures == ["zz"]  # the broken person is recorded, everyone else goes on
-        assert report.synced == len(cohort.people)
+        assert report.people["zz"].failed_stage == "fetch"
+        assert sum(1 for p in report.people.values() if p.records > 0) == len(cohort.people)
         if report.alerts_queued:
             alert_night = night
             break
@@ -47,7 +48,7 @@ def test_nightly_flow_alerts_a_rough_patch_and_survives_a_broken_person(prefect_
     emls = sorted(settings.outbox_dir.glob("alert.*.eml"))
     assert len(emls) == report.alerts_queued
 
-    again = flows.nightly(night_date=alert_night, now_utc=flows.morning_of(alert_night, settings))
+    again = flows.nightly(flows.NightlyParams(night_date=alert_night, now_utc=flows.morning_of(alert_night, settings)))
     assert (again.alerts_queued, again.sent) == (0, 0)
     assert sorted(settings.outbox_dir.glob("alert.*.eml")) == emls
     with Store(settings.db_path) as store:
@@ -55,7 +56,8 @@ def test_nightly_flow_alerts_a_rough_patch_and_survives_a_broken_person(prefect_
     assert {k: v for k, v in after.items() if k != "run_failures"} == \
         {k: v for k, v in counts.items() if k != "run_failures"}
 
-    weekly = flows.weekly(run_date=alert_night + timedelta(days=7), now_utc=flows.morning_of(alert_night, settings))
+    weekly = flows.weekly(flows.WeeklyParams(run_date=alert_night + timedelta(days=7),
+                                             now_utc=flows.morning_of(alert_night, settings)))
     assert weekly.digests_queued == len(cohort.people) and weekly.sent == weekly.digests_queued
 
 
@@ -71,3 +73,28 @@ def test_demo_twice_adds_no_email_and_no_row(prefect_harness, ew_home):
     with Store(settings.db_path) as store:
         assert store.table_counts() == counts
     assert sorted(p.name for p in settings.outbox_dir.iterdir()) == files
+
+
+def test_each_run_publishes_a_markdown_artifact_with_person_ids_only(prefect_harness, ew_home):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    settings = load_settings()
+    with Store(settings.db_path) as store:
+        store.add_person("a1", "secret-address@example.org", "Europe/London", "fitbit-export")
+    night = flows.nightly(flows.NightlyParams(night_date=__import__("datetime").date(2026, 2, 3)))
+    assert night.people["a1"].outcome == "no comparable night"
+
+    async def read():
+        async with get_client() as client:
+            return await client.read_artifacts(
+                artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["emberwatch-nightly-2026-02-03"])))
+
+    import asyncio
+
+    artifacts = asyncio.run(read())
+    assert artifacts, "the nightly run published no artifact"
+    body = artifacts[0].data
+    assert "| a1 | 0 | 0 | no comparable night | - |" in body
+    assert "| fetch |" in body and "| features |" in body
+    assert "secret-address" not in body and "@" not in body
