@@ -24,6 +24,7 @@ from features.thresholds import Thresholds
 from pipelines import steps
 from pipelines.run_report import RunReport, artifact_key
 from pipelines.settings import Settings, load_settings
+from pipelines.shards import for_shard
 from pipelines.sources import source_for
 
 log = logging.getLogger("emberwatch")
@@ -82,6 +83,7 @@ class NightlyParams(BaseModel):
 
     night_date: date | None = None
     now_utc: datetime | None = None
+    shard: int | None = None  # with EMBERWATCH_SHARD_COUNT > 1: which people's database (docs/scaling.md)
 
 
 class WeeklyParams(BaseModel):
@@ -89,6 +91,7 @@ class WeeklyParams(BaseModel):
 
     run_date: date | None = None
     now_utc: datetime | None = None
+    shard: int | None = None
 
 
 def run_time_utc() -> datetime:
@@ -106,10 +109,10 @@ def default_night(settings: Settings, now_utc: datetime) -> date:
 
 @flow(name="nightly", persist_result=False, task_runner=ThreadPoolTaskRunner(max_workers=4))
 def nightly(params: NightlyParams = NightlyParams()) -> RunReport:
-    settings = load_settings()
+    settings = for_shard(load_settings(), params.shard)
     now_utc = params.now_utc or run_time_utc()
     night = params.night_date or default_night(settings, now_utc)
-    report = RunReport("nightly", night.isoformat())
+    report = RunReport("nightly", night.isoformat() + ("" if params.shard is None else f"-shard-{params.shard}"))
     with Store(settings.db_path, wait_s=settings.writer_wait_s) as store:
         people = [p for p in store.people(active_only=False) if p.status != "stopped"]  # paused: sync, no email
         with report.stage("fetch"):
@@ -141,17 +144,17 @@ def nightly(params: NightlyParams = NightlyParams()) -> RunReport:
         with report.stage("deliver"):
             delivered = deliver(store, settings, now_utc)
         report.sent, report.deferred, report.failed_sends = delivered.sent, delivered.deferred, delivered.failed
-    create_markdown_artifact(key=artifact_key("nightly", night), markdown=report.markdown(),
+    create_markdown_artifact(key=artifact_key("nightly", report.period), markdown=report.markdown(),
                              description="emberwatch nightly run (person ids only)")
     return report
 
 
 @flow(name="weekly", persist_result=False)
 def weekly(params: WeeklyParams = WeeklyParams()) -> RunReport:
-    settings = load_settings()
+    settings = for_shard(load_settings(), params.shard)
     now_utc = params.now_utc or run_time_utc()
     week_start, _ = week_of(params.run_date or now_utc.astimezone(ZoneInfo(settings.timezone)).date())
-    report = RunReport("weekly", period_key(week_start))
+    report = RunReport("weekly", period_key(week_start) + ("" if params.shard is None else f"-shard-{params.shard}"))
     with Store(settings.db_path, wait_s=settings.writer_wait_s) as store:
         with report.stage("digests"):
             report.digests_queued = queue_digests(store, store.people(), week_start, settings, now_utc)

@@ -39,9 +39,16 @@ class Settings(BaseSettings):
     email_from: str = "emberwatch <no-reply@emberwatch.local>"
     support_resource: str = "your employee assistance programme, your GP, or someone you trust"
 
+    # Scale-out (docs/scaling.md): people are spread over `shard_count` DuckDB files by a stable hash of their
+    # id, one writer per file; a run with `shard` set works on that file only.
+    shard_count: int = Field(default=1, ge=1, le=1024)
+    shard: int | None = Field(default=None, ge=0)
+
     @property
     def db_path(self) -> Path:
-        return self.home / "emberwatch.duckdb"
+        if self.shard is None:
+            return self.home / "emberwatch.duckdb"
+        return self.home / "shards" / f"{self.shard:03d}" / "emberwatch.duckdb"
 
     @property
     def outbox_dir(self) -> Path:

@@ -15,6 +15,7 @@ from features.engine import compute_features
 from pipelines import steps
 from pipelines.import_export import import_export
 from pipelines.people import forget
+from pipelines.replay import replay_nights
 from pipelines.settings import Settings
 from tests.conftest import PMDATA
 from tests.smtp_server import smtp_server  # noqa: F401 (fixture)
@@ -62,13 +63,7 @@ def test_a_malformed_file_is_quarantined_and_the_rest_imports(store, tmp_path):
 
 def replay(store, cohort: SyntheticCohort, settings: Settings, nights: list[date]) -> None:
     """What the nightly flow does, night by night, as plain steps."""
-    source = SyntheticSource(cohort)
-    people = [p for p in store.people() if p.source == "synthetic"]
-    for night in nights:
-        fetched = [steps.fetch_person(p, source, night, settings.refetch_nights) for p in people]
-        report = steps.ingest(store, fetched)
-        steps.update_features(store, report.people.values())
-        steps.decide_and_queue_alerts(store, people, night, settings, datetime(2026, 1, 1, tzinfo=timezone.utc))
+    replay_nights(store, SyntheticSource(cohort), settings, nights)
 
 
 @pytest.fixture(scope="module")
