@@ -1,0 +1,32 @@
+"""Does one nightly increment stay flat as history grows? 90, 365 and 730 nights of history, one new night.
+
+Usage:  .venv/bin/python benchmarks/increment_flatness.py [--people 1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from feature_engine import generate, run_step  # noqa: E402
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--people", type=int, default=1000)
+    args = ap.parse_args()
+    folder = Path(tempfile.mkdtemp(prefix="ew-flat-"))
+    print(f"{'history (nights)':<18}{'increment s':>12}{'peak RSS MB':>13}")
+    for nights in (90, 365, 730):
+        db = folder / f"flat-{args.people}x{nights}.duckdb"
+        generate(db, args.people, nights)
+        run_step("rebuild", db)
+        r = run_step("increment", db)
+        print(f"{nights:<18}{r['seconds']:>12.2f}{r['peak_rss_mb']:>13.0f}")
+
+
+if __name__ == "__main__":
+    main()
