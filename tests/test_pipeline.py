@@ -190,3 +190,23 @@ def test_forget_removes_every_row_and_outbox_file_about_a_person(replayed, tmp_p
         assert store.query_rows("SELECT rows_removed FROM deletions") == [(rows,)]
         # raw payloads mention the person inside their bodies too: none may remain
         assert store.query_rows("SELECT count(*) FROM raw_payloads WHERE body::VARCHAR LIKE ?", [f"%{victim}%"])[0][0] == 0
+
+
+def test_export_holds_every_row_about_the_person_and_nothing_about_others(replayed, tmp_path):
+    import pandas as pd
+
+    from features.store import Store
+    from pipelines.people import export_person
+
+    path, cohort, _ = replayed
+    person = cohort.people[0].person_id
+    with Store(path) as store:
+        files = export_person(store, person, tmp_path / "export")
+        expected = store.query_rows("SELECT count(*) FROM sleep_sessions WHERE person_id = ?", [person])[0][0]
+    names = {p.name for p in files}
+    assert {"README.md", "sleep_sessions.parquet", "sleep_sessions.csv", "nightly_features.csv",
+            "raw_payloads.parquet", "persons.csv"} <= names
+    sessions = pd.read_parquet(tmp_path / "export" / "sleep_sessions.parquet")
+    assert len(sessions) == expected > 0 and set(sessions.person_id) == {person}
+    readme = (tmp_path / "export" / "README.md").read_text()
+    assert f"({expected} rows)" in readme
