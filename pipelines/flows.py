@@ -19,6 +19,7 @@ from prefect.tasks import exponential_backoff
 
 from alerts.digest import period_key, week_of
 from connectors.base import TransientSourceError
+from features.retention import apply_retention
 from features.store import Person, Store
 from features.thresholds import Thresholds
 from pipelines import steps
@@ -71,6 +72,11 @@ def decide_alerts(store: Store, people: list[Person], night: date, settings: Set
 @task(name="queue_digests", **_TASK_OPTIONS)
 def queue_digests(store: Store, people: list[Person], week_start: date, settings: Settings, now_utc: datetime):
     return steps.queue_digests(store, people, week_start, settings, now_utc)
+
+
+@task(name="apply_retention", **_TASK_OPTIONS)
+def retention(store: Store, settings: Settings, now_utc: datetime):
+    return apply_retention(store, now_utc, settings.retention_raw_days, settings.retention_features_days)
 
 
 @task(name="deliver", **_TASK_OPTIONS)
@@ -144,6 +150,8 @@ def nightly(params: NightlyParams = NightlyParams()) -> RunReport:
         with report.stage("deliver"):
             delivered = deliver(store, settings, now_utc)
         report.sent, report.deferred, report.failed_sends = delivered.sent, delivered.deferred, delivered.failed
+        with report.stage("retention"):
+            retention(store, settings, now_utc)
     create_markdown_artifact(key=artifact_key("nightly", report.period), markdown=report.markdown(),
                              description="emberwatch nightly run (person ids only)")
     return report

@@ -29,6 +29,11 @@ class Settings(BaseSettings):
     # DuckDB allows one writing process per file: a run that finds another run holding it waits this long.
     writer_wait_s: float = Field(default=1800.0, ge=0)
 
+    # Retention (docs/privacy.md): raw payloads by fetch date, everything dated by the night it describes.
+    # 0 keeps forever. Applied at the end of every nightly run.
+    retention_raw_days: int = Field(default=90, ge=0)
+    retention_features_days: int = Field(default=730, ge=0)
+
     # Email. With no SMTP host, email goes to the outbox folder (.eml + .html) under `home`.
     smtp_host: str | None = None
     smtp_port: int = 587
