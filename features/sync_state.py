@@ -1,0 +1,55 @@
+"""Sync bookmarks per person x source x data type (table `sync_state`): where incremental syncs resume and
+where a backfill has got to."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from features.store import Store, utc_now
+
+
+class SyncState:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def synced_through(self, person_id: str, source: str, data_type: str) -> date | None:
+        rows = self.store.query_rows(
+            "SELECT synced_through FROM sync_state WHERE person_id = ? AND source = ? AND data_type = ?",
+            [person_id, source, data_type])
+        return rows[0][0] if rows else None
+
+    def mark_synced(self, person_id: str, source: str, data_type: str, through: date) -> None:
+        with self.store.cursor() as cur:
+            cur.execute(
+                """
+                INSERT INTO sync_state VALUES (?, ?, ?, ?, NULL, ?)
+                ON CONFLICT (person_id, source, data_type) DO UPDATE SET
+                    synced_through = greatest(coalesce(sync_state.synced_through, excluded.synced_through),
+                                              excluded.synced_through),
+                    updated_at = excluded.updated_at
+                """,
+                [person_id, source, data_type, through, utc_now()])
+
+    def backfilled_from(self, person_id: str, source: str) -> date | None:
+        rows = self.store.query_rows(
+            "SELECT min(backfilled_from) FROM sync_state "
+            "WHERE person_id = ? AND source = ? AND data_type = '*backfill'",
+            [person_id, source])
+        return rows[0][0] if rows else None
+
+    def mark_backfilled(self, person_id: str, source: str, reached: date) -> None:
+        with self.store.cursor() as cur:
+            cur.execute(
+                """
+                INSERT INTO sync_state VALUES (?, ?, '*backfill', NULL, ?, ?)
+                ON CONFLICT (person_id, source, data_type) DO UPDATE SET
+                    backfilled_from = least(coalesce(sync_state.backfilled_from, excluded.backfilled_from),
+                                            excluded.backfilled_from),
+                    updated_at = excluded.updated_at
+                """,
+                [person_id, source, reached, utc_now()])
+
+    def reset_backfill(self, person_id: str, source: str) -> None:
+        with self.store.cursor() as cur:
+            cur.execute("DELETE FROM sync_state WHERE person_id = ? AND source = ? AND data_type = '*backfill'",
+                        [person_id, source])
