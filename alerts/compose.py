@@ -18,6 +18,7 @@ from email.utils import format_datetime
 from functools import lru_cache
 from typing import Any
 
+import css_inline
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from alerts.language import TEMPLATE_DIR, check_message, visible_text
@@ -45,7 +46,8 @@ PERSON_ID_PLACEHOLDER = "<your id>"
 CHART_ALT_TEXT = "A chart of your recent nights compared with your usual."
 TEXT_WIDTH_CHARS = 72
 
-ChartBuilder = Callable[[Any], Mapping[str, bytes]]  # explanation or summary -> content-id -> PNG bytes
+# explanation or summary -> content-id -> PNG bytes, or an object with `.png` and `.alt` (alerts.charts.ChartImage)
+ChartBuilder = Callable[[Any], Mapping[str, Any]]
 
 # Below this |robust z| a move is said to be "a little" different: a wording choice so that ordinary heavy
 # weeks are not made to sound dramatic (no source; MESSAGES.md asks for "no exaggeration").
@@ -318,7 +320,7 @@ def compose_alert(
         )
         if explanation.persisting_nights > len(explanation.window_nights):
             basis += f" It has shown for {explanation.persisting_nights} nights in a row."
-    images = _build_images(recipient, chart_builder, explanation)
+    images, alts = _build_images(recipient, chart_builder, explanation)
 
     context = {
         "subject": ALERT_SUBJECT,
@@ -329,7 +331,7 @@ def compose_alert(
         "step": pick_line(strategy_key, rotation_key),
         "values": values,
         "basis": basis,
-        **_image_context(images),
+        **_image_context(images, alts),
         **_footer_context(recipient, settings),
     }
     return _render("alert", context, recipient, settings, images)
@@ -398,7 +400,7 @@ def compose_digest(
     # An illness flag outranks the week's pattern (SIGNALS.md: it explains the signals), so the step is rest
     # even when the summary carries a strategy chosen from the flagged domains alone.
     strategy_key = "rest" if summary.illness_held_back else (summary.strategy or default_strategy)
-    images = _build_images(recipient, chart_builder, summary)
+    images, alts = _build_images(recipient, chart_builder, summary)
 
     context = {
         "subject": DIGEST_SUBJECT,
@@ -411,7 +413,7 @@ def compose_digest(
         "step": pick_line(strategy_key, rotation_key),
         "values": values,
         "basis": basis,
-        **_image_context(images),
+        **_image_context(images, alts),
         **_footer_context(recipient, settings),
     }
     return _render("digest", context, recipient, settings, images)
@@ -432,14 +434,22 @@ def _shows_numbers(recipient: Recipient) -> bool:
 
 def _build_images(
     recipient: Recipient, chart_builder: ChartBuilder | None, subject: object
-) -> dict[str, bytes]:
+) -> tuple[dict[str, bytes], dict[str, str]]:
+    """(content-id -> PNG bytes, content-id -> alt text); empty unless the person chose charts."""
     if recipient.detail_level != "charts" or chart_builder is None:
-        return {}
-    return dict(chart_builder(subject))
+        return {}, {}
+    images: dict[str, bytes] = {}
+    alts: dict[str, str] = {}
+    for cid, image in chart_builder(subject).items():
+        if isinstance(image, bytes):
+            images[cid], alts[cid] = image, CHART_ALT_TEXT
+        else:
+            images[cid], alts[cid] = image.png, image.alt or CHART_ALT_TEXT
+    return images, alts
 
 
-def _image_context(images: Mapping[str, bytes]) -> dict[str, Any]:
-    return {"images": [{"cid": cid, "alt": CHART_ALT_TEXT} for cid in images]}
+def _image_context(images: Mapping[str, bytes], alts: Mapping[str, str]) -> dict[str, Any]:
+    return {"images": [{"cid": cid, "alt": alts.get(cid, CHART_ALT_TEXT)} for cid in images]}
 
 
 def _footer_context(recipient: Recipient, settings: MessageSettings) -> dict[str, str]:
@@ -497,7 +507,7 @@ def _render(
 ) -> ComposedEmail:
     env = template_environment()
     text = _tidy_text(env.get_template(f"{name}.txt.j2").render(context))
-    html = env.get_template(f"{name}.html.j2").render(context)
+    html = inline_css(env.get_template(f"{name}.html.j2").render(context))
     subject = context["subject"]
     seen_html = visible_text(html)
     for part, content in (("subject", subject), ("text", text), ("html", seen_html)):
@@ -505,6 +515,21 @@ def _render(
     if recipient.detail_level == "minimal":
         _check_no_digits(" ".join((subject, text, seen_html)), settings, name)
     return ComposedEmail(subject=subject, text=text, html=html, images=images)
+
+
+@lru_cache(maxsize=1)
+def _css_inliner() -> css_inline.CSSInliner:
+    # Never fetch a stylesheet: an email must not make (or carry) a remote request.
+    return css_inline.CSSInliner(load_remote_stylesheets=False, keep_link_tags=False)
+
+
+_CLASS_ATTR_RE = re.compile(r'\s+class="[^"<>]*"')
+
+
+def inline_css(html: str) -> str:
+    """Move the template's <style> rules into style attributes (many mail clients drop <style> blocks), then
+    drop the class attributes that only served the selectors."""
+    return _CLASS_ATTR_RE.sub("", _css_inliner().inline(html))
 
 
 def _check_no_digits(content: str, settings: MessageSettings, name: str) -> None:

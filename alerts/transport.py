@@ -16,6 +16,8 @@ import smtplib
 import socket
 import ssl
 import tempfile
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from pathlib import Path
@@ -181,6 +183,55 @@ def send_smtp(msg: EmailMessage, cfg: SmtpConfig) -> None:
     finally:
         if client is not None:
             _close_quietly(client)
+
+
+# Within one delivery run: up to four attempts, 1, 2 and 4 s apart (ours: a mail server restarting or a brief
+# network hiccup clears in seconds; anything longer is left to the next run, when the message is still queued).
+RETRY_DELAYS_S: tuple[float, ...] = (1.0, 2.0, 4.0)
+
+
+class RetryingSender:
+    """Wrap a send function: retry TransientDeliveryError with backoff; permanent errors are raised at once.
+
+    Once a message has used up its retries because the server could not be reached at all (no SMTP reply code),
+    later messages of the same run get one attempt each without waiting: an outage should cost a run seconds,
+    not seconds times the queue.
+    """
+
+    def __init__(
+        self,
+        send: Callable[[EmailMessage], object],
+        delays_s: Sequence[float] = RETRY_DELAYS_S,
+        sleep: Callable[[float], object] = time.sleep,
+    ) -> None:
+        self._send = send
+        self.delays_s = tuple(delays_s)
+        self._sleep = sleep
+        self.server_unreachable = False
+        self.attempts = 0  # every call of the wrapped send, for tests and logs
+
+    def __call__(self, msg: EmailMessage) -> None:
+        delays = () if self.server_unreachable else self.delays_s
+        for attempt in range(len(delays) + 1):
+            try:
+                self.attempts += 1
+                self._send(msg)
+                self.server_unreachable = False
+                return
+            except TransientDeliveryError as exc:
+                if attempt == len(delays):
+                    if exc.code is None:
+                        self.server_unreachable = True
+                    raise
+                self._sleep(delays[attempt])
+
+
+def with_retries(
+    send: Callable[[EmailMessage], object],
+    delays_s: Sequence[float] = RETRY_DELAYS_S,
+    sleep: Callable[[float], object] = time.sleep,
+) -> RetryingSender:
+    return RetryingSender(send, delays_s, sleep)
 
 
 def _check_config(cfg: SmtpConfig) -> None:

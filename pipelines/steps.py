@@ -13,11 +13,13 @@ from typing import Callable, Iterable
 from alerts.compose import compose_alert, compose_digest, to_email_message
 from alerts.decide import decide_night
 from alerts.digest import build_week_summary, period_key
-from alerts.ledger import (already_queued, enqueue, mark_attempt, mark_failed, mark_sent, message_id_for, queued)
+from alerts.ledger import (already_queued, enqueue, mark_attempt, mark_failed, mark_sent, message_id_for, queued,
+                           waiting)
+from alerts.schedule import next_delivery_utc
 from alerts.model import MessageSettings, Recipient
 from alerts.rules import AlertRules, Outcome
 from alerts.transport import (PermanentDeliveryError, SmtpConfig, TransientDeliveryError, send_smtp,
-                              write_to_outbox)
+                              with_retries, write_to_outbox)
 from connectors.base import PersonContext, RawPayload, Source
 from features.engine import FeatureRun, compute_features
 from features.store import NightRange, Person, Store, utc_now
@@ -94,6 +96,26 @@ def recipient(person: Person) -> Recipient:
     return Recipient(person.person_id, person.email, person.tz_name, person.detail_level)  # type: ignore[arg-type]
 
 
+def deliver_after(store: Store, person: Person, now_utc: datetime) -> datetime:
+    """The start of the person's next delivery window (their zone, their working days), or now inside one."""
+    window, days = store.delivery_preferences(person.person_id)
+    return next_delivery_utc(now_utc, person.tz_name, window, working_days=days)
+
+
+def chart_builder(store: Store, person: Person) -> Callable | None:
+    """Charts for a person who chose them: a few weeks of sleep, resting HR and HRV against their usual band."""
+    if person.detail_level != "charts":
+        return None
+    from alerts.chart_data import load_series
+    from alerts.charts import render_charts
+
+    def build(subject) -> dict:
+        last_night = getattr(subject, "night_date", None) or subject.week_end
+        return render_charts(load_series(store, person.person_id, last_night))
+
+    return build
+
+
 @dataclass
 class AlertStepResult:
     outcomes: dict[str, Outcome] = field(default_factory=dict)
@@ -114,9 +136,11 @@ def decide_and_queue_alerts(
         if already_queued(store, person.person_id, "alert", period):
             continue
         message_id = message_id_for(person.person_id, "alert", period)
-        composed = compose_alert(recipient(person), explanation, message_settings(settings))
+        composed = compose_alert(recipient(person), explanation, message_settings(settings),
+                                 chart_builder=chart_builder(store, person))
         msg = to_email_message(composed, recipient(person), message_settings(settings), message_id, now_utc)
-        result.queued += enqueue(store, person.person_id, "alert", period, message_id, bytes(msg), now_utc)
+        result.queued += enqueue(store, person.person_id, "alert", period, message_id, bytes(msg), now_utc,
+                                 deliver_after(store, person, now_utc))
     return result
 
 
@@ -133,9 +157,11 @@ def queue_digests(
         if summary.valid_nights_total == 0:
             continue  # nothing synced yet: a welcome with no data would only be noise
         message_id = message_id_for(person.person_id, "digest", period)
-        composed = compose_digest(recipient(person), summary, message_settings(settings))
+        composed = compose_digest(recipient(person), summary, message_settings(settings),
+                                  chart_builder=chart_builder(store, person))
         msg = to_email_message(composed, recipient(person), message_settings(settings), message_id, now_utc)
-        count += enqueue(store, person.person_id, "digest", period, message_id, bytes(msg), now_utc)
+        count += enqueue(store, person.person_id, "digest", period, message_id, bytes(msg), now_utc,
+                         deliver_after(store, person, now_utc))
     return count
 
 
@@ -143,30 +169,35 @@ Transport = Callable[["object"], object]
 
 
 def transport_for(settings: Settings) -> Callable:
-    """SMTP when a host is configured; otherwise the outbox folder (.eml + .html) under EMBERWATCH_HOME."""
+    """SMTP when a host is configured (transient failures retried with backoff within the run); otherwise the
+    outbox folder (.eml + .html) under EMBERWATCH_HOME."""
     if settings.smtp_host:
         cfg = SmtpConfig(
             host=settings.smtp_host, port=settings.smtp_port, username=settings.smtp_username,
             password=settings.smtp_password.get_secret_value() if settings.smtp_password else None,
             security=settings.smtp_security, timeout_s=settings.smtp_timeout_s,
         )
-        return lambda msg: send_smtp(msg, cfg)
+        return with_retries(lambda msg: send_smtp(msg, cfg))
     return lambda msg: write_to_outbox(msg, settings.outbox_dir)
 
 
 @dataclass
 class DeliveryResult:
     sent: int = 0
-    deferred: int = 0
+    deferred: int = 0  # tried and failed for now (transient): stays queued for a later run
     failed: int = 0
+    waiting: int = 0  # queued but not due yet (outside the person's window), or the person is paused
 
 
 def deliver_queued(store: Store, send: Callable, now_utc: datetime | None = None) -> DeliveryResult:
-    """Send what is queued. Transient failures stay queued for the next run; permanent ones are recorded."""
+    """Send what is queued and due (inside or after the person's window). Transient failures stay queued for the
+    next run; permanent ones are recorded with their reason and not retried."""
     from email import message_from_bytes, policy
 
+    now_utc = now_utc or datetime.now(timezone.utc)
     result = DeliveryResult()
-    for item in queued(store):
+    due = queued(store, due_at=now_utc)
+    for item in due:
         msg = message_from_bytes(item.message_bytes, policy=policy.default)
         mark_attempt(store, item.message_id)
         if item.attempts > 0 and item.last_error is None:
@@ -185,8 +216,9 @@ def deliver_queued(store: Store, send: Callable, now_utc: datetime | None = None
             result.failed += 1
             log.error("Delivery failed for person %s (%s): %s", item.person_id, item.kind, exc)
             continue
-        mark_sent(store, item.message_id, now_utc or datetime.now(timezone.utc))
+        mark_sent(store, item.message_id, now_utc)
         result.sent += 1
+    result.waiting = waiting(store) - result.deferred
     return result
 
 

@@ -160,3 +160,28 @@ def test_visible_text_drops_markup_and_styles_and_keeps_alt_text():
         '<body><p style="margin:0">It&#39;s <b>okay</b></p><img src="cid:x" alt="A chart"></body></html>'
     )
     assert visible_text(html) == "It's okay A chart"
+
+
+def test_every_rendered_variant_at_every_detail_level_is_clean():
+    """Each alert kind and digest state at minimal, numbers and charts (alt text of the real charts included)."""
+    from tests.test_charts import builder
+    from tests.test_compose import ALERTS, DIGESTS
+
+    checked = 0
+    for detail in ("minimal", "numbers", "charts"):
+        recipient = Recipient(person_id="c01", email="ana@example.org", tz_name="Europe/London", detail_level=detail)
+        composed = [compose.compose_alert(recipient, a[0], MessageSettings(), chart_builder=builder)
+                    for a in ALERTS.values()]
+        composed += [compose.compose_digest(recipient, d[0], MessageSettings(), chart_builder=builder)
+                     for d in DIGESTS.values()]
+        for email_ in composed:
+            for content in (email_.subject, email_.text, visible_text(email_.html)):
+                assert find_banned(content) == [], content
+            checked += 1
+    assert checked == 3 * (len(ALERTS) + len(DIGESTS))
+    for image in builder(None).values():
+        check_message(image.alt, source="chart alt text")
+
+
+def test_the_check_catches_imperatives_in_any_case():
+    assert find_banned("You MUST rest. you Should sleep.") == ["you must", "you should"]
