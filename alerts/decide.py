@@ -18,7 +18,8 @@ from features.thresholds import Thresholds
 def load_signals(store: Store, person_id: str, through: date, days_back: int = 120) -> list[NightSignal]:
     rows = store.query_rows(
         "SELECT night_date, valid_night, warming_up, sleep_flag, recovery_flag, illness_flag, sleep_deviates, "
-        "recovery_deviates, travel_context FROM night_signals WHERE person_id = ? AND night_date BETWEEN ? AND ? ORDER BY night_date",
+        "recovery_deviates, travel_context, sleep_strong_flag, recovery_strong_flag FROM night_signals "
+        "WHERE person_id = ? AND night_date BETWEEN ? AND ? ORDER BY night_date",
         [person_id, through - timedelta(days=days_back), through],
     )
     return [NightSignal(*r) for r in rows]

@@ -1,8 +1,9 @@
 """The alert rule (SIGNALS.md), as a pure function of one person's night signals and past alerts.
 
 An alert needs: the person past warm-up; on the night itself both domains flagged (each on >= 3 of the last 5
-comparable nights); no illness flag (breathing rate / temperature explain the pattern better); at most one alert
-per 14 days; and, after an alert, 3 in-range nights before the rule can fire again (hysteresis).
+comparable nights), or, when `single_domain_strong` is on, one domain strongly and for longer; no illness flag
+(breathing rate / temperature explain the pattern better); at most one alert per 14 days; and, after an alert,
+3 in-range nights before the rule can fire again (hysteresis).
 The backtest replays history through this same function.
 """
 
@@ -18,6 +19,10 @@ from typing import Sequence
 class AlertRules:
     cooldown_days: int = 14  # at most one alert email per 14 days (SIGNALS.md alert budget)
     rearm_in_range_nights: int = 3  # re-arm after 3 in-range nights (SIGNALS.md hysteresis)
+    # SIGNALS.md: "both domains flagged (or one domain strongly and persistently, a documented setting)".
+    # When True, one domain deviating on >= Thresholds.strong_min_nights of the last strong_window_nights
+    # comparable nights may alert alone. Effect on the synthetic backtest: see docs/signals.md.
+    single_domain_strong: bool = False
 
 
 @dataclass(frozen=True)
@@ -31,6 +36,8 @@ class NightSignal:
     sleep_deviates: bool | None = None
     recovery_deviates: bool | None = None
     travel_context: bool = False
+    sleep_strong_flag: bool = False  # one domain strongly and for longer (see AlertRules.single_domain_strong)
+    recovery_strong_flag: bool = False
 
     @property
     def comparable(self) -> bool:
@@ -71,7 +78,9 @@ def decide(
         return Outcome.WARMING_UP
     if not (today.sleep_flag or today.recovery_flag):
         return Outcome.QUIET
-    if not (today.sleep_flag and today.recovery_flag):
+    both = today.sleep_flag and today.recovery_flag
+    strong_alone = rules.single_domain_strong and (today.sleep_strong_flag or today.recovery_strong_flag)
+    if not (both or strong_alone):
         return Outcome.ONE_DOMAIN
     if today.illness_flag:
         return Outcome.ILLNESS

@@ -32,9 +32,9 @@ def compare_nights(
     base_last = anchor_night - timedelta(days=thresholds.baseline_end_days)
     base_first = base_last - timedelta(days=thresholds.baseline_span_days - 1)
     cols = ", ".join(f"f.{name}" for name in FEATURES)
-    # Same nights as the SQL baseline: valid, and not travel (night_signals knows the travel context).
+    # Same nights as the SQL baseline: valid, not travel, not tagged illness/travel/on-call (night_signals knows).
     df = store.query_df(
-        f"SELECT night_date, day_sleep, {cols} FROM nightly_features f JOIN night_signals s "
+        f"SELECT night_date, day_sleep, s.baseline_excluded, {cols} FROM nightly_features f JOIN night_signals s "
         "USING (person_id, night_date) WHERE person_id = ? AND f.valid_night AND NOT s.travel_context "
         "AND (night_date BETWEEN ? AND ? OR list_contains(?, night_date))",
         [person_id, base_first, base_last, list(recent_nights)],
@@ -46,7 +46,8 @@ def compare_nights(
     # Compare like with like: the baseline holds the same kind of sleep (night or daytime shift sleep) as
     # most of the recent nights, as the night signals do.
     kind = bool(recent["day_sleep"].mode().iloc[0]) if not recent.empty else False
-    baseline = df[(nights >= base_first) & (nights <= base_last) & (df["day_sleep"] == kind)]
+    baseline = df[(nights >= base_first) & (nights <= base_last) & (df["day_sleep"] == kind)
+                  & ~df["baseline_excluded"].astype(bool)]
     recent = recent[recent["day_sleep"] == kind]
     out: list[Comparison] = []
     for name, feature in FEATURES.items():

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from importlib import resources
 
 import pandas as pd
@@ -16,7 +16,7 @@ import pandas as pd
 from features.store import NightRange, Store
 from features.thresholds import Thresholds
 
-_PARAM = re.compile(r"\$([a-z_]+)")
+_PARAM = re.compile(r"\$([a-z][a-z0-9_]*)")
 
 
 def load_sql(name: str) -> str:
@@ -79,8 +79,12 @@ def compute_features(
     if not touched:
         return FeatureRun(0, 0, 0)
     params = thresholds.sql_params() | {"read_from_days": thresholds.signal_lookback_days}
+    # A night's noon-to-noon sleep-state window (SRI) holds the afternoon of the night before, so a touched
+    # night also changes the next night's features.
+    feature_ranges = {pid: NightRange(r.first, r.last + timedelta(days=1)) for pid, r in touched.items()}
     feature_rows = _replace_rows(
-        store, "nightly_features", "feature_targets", _targets_df(touched), load_sql("nightly_features"), params
+        store, "nightly_features", "feature_targets", _targets_df(feature_ranges), load_sql("nightly_features"),
+        params,
     )
     latest = latest_nights(store, list(touched))
     signal_ranges = {
@@ -101,6 +105,7 @@ def rebuild_all(store: Store, thresholds: Thresholds = Thresholds()) -> FeatureR
             UNION ALL SELECT person_id, day FROM daily_resting_hr
             UNION ALL SELECT person_id, night_date FROM nightly_hrv
             UNION ALL SELECT person_id, night_date FROM nightly_vitals
+            UNION ALL SELECT person_id, day FROM daily_activity
         ) GROUP BY person_id
         """
     )

@@ -25,11 +25,39 @@ class Thresholds:
     z_sleep: float = 1.5  # robust z for a sleep feature to count as moved (ours)
     z_hrv: float = 1.0  # lnRMSSD below the -1 within-person SD band (Plews 2014: band -0.5..-1 SD)
     rhr_delta_bpm: float = 4.0  # resting HR >= baseline + 4 bpm (NightSignal, Alavi 2022)
+    rhr_consecutive_nights: int = 2  # ... on >= 2 consecutive nights (NightSignal); 1 = single night (before)
     skin_temp_delta_c: float = 0.5  # ours: Fitbit/Oura temperature deviations of this size accompany fever
     br_delta_brpm: float = 1.5  # ours
     flag_window_nights: int = 5  # domain flagged on >= 3 of the last 5 valid nights (SIGNALS.md)
     flag_min_nights: int = 3
-    illness_window_nights: int = 3  # ours
+    # Illness/confounder context holds an alert back while any illness sign was seen in this many days (ours:
+    # a cold's sleep and heart-rate effects outlast its fever by a few days, so a 3-night window let the tail
+    # of an illness alert in the backtest).
+    illness_window_days: int = 7
+    # ... on >= 2 nights of it, or one night with two signs at once (ours): one noisy night of skin temperature
+    # (SD ~0.2 C) must not hold back an alert for a week; a real illness shows for several nights, or with
+    # temperature and breathing rate up together. A tagged illness night always counts.
+    illness_min_nights: int = 2
+    spo2_drop_pct: float = 2.0  # SpO2 >= 2 points under the baseline median (ours; Fitbit SpO2 SD ~0.5 point)
+    # "One domain strongly and for longer" (SIGNALS.md, a documented setting): deviating on >= 6 of the last 7
+    # comparable nights (ours). Whether that alone may alert is alerts.rules.AlertRules.single_domain_strong.
+    strong_window_nights: int = 7
+    strong_min_nights: int = 6
+    # Recovery (SIGNALS.md): the 7-night lnRMSSD mean needs >= 4 valid nights and is compared with the lower
+    # edge of the baseline band, median - 1 within-person SD (Plews 2014: band -0.5..-1 SD). Backtest: the -0.5
+    # edge doubled calm alerts (0.051 -> 0.092 per person-month) without catching one more patch.
+    hrv_min_nights: int = 4
+    hrv_band_sd: float = 1.0
+    # Variability (MESA, Huang 2020): SD over the last 14 days, given >= 10 valid nights (ours).
+    var_min_nights: int = 10
+    # SRI (Phillips 2017) needs >= 14 nights (Fischer 2021): 13 consecutive-night pairs in the last 14 days.
+    sri_min_pairs: int = 13
+    short_sleep_min: int = 360  # a short night is < 6 h (Oberleitner 2024: >= 3 in a row is notable)
+    continuity_long_min: int = 31  # WASO or onset latency >= 31 min (Lichstein 2003)
+    continuity_min_nights: int = 3  # on >= 3 of 7 nights (Lichstein 2003)
+    ewma_lambda: float = 0.25  # EWMA for timing drift (SIGNALS.md: lambda 0.2-0.3)
+    ewma_span_days: int = 28  # the EWMA reads this many days (weights beyond are < 0.1 %)
+    min_valid_steps: int = 100  # valid activity day: >= 100 steps (All of Us practice)
 
     def sql_params(self) -> dict[str, float | int]:
         # The robust-SD floors live with the features (features/catalog.py), one definition each.
@@ -38,5 +66,9 @@ class Thresholds:
 
     @property
     def signal_lookback_days(self) -> int:
-        """How far back a night's signals read: the baseline plus the flag window's own history."""
-        return self.baseline_end_days + self.baseline_span_days + 4 * self.flag_window_nights
+        """How far back a night's signals read: the baseline of the oldest night a row window can reach, plus
+        that reach (row windows over comparable nights are assumed to fit in 4x their length in days; the
+        rolling features read at most 28 days)."""
+        reach = max(4 * self.flag_window_nights, 4 * self.strong_window_nights, 28, self.ewma_span_days,
+                    self.illness_window_days)
+        return self.baseline_end_days + self.baseline_span_days + reach

@@ -73,3 +73,12 @@ def test_persisting_nights_counts_the_current_run_of_flagged_nights():
     h = nights("BB.SBB")
     assert persisting_nights(last(h), h) == 3
     assert AlertRules().cooldown_days == 14 and AlertRules().rearm_in_range_nights == 3
+
+
+def test_one_domain_strongly_and_for_longer_alerts_only_when_the_setting_is_on():
+    h = nights("....S")
+    strong = [NightSignal(**{**s.__dict__, "sleep_strong_flag": s is h[-1]}) for s in h]
+    assert decide(last(strong), strong, []) is Outcome.ONE_DOMAIN  # off by default (see docs/signals.md)
+    assert decide(last(strong), strong, [], AlertRules(single_domain_strong=True)) is Outcome.ALERT
+    ill = [NightSignal(**{**s.__dict__, "illness_flag": True}) for s in strong]
+    assert decide(last(ill), ill, [], AlertRules(single_domain_strong=True)) is Outcome.ILLNESS

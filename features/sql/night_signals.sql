@@ -1,20 +1,52 @@
--- night_signals: each night compared with the person's own usual, and the per-domain flags.
--- Reads nightly_features for `signal_targets(person_id, first_night, last_night)` plus the lookback the
--- baselines need (the caller passes $read_from_days); the caller keeps only rows inside the targets.
+-- night_signals: each night's rolling features, its comparison with the person's own usual, and the domain flags.
+-- Reads nightly_features for `signal_targets(person_id, first_night, last_night)` plus the lookback the windows
+-- need ($read_from_days = Thresholds.signal_lookback_days); only rows inside the targets are kept.
 --
--- Baseline (SIGNALS.md): the valid nights of the same kind (night sleep / daytime shift sleep) in the 60 days that end a week before the night
---   (RANGE 66 .. 7 days preceding), median and MAD. Leaving out the last week keeps a rough patch from
---   becoming its own baseline while it builds. "Warming up" until the baseline holds >= $warmup_nights valid nights.
--- Robust z = (value - median) / max(1.4826 * MAD, floor). The floors stop a very regular person's tiny MAD
---   from turning ordinary noise into large z (floors are our choice, not from a source; see features/catalog.py).
--- Per-night deviation, worse direction only:
+-- Layers (one CTE each, top to bottom): context (travel, tags) -> rolling/variability features -> baselines ->
+-- robust z -> per-night deviations -> domain flags.
+--
+-- Baseline (SIGNALS.md): the usable nights of the same kind (night sleep / daytime shift sleep) in the 60 days that
+--   end a week before the night (RANGE 66 .. 7 days preceding), median and MAD. Usable = valid, not travel or
+--   jet-lag, not tagged illness / travel / on-call. Leaving out the last week keeps a rough patch from becoming
+--   its own baseline while it builds. "Warming up" until the baseline holds >= $warmup_nights usable nights.
+-- Robust z = (value - median) / max(1.4826 * MAD, floor); floors are ours (features/catalog.py).
+--
+-- column                   definition                                                          source
+-- baseline_excluded        the night is kept out of baselines (travel/jet lag, or tagged       SIGNALS.md
+--                          illness / travel / on-call)
+-- tst_sd_14n_min           SD of TST over the valid nights of the last 14 days (>= $var_min_nights) MESA, Huang 2020
+-- tst_sd_band              0: < 60, 1: 60-90, 2: 90-120, 3: >= 120 min                          Huang 2020
+-- onset_sd_14n_min         SD of bedtime (sleep onset clock time) over the same nights           Huang 2020
+-- onset_sd_band            0: < 30, 1: 30-60, 2: 60-90, 3: >= 90 min                            Huang 2020
+-- sri_14n                  Sleep Regularity Index: -100 + 200 * P(same state 24 h apart), over   Phillips 2017;
+--                          the minute pairs of consecutive noon-to-noon windows in the last 14   >= 14 nights:
+--                          days; needs >= $sri_min_pairs pairs of valid nights                    Fischer 2021
+-- social_jetlag_28n_min    |median mid-sleep on free days - median on workdays| over the last    Wittmann 2006;
+--                          28 days (night sleep only; >= 2 free and >= 4 work nights)            SIGNALS.md
+-- short_sleep_run_nights   consecutive nights (calendar) of valid main sleep < $short_sleep_min  Oberleitner 2024
+-- waso_long_nights_7n      of the valid nights in the last 7 days, how many had WASO >= 31 min   Lichstein 2003
+-- onset_long_nights_7n     same for onset latency >= 31 min                                      Lichstein 2003
+-- continuity_flag          either count >= 3 (a trend flag, never an alert trigger alone)        Lichstein 2003
+-- rhr_elevated_2n          resting HR >= baseline + $rhr_delta_bpm on this night and the night  NightSignal,
+--                          before ($rhr_consecutive_nights = 2; 1 = this night alone)      Alavi 2022
+-- ln_rmssd_7n_mean         mean lnRMSSD of the last 7 days' nights of the same kind (>= $hrv_min_nights) Plews 2014
+-- hrv_below_band           ln_rmssd_7n_mean < baseline median - $hrv_band_sd * baseline SD      Plews 2014
+-- rmssd_cv_7n_pct          100 * SD / mean of RMSSD over the last 7 days (>= $hrv_min_nights)    Plews 2014
+-- bedtime_ewma_min         EWMA (lambda $ewma_lambda) of bedtime over the last $ewma_span_days   SIGNALS.md (drift)
+-- bedtime_drift_min        bedtime_ewma_min - baseline median bedtime (bedtime creep)           ours
+-- midsleep_ewma_min / midsleep_drift_min: the same for mid-sleep
+--
+-- Per-night deviation, worse direction only (comparable nights: usable and past warm-up):
 --   sleep:    TST z <= -$z_sleep, or >= 2 of {efficiency z <= -$z_sleep, WASO z >= $z_sleep, onset z >= $z_sleep,
 --             awakenings z >= $z_sleep}
---   recovery: resting HR >= baseline median + $rhr_delta_bpm (NightSignal, Alavi 2022), or lnRMSSD z <= -$z_hrv
---             (below the baseline band, Plews 2014)
---   illness:  skin temperature deviation >= $skin_temp_delta_c, or breathing rate >= baseline + $br_delta_brpm
+--   recovery: rhr_elevated_2n (NightSignal), or lnRMSSD z <= -$z_hrv, or hrv_below_band (Plews 2014)
+--   illness:  skin temperature deviation >= $skin_temp_delta_c, breathing rate >= baseline + $br_delta_brpm,
+--             SpO2 <= baseline - $spo2_drop_pct, or a night tagged illness. Illness never triggers an alert.
 -- Domain flag: >= $flag_min_nights of the last $flag_window_nights comparable nights deviate (SIGNALS.md).
--- Illness flag: any illness deviation in the last $illness_window_nights comparable nights.
+-- Strong flag: >= $strong_min_nights of the last $strong_window_nights comparable nights deviate (ours: "one domain
+--   strongly and for longer"; alerts.rules.AlertRules.single_domain_strong decides whether it may alert alone).
+-- Illness flag: >= $illness_min_nights illness deviations in the last $illness_window_days days, or in them a night
+--   with two signs at once or tagged illness (it holds an alert back).
 with
 
 targets as (
@@ -25,7 +57,7 @@ features as (
     select f.*,
         -- away from home, or back for fewer than $jet_lag_nights nights: travel explains the sleep, so these
         -- nights neither count toward a flag nor shape the baseline (SIGNALS.md excludes travel nights)
-        bool_or(f.away_from_home) over (
+        bool_or(f.away_from_home or f.tag_travel) over (
             partition by f.person_id order by f.night_date
             range between to_days($jet_lag_nights) preceding and current row
         ) as travel_context
@@ -37,31 +69,108 @@ features as (
 history as (
     select *,
         valid_night and not travel_context as usable,
-        case when valid_night and not travel_context then tst_min end as v_tst,
-        case when valid_night and not travel_context then efficiency_pct end as v_eff,
-        case when valid_night and not travel_context then waso_min end as v_waso,
-        case when valid_night and not travel_context then onset_latency_min end as v_onset,
-        case when valid_night and not travel_context then awakenings_count end as v_awak,
-        case when valid_night and not travel_context then resting_hr_bpm end as v_rhr,
-        case when valid_night and not travel_context then ln_rmssd end as v_lnrmssd,
-        case when valid_night and not travel_context then breathing_rate_brpm end as v_br
+        travel_context or tag_illness or tag_travel or tag_on_call as baseline_excluded,
+        valid_night and not (travel_context or tag_illness or tag_travel or tag_on_call) as in_baseline
     from features
 ),
 
-baselines as (
-    select person_id, night_date, valid_night, day_sleep, usable, travel_context,
-        tst_min, efficiency_pct, waso_min, onset_latency_min, awakenings_count, resting_hr_bpm, ln_rmssd,
-        breathing_rate_brpm, skin_temp_deviation_c,
-        count(v_tst) over w as baseline_valid_nights,
-        median(v_tst) over w as tst_med, mad(v_tst) over w as tst_mad,
-        median(v_eff) over w as eff_med, mad(v_eff) over w as eff_mad,
-        median(v_waso) over w as waso_med, mad(v_waso) over w as waso_mad,
-        median(v_onset) over w as onset_med, mad(v_onset) over w as onset_mad,
-        median(v_awak) over w as awak_med, mad(v_awak) over w as awak_mad,
-        median(v_rhr) over w as rhr_med,
-        median(v_lnrmssd) over w as lnrmssd_med, mad(v_lnrmssd) over w as lnrmssd_mad,
-        median(v_br) over w as br_med
+base_values as (
+    select *,
+        case when in_baseline then tst_min end as b_tst,
+        case when in_baseline then efficiency_pct end as b_eff,
+        case when in_baseline then waso_min end as b_waso,
+        case when in_baseline then onset_latency_min end as b_onset,
+        case when in_baseline then awakenings_count end as b_awak,
+        case when in_baseline then resting_hr_bpm end as b_rhr,
+        case when in_baseline then ln_rmssd end as b_lnrmssd,
+        case when in_baseline then breathing_rate_brpm end as b_br,
+        case when in_baseline then spo2_avg_pct end as b_spo2,
+        case when in_baseline then bedtime_min end as b_bed,
+        case when in_baseline then midsleep_min end as b_mid,
+        case when valid_night then tst_min end as v_tst,
+        case when valid_night then bedtime_min end as v_bed,
+        case when usable then rmssd_ms end as v_rmssd,  -- travel nights would drag the 7-night mean
+        case when usable then ln_rmssd end as v_lnrmssd,
+        case when valid_night and not day_sleep and free_day then midsleep_min end as v_mid_free,
+        case when valid_night and not day_sleep and not free_day then midsleep_min end as v_mid_work
     from history
+),
+
+rolling as (
+    select *,
+        count(v_tst) over last_14 as var_nights,
+        stddev_samp(v_tst) over last_14 as tst_sd_raw,
+        stddev_samp(v_bed) over last_14 as bed_sd_raw,
+        -- HRV windows hold one kind of sleep (night / daytime shift sleep), like the baseline they meet
+        count(v_rmssd) over last_7_kind as hrv_nights,
+        avg(v_lnrmssd) over last_7_kind as lnrmssd_7n_raw,
+        100 * stddev_samp(v_rmssd) over last_7_kind / avg(v_rmssd) over last_7_kind as rmssd_cv_raw,
+        count(v_mid_free) over last_28 as free_nights,
+        count(v_mid_work) over last_28 as work_nights,
+        median(v_mid_free) over last_28 as mid_free_med,
+        median(v_mid_work) over last_28 as mid_work_med,
+        count(case when valid_night and waso_min >= $continuity_long_min then 1 end) over last_7 as waso_long_nights_7n,
+        count(case when valid_night and onset_latency_min >= $continuity_long_min then 1 end) over last_7
+            as onset_long_nights_7n,
+        list(case when valid_night then [bedtime_min, midsleep_min, (night_date - date '2000-01-01')::double] end)
+            over last_ewma as ewma_items,
+        lag(sleep_state_bits) over by_night as prev_bits,
+        lag(night_date) over by_night as prev_night,
+        lag(valid_night and tst_min < $short_sleep_min) over by_night as prev_short,
+        -- short-sleep runs: islands of consecutive calendar nights with valid main sleep under the cut-off
+        valid_night and tst_min < $short_sleep_min as short_night
+    from base_values
+    window
+        by_night as (partition by person_id order by night_date),
+        last_7 as (partition by person_id order by night_date range between 6 preceding and current row),
+        last_7_kind as (partition by person_id, day_sleep order by night_date
+                        range between 6 preceding and current row),
+        last_14 as (partition by person_id order by night_date range between 13 preceding and current row),
+        last_28 as (partition by person_id order by night_date range between 27 preceding and current row),
+        last_ewma as (partition by person_id order by night_date
+                      range between to_days($ewma_span_days - 1) preceding and current row)
+),
+
+pairs as (
+    select *,
+        case when sleep_state_bits is not null and prev_bits is not null and prev_night = night_date - 1
+             then 1.0 - bit_count(xor(sleep_state_bits, prev_bits)) / 1440.0 end as pair_agreement
+    from rolling
+),
+
+runs as (
+    select *,
+        -- a new island starts at every night that is not short, and wherever a calendar night is missing
+        sum(case when short_night and prev_night = night_date - 1 and coalesce(prev_short, false) then 0 else 1 end)
+            over (partition by person_id order by night_date rows unbounded preceding) as run_id
+    from pairs
+),
+
+regular as (
+    select *,
+        count(pair_agreement) over last_14 as sri_pairs,
+        avg(pair_agreement) over last_14 as sri_agreement,
+        case when short_night then count(*) over (partition by person_id, run_id order by night_date
+                                                  rows unbounded preceding) else 0 end as short_sleep_run_nights
+    from runs
+    window last_14 as (partition by person_id order by night_date range between 13 preceding and current row)
+),
+
+baselines as (
+    select *,
+        count(b_tst) over w as baseline_valid_nights,
+        median(b_tst) over w as tst_med, mad(b_tst) over w as tst_mad,
+        median(b_eff) over w as eff_med, mad(b_eff) over w as eff_mad,
+        median(b_waso) over w as waso_med, mad(b_waso) over w as waso_mad,
+        median(b_onset) over w as onset_med, mad(b_onset) over w as onset_mad,
+        median(b_awak) over w as awak_med, mad(b_awak) over w as awak_mad,
+        median(b_rhr) over w as rhr_med,
+        median(b_lnrmssd) over w as lnrmssd_med, mad(b_lnrmssd) over w as lnrmssd_mad,
+        median(b_br) over w as br_med,
+        median(b_spo2) over w as spo2_med,
+        median(b_bed) over w as bed_med,
+        median(b_mid) over w as mid_med
+    from regular
     window w as (
         partition by person_id, day_sleep order by night_date
         range between to_days($baseline_end_days + $baseline_span_days - 1) preceding
@@ -79,8 +188,43 @@ scored as (
         (awakenings_count - awak_med) / greatest(1.4826 * awak_mad, $floor_awakenings_count) as awakenings_z,
         resting_hr_bpm - rhr_med as resting_hr_delta_bpm,
         (ln_rmssd - lnrmssd_med) / greatest(1.4826 * lnrmssd_mad, $floor_ln_rmssd) as ln_rmssd_z,
-        breathing_rate_brpm - br_med as breathing_rate_delta_brpm
+        breathing_rate_brpm - br_med as breathing_rate_delta_brpm,
+        spo2_avg_pct - spo2_med as spo2_delta_pct,
+        case when var_nights >= $var_min_nights then tst_sd_raw end as tst_sd_14n_min,
+        case when var_nights >= $var_min_nights then bed_sd_raw end as onset_sd_14n_min,
+        case when sri_pairs >= $sri_min_pairs then -100 + 200 * sri_agreement end as sri_14n,
+        case when free_nights >= 2 and work_nights >= 4 then abs(mid_free_med - mid_work_med) end
+            as social_jetlag_28n_min,
+        case when hrv_nights >= $hrv_min_nights then lnrmssd_7n_raw end as ln_rmssd_7n_mean,
+        hrv_nights as ln_rmssd_7n_nights,
+        case when hrv_nights >= $hrv_min_nights then rmssd_cv_raw end as rmssd_cv_7n_pct,
+        (waso_long_nights_7n >= $continuity_min_nights or onset_long_nights_7n >= $continuity_min_nights)
+            as continuity_flag,
+        -- EWMA over the window's valid nights, weight (1 - lambda)^(age in days), normalised
+        list_sum(list_transform(ewma_items, lambda x: x[1] * pow(1 - $ewma_lambda, (night_date - date '2000-01-01') - x[3])))
+            / nullif(list_sum(list_transform(ewma_items, lambda x: pow(1 - $ewma_lambda, (night_date - date '2000-01-01') - x[3]))), 0)
+            as bedtime_ewma_min,
+        list_sum(list_transform(ewma_items, lambda x: x[2] * pow(1 - $ewma_lambda, (night_date - date '2000-01-01') - x[3])))
+            / nullif(list_sum(list_transform(ewma_items, lambda x: pow(1 - $ewma_lambda, (night_date - date '2000-01-01') - x[3]))), 0)
+            as midsleep_ewma_min
     from baselines
+),
+
+banded as (
+    select *,
+        case when tst_sd_14n_min is null then null when tst_sd_14n_min < 60 then 0 when tst_sd_14n_min < 90 then 1
+             when tst_sd_14n_min < 120 then 2 else 3 end as tst_sd_band,
+        case when onset_sd_14n_min is null then null when onset_sd_14n_min < 30 then 0
+             when onset_sd_14n_min < 60 then 1 when onset_sd_14n_min < 90 then 2 else 3 end as onset_sd_band,
+        resting_hr_delta_bpm >= $rhr_delta_bpm
+            and ($rhr_consecutive_nights < 2 or (lag(resting_hr_delta_bpm >= $rhr_delta_bpm) over by_night
+                                                 and lag(night_date) over by_night = night_date - 1))
+            as rhr_elevated_2n,
+        ln_rmssd_7n_mean < lnrmssd_med - $hrv_band_sd * greatest(1.4826 * lnrmssd_mad, $floor_ln_rmssd) as hrv_below_band,
+        bedtime_ewma_min - bed_med as bedtime_drift_min,
+        midsleep_ewma_min - mid_med as midsleep_drift_min
+    from scored
+    window by_night as (partition by person_id order by night_date)
 ),
 
 deviations as (
@@ -92,37 +236,65 @@ deviations as (
                 + coalesce(onset_latency_z >= $z_sleep, false)::int + coalesce(awakenings_z >= $z_sleep, false)::int) >= 2
         end as sleep_deviates,
         case when usable and not warming_up and (resting_hr_delta_bpm is not null or ln_rmssd_z is not null) then
-            coalesce(resting_hr_delta_bpm >= $rhr_delta_bpm, false) or coalesce(ln_rmssd_z <= -$z_hrv, false)
+            coalesce(rhr_elevated_2n, false) or coalesce(ln_rmssd_z <= -$z_hrv, false)
+            or coalesce(hrv_below_band, false)
         end as recovery_deviates,
-        case when valid_night then
-            coalesce(skin_temp_deviation_c >= $skin_temp_delta_c, false)
+        case when valid_night or tag_illness then
+            tag_illness
+            or coalesce(skin_temp_deviation_c >= $skin_temp_delta_c, false)
             or coalesce(breathing_rate_delta_brpm >= $br_delta_brpm, false)
-        end as illness_deviates
-    from scored
+            or coalesce(spo2_delta_pct <= -$spo2_drop_pct, false)
+        end as illness_deviates,
+        -- two signs on one night (e.g. temperature and breathing rate up together) are rare by chance
+        (coalesce(skin_temp_deviation_c >= $skin_temp_delta_c, false)::int
+         + coalesce(breathing_rate_delta_brpm >= $br_delta_brpm, false)::int
+         + coalesce(spo2_delta_pct <= -$spo2_drop_pct, false)::int) >= 2 as illness_two_signs
+    from banded
 ),
 
 flags as (
     select person_id, night_date,
         sum(coalesce(sleep_deviates, false)::int) over last_n >= $flag_min_nights as sleep_flag,
         sum(coalesce(recovery_deviates, false)::int) over last_n >= $flag_min_nights as recovery_flag,
-        bool_or(coalesce(illness_deviates, false)) over last_illness as illness_flag
+        sum(coalesce(sleep_deviates, false)::int) over last_strong >= $strong_min_nights as sleep_strong_flag,
+        sum(coalesce(recovery_deviates, false)::int) over last_strong >= $strong_min_nights as recovery_strong_flag
     from deviations
     where comparable
     window
         last_n as (partition by person_id order by night_date rows between $flag_window_nights - 1 preceding and current row),
-        last_illness as (partition by person_id order by night_date
-                         rows between $illness_window_nights - 1 preceding and current row)
+        last_strong as (partition by person_id order by night_date
+                        rows between $strong_window_nights - 1 preceding and current row)
+),
+
+illness as (
+    select person_id, night_date,
+        sum(coalesce(illness_deviates, false)::int) over last_illness >= $illness_min_nights
+            or bool_or(illness_two_signs or tag_illness) over last_illness as illness_flag
+    from deviations
+    window last_illness as (partition by person_id order by night_date
+                            range between to_days($illness_window_days - 1) preceding and current row)
 ),
 
 final as (
-    select d.person_id, d.night_date, d.valid_night, d.travel_context, d.baseline_valid_nights, d.warming_up,
+    select d.person_id, d.night_date, d.valid_night, d.travel_context, d.baseline_excluded,
+        d.baseline_valid_nights, d.warming_up,
         d.tst_z, d.efficiency_z, d.waso_z, d.onset_latency_z, d.awakenings_z, d.resting_hr_delta_bpm, d.ln_rmssd_z,
+        d.breathing_rate_delta_brpm, d.spo2_delta_pct,
+        d.tst_sd_14n_min, d.tst_sd_band, d.onset_sd_14n_min, d.onset_sd_band, d.sri_14n, d.social_jetlag_28n_min,
+        d.short_sleep_run_nights::integer as short_sleep_run_nights,
+        d.waso_long_nights_7n::integer as waso_long_nights_7n, d.onset_long_nights_7n::integer as onset_long_nights_7n,
+        d.continuity_flag, coalesce(d.rhr_elevated_2n, false) as rhr_elevated_2n,
+        d.ln_rmssd_7n_mean, d.ln_rmssd_7n_nights::integer as ln_rmssd_7n_nights, d.hrv_below_band, d.rmssd_cv_7n_pct,
+        d.bedtime_ewma_min, d.bedtime_drift_min, d.midsleep_ewma_min, d.midsleep_drift_min,
         d.sleep_deviates, d.recovery_deviates, d.illness_deviates,
         coalesce(f.sleep_flag, false) as sleep_flag,
         coalesce(f.recovery_flag, false) as recovery_flag,
-        coalesce(f.illness_flag, false) as illness_flag
+        coalesce(f.sleep_strong_flag, false) as sleep_strong_flag,
+        coalesce(f.recovery_strong_flag, false) as recovery_strong_flag,
+        coalesce(i.illness_flag, false) as illness_flag
     from deviations d
     left join flags f using (person_id, night_date)
+    left join illness i using (person_id, night_date)
     join targets t on d.person_id = t.person_id and d.night_date between t.first_night and t.last_night
 )
 

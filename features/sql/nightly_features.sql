@@ -14,11 +14,27 @@
 -- awakenings_count       wake segments of >= 5 min after sleep onset (segment logs only)       SIGNALS.md
 -- bedtime_min            local start, minutes from the midnight that begins the wake date      circular-safe: a
 -- wake_min               local end, same origin                                                23:30 bedtime is -30
--- midsleep_min           (bedtime_min + wake_min) / 2
+-- midsleep_min           (bedtime_min + wake_min) / 2; on one continuous axis across midnight, so
+--                        averaging 23:50 and 00:10 gives 00:00, never noon                      circular-safe
+-- midsleep_clock_min     midsleep_min as a clock time, 0..1439 (for display only)
 -- nap_min                minutes asleep in other logs attributed to the same date              naps kept apart
 -- resting_hr_bpm         the source's daily resting HR for the wake date                       Fitbit/Google daily RHR
 -- ln_rmssd               natural log of the night's RMSSD (ms)                                 Plews 2014 (lnRMSSD)
--- day_sleep              the main sleep's middle falls between 10:00 and 18:00 local           ours: shift work
+-- rmssd_ms               the night's RMSSD (ms), for the coefficient of variation              Plews 2014
+-- steps_count            steps on the wake date                                                SIGNALS.md (activity)
+-- active_min             moderately + very active minutes on the wake date                     WHO MVPA convention
+-- sedentary_min          sedentary minutes on the wake date                                    SIGNALS.md
+-- valid_activity_day     >= $min_valid_steps steps and not a whole day sedentary (the 10 h       Troiano 2008 (steps
+--                        wear rule needs minute heart-rate data, which no connector delivers)   part only)
+-- sleep_state_bits       asleep (1) / awake-or-unknown (0) per minute of the noon-to-noon       Phillips 2017 (SRI
+--                        window that ends at noon of the wake date, from stage segments of      input); only for
+--                        every sleep log (main and naps) that falls in it                       valid nights
+-- tag_*                  the person tagged this night illness / travel / on-call /              SIGNALS.md (tags)
+--                        night-shift / day-off (`emberwatch tag`)
+-- free_day               the wake date is a free day: tagged day-off when the person keeps a    SIGNALS.md (social
+--                        roster (any day-off tag), else a Saturday or Sunday                    jetlag)
+-- day_sleep              the main sleep's middle falls between 10:00 and 18:00 local, or the   ours: shift work
+--                        night is tagged night-shift
 --                        (a night-shift worker's daytime sleep is compared only with their other daytime sleep)
 -- away_from_home         the main sleep was in another zone than the person's home zone        SIGNALS.md: travel
 --                        (travel nights, and the jet-lag nights after, are kept out of comparisons: night_signals)
@@ -85,6 +101,74 @@ continuity as (
     group by g.person_id, g.night_date
 ),
 
+window_sessions as (
+    -- every log that can fall in a night's noon-to-noon window: the night's own, and the night before's
+    select s.person_id, s.source, s.source_session_id, s.night_date
+    from sleep_sessions s
+    join targets t on s.person_id = t.person_id and s.night_date between t.first_night - interval 1 day and t.last_night
+),
+
+state_windows as (
+    select person_id, night_date,
+        (night_date - 1)::timestamp + interval 12 hour - to_minutes(end_utc_offset_min) as window_start_utc
+    from main_sleep
+    where time_in_bed_min >= $min_main_sleep_min
+),
+
+asleep_minutes as (
+    select distinct w.person_id, w.night_date, m.minute
+    from state_windows w
+    join window_sessions ws on ws.person_id = w.person_id and ws.night_date between w.night_date - 1 and w.night_date
+    join sleep_segments g on g.person_id = ws.person_id and g.source = ws.source
+        and g.source_session_id = ws.source_session_id
+    cross join lateral (
+        select unnest(generate_series(
+            greatest(0, floor(epoch(g.seg_start_utc - w.window_start_utc) / 60))::bigint,
+            least(1439, ceil(epoch(g.seg_start_utc - w.window_start_utc + to_seconds(g.duration_s)) / 60) - 1)::bigint
+        )) as minute
+    ) m
+    where g.stage not in ('wake', 'awake', 'restless')
+),
+
+sleep_state as (
+    select w.person_id, w.night_date,
+        string_agg(case when a.minute is null then '0' else '1' end, '' order by r.minute)::bit as sleep_state_bits
+    from state_windows w
+    cross join range(1440) r(minute)
+    left join asleep_minutes a on a.person_id = w.person_id and a.night_date = w.night_date and a.minute = r.minute
+    group by w.person_id, w.night_date
+),
+
+activity as (
+    select a.person_id, a.day as night_date,
+        sum(a.steps)::integer as steps_count,
+        sum(coalesce(a.moderately_active_min, 0) + coalesce(a.very_active_min, 0))::double as active_min,
+        sum(a.sedentary_min)::double as sedentary_min
+    from daily_activity a
+    join targets t on a.person_id = t.person_id and a.day between t.first_night and t.last_night
+    group by a.person_id, a.day
+),
+
+night_tags as (
+    select t.person_id, g.night_date,
+        bool_or(g.tag = 'illness') as tag_illness,
+        bool_or(g.tag = 'travel') as tag_travel,
+        bool_or(g.tag = 'on-call') as tag_on_call,
+        bool_or(g.tag = 'night-shift') as tag_night_shift,
+        bool_or(g.tag = 'day-off') as tag_day_off
+    from targets t
+    join (
+        select person_id, tag, unnest(generate_series(first_night, last_night, interval 1 day))::date as night_date
+        from tags
+    ) g on g.person_id = t.person_id and g.night_date between t.first_night and t.last_night
+    group by t.person_id, g.night_date
+),
+
+rosters as (
+    -- a person who tags days off keeps a roster: their free days are those, not weekends
+    select distinct person_id from tags where tag = 'day-off'
+),
+
 resting_hr as (
     select r.person_id, r.day as night_date, avg(r.resting_hr_bpm) as resting_hr_bpm
     from daily_resting_hr r
@@ -93,7 +177,7 @@ resting_hr as (
 ),
 
 hrv as (
-    select h.person_id, h.night_date, ln(avg(h.rmssd_ms)) as ln_rmssd
+    select h.person_id, h.night_date, ln(avg(h.rmssd_ms)) as ln_rmssd, avg(h.rmssd_ms) as rmssd_ms
     from nightly_hrv h
     join targets t on h.person_id = t.person_id and h.night_date between t.first_night and t.last_night
     group by h.person_id, h.night_date
@@ -118,6 +202,14 @@ nights as (
     union select person_id, night_date from resting_hr
     union select person_id, night_date from hrv
     union select person_id, night_date from vitals
+    union select person_id, night_date from activity
+),
+
+timing as (
+    select person_id, night_date,
+        epoch((start_utc + to_minutes(start_utc_offset_min)) - night_date::timestamp) / 60.0 as bedtime_min,
+        epoch((end_utc + to_minutes(end_utc_offset_min)) - night_date::timestamp) / 60.0 as wake_min
+    from main_sleep
 ),
 
 final as (
@@ -132,28 +224,48 @@ final as (
         case when c.person_id is not null then coalesce(c.waso_min, 0.0) else m.minutes_awake::double end as waso_min,
         coalesce(c.onset_latency_min, m.minutes_to_fall_asleep::double) as onset_latency_min,
         c.awakenings_count::integer as awakenings_count,
-        epoch((m.start_utc + to_minutes(m.start_utc_offset_min)) - n.night_date::timestamp) / 60.0 as bedtime_min,
-        epoch((m.end_utc + to_minutes(m.end_utc_offset_min)) - n.night_date::timestamp) / 60.0 as wake_min,
-        (epoch((m.start_utc + to_minutes(m.start_utc_offset_min)) - n.night_date::timestamp)
-         + epoch((m.end_utc + to_minutes(m.end_utc_offset_min)) - n.night_date::timestamp)) / 120.0 as midsleep_min,
+        tm.bedtime_min,
+        tm.wake_min,
+        (tm.bedtime_min + tm.wake_min) / 2 as midsleep_min,
+        ((tm.bedtime_min + tm.wake_min) / 2 + 1440) % 1440 as midsleep_clock_min,
         coalesce(naps.nap_min, 0)::double as nap_min,
         r.resting_hr_bpm,
         h.ln_rmssd,
+        h.rmssd_ms,
         v.breathing_rate_brpm,
         v.skin_temp_deviation_c,
         v.spo2_avg_pct,
-        (epoch((m.start_utc + to_minutes(m.start_utc_offset_min)) - n.night_date::timestamp)
-         + epoch((m.end_utc + to_minutes(m.end_utc_offset_min)) - n.night_date::timestamp)) / 120.0
-            between $day_sleep_from_min and $day_sleep_to_min as day_sleep,
+        a.steps_count,
+        a.active_min,
+        a.sedentary_min,
+        -- unknown (NULL) without a step count: some exports carry activity minutes but no steps
+        case when a.steps_count is not null then
+            a.steps_count >= $min_valid_steps and coalesce(a.sedentary_min, 0) < 1440
+        end as valid_activity_day,
+        st.sleep_state_bits,
+        coalesce(tg.tag_illness, false) as tag_illness,
+        coalesce(tg.tag_travel, false) as tag_travel,
+        coalesce(tg.tag_on_call, false) as tag_on_call,
+        coalesce(tg.tag_night_shift, false) as tag_night_shift,
+        coalesce(tg.tag_day_off, false) as tag_day_off,
+        case when ro.person_id is not null then coalesce(tg.tag_day_off, false)
+             else isodow(n.night_date) >= 6 end as free_day,
+        case when coalesce(tg.tag_night_shift, false) and m.person_id is not null then true
+             else (tm.bedtime_min + tm.wake_min) / 2 between $day_sleep_from_min and $day_sleep_to_min end as day_sleep,
         coalesce(m.tz_name <> home.home_tz_name, false) as away_from_home,
         coalesce(m.time_in_bed_min >= $min_main_sleep_min, false) as valid_night
     from nights n
     left join main_sleep m using (person_id, night_date)
+    left join timing tm using (person_id, night_date)
     left join continuity c using (person_id, night_date)
     left join naps using (person_id, night_date)
     left join resting_hr r using (person_id, night_date)
     left join hrv h using (person_id, night_date)
     left join vitals v using (person_id, night_date)
+    left join activity a using (person_id, night_date)
+    left join sleep_state st using (person_id, night_date)
+    left join night_tags tg using (person_id, night_date)
+    left join rosters ro using (person_id)
     left join home using (person_id)
 )
 
