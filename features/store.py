@@ -384,7 +384,11 @@ def _upsert_df(
     batch is de-duplicated here first (last one wins, as the latest fetch is the freshest)."""
     if df.empty:
         return
-    df = df.drop_duplicates(keys, keep="last")
+    if merge_nulls:
+        # Partial rows for one key inside the batch merge too: the last non-null value of each column wins.
+        df = df.groupby(keys, sort=False, dropna=False).last().reset_index()
+    else:
+        df = df.drop_duplicates(keys, keep="last")
     cols = list(df.columns)
     updates = ", ".join(
         f'"{c}" = coalesce(excluded."{c}", "{table}"."{c}")' if merge_nulls else f'"{c}" = excluded."{c}"'

@@ -94,9 +94,13 @@ def person_add(
         _fail(f"'{timezone_name}' is not an IANA time zone name (for example Europe/Oslo or America/New_York).")
     if "@" not in email:
         _fail("That email address has no '@'; please check it.")
-    with Store(_settings().db_path) as store:
+    from pipelines.shards import for_person
+
+    settings = for_person(_settings(), person_id)
+    with Store(settings.db_path) as store:
         store.add_person(person_id, email, timezone_name, source)
-    typer.echo(f"Enrolled {person_id} ({timezone_name}, source {source}).")
+    where = "" if settings.shard is None else f" in shard {settings.shard}"
+    typer.echo(f"Enrolled {person_id} ({timezone_name}, source {source}){where}.")
 
 
 @person_app.command("set")
@@ -106,9 +110,13 @@ def person_set(
     pause: bool = typer.Option(False, "--pause", help="Pause emails; data keeps syncing."),
     resume: bool = typer.Option(False, "--resume", help="Resume emails."),
     stop: bool = typer.Option(False, "--stop", help="Stop emails and syncing (data stays until `forget`)."),
+    window: Optional[str] = typer.Option(None, "--window", help="Delivery window, local time, e.g. 07:30-08:30."),
+    days: Optional[str] = typer.Option(None, "--days", help="Working days for email, e.g. Mon-Fri or Sun-Thu."),
 ) -> None:
     """Change a person's preferences."""
+    from alerts.schedule import ScheduleError
     from features.store import Store, StoreError
+    from pipelines.cli_email import set_delivery
 
     if detail is not None and detail not in ("minimal", "numbers", "charts"):
         _fail("--detail takes minimal, numbers or charts.")
@@ -117,10 +125,12 @@ def person_set(
     status = "paused" if pause else "active" if resume else "stopped" if stop else None
     with Store(_settings().db_path) as store:
         try:
+            when, on_days, _ = set_delivery(store, person_id, window, days)  # checks before anything changes
             p = store.set_person(person_id, status=status, detail_level=detail)
-        except StoreError as exc:
+        except (StoreError, ScheduleError) as exc:
             _fail(str(exc))
-    typer.echo(f"{p.person_id}: emails {p.status}, detail {p.detail_level}.")
+    typer.echo(f"{p.person_id}: emails {p.status}, detail {p.detail_level}, delivered {when} on {on_days} "
+               f"({p.tz_name}).")
 
 
 @app.command()
@@ -141,6 +151,23 @@ def forget(
         except StoreError as exc:
             _fail(str(exc))
     typer.echo(f"Deleted {rows} rows and {files} outbox files about {person_id}. Only the fact of a deletion is kept.")
+
+
+@app.command("export")
+def export(
+    person_id: str = typer.Argument(...),
+    out: Path = typer.Option(..., "--out", help="Folder to write into (created, owner-only)."),
+) -> None:
+    """Everything held about a person, as Parquet and CSV files with a README of what each file is."""
+    from features.store import Store, StoreError
+    from pipelines.people import export_person
+
+    with Store(_settings().db_path, wait_s=10) as store:
+        try:
+            files = export_person(store, person_id, out)
+        except StoreError as exc:
+            _fail(str(exc))
+    typer.echo(f"Wrote {len(files)} files about {person_id} to {out} (start with README.md).")
 
 
 @import_app.command("fitbit-export")
@@ -203,7 +230,8 @@ def serve() -> None:
 
     settings = _settings()
     deployments = build_deployments(settings)
-    typer.echo(f"Serving nightly ({settings.nightly_cron}) and weekly ({settings.weekly_cron}) in {settings.timezone}.")
+    typer.echo(f"Serving nightly ({settings.nightly_cron}), weekly ({settings.weekly_cron}) and deliver "
+               f"({settings.deliver_cron}) in {settings.timezone}.")
     prefect_serve(*deployments, limit=settings.max_workers)
 
 

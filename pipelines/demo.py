@@ -8,14 +8,14 @@ through the same ledger as in production. Re-running it changes nothing and send
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta, timezone
 
 from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from connectors.synthetic import SyntheticCohort
 from features.store import Store
-from pipelines import flows
+from pipelines import flows, steps
 from pipelines.settings import Settings
 
 
@@ -46,9 +46,23 @@ def run_demo(settings: Settings, spec: DemoCohort = DemoCohort(), progress=None)
             if night.isoweekday() == 7:  # Sunday night done: the week's digest goes out on Monday
                 monday = night + timedelta(days=1)
                 flows.weekly(flows.WeeklyParams(run_date=monday, now_utc=flows.morning_of(monday, settings)))
+            deliver_until(settings, flows.morning_of(night + timedelta(days=1), settings))
             if progress:
                 progress(night)
     return cohort
+
+
+def deliver_until(settings: Settings, until_utc: datetime) -> int:
+    """What the 15-minute `deliver` schedule would have sent before `until_utc`: each queued email at the
+    moment it falls due in its person's own window (people live in several zones)."""
+    sent = 0
+    with Store(settings.db_path) as store:
+        due_times = [r[0] for r in store.query_rows(
+            "SELECT DISTINCT deliver_after_utc FROM email_ledger WHERE status = 'queued' AND deliver_after_utc < ? "
+            "ORDER BY 1", [until_utc.replace(tzinfo=None)])]
+        for due in due_times:
+            sent += steps.deliver_queued(store, steps.transport_for(settings), due.replace(tzinfo=timezone.utc)).sent
+    return sent
 
 
 def summary_rows(store: Store, cohort: SyntheticCohort) -> list[dict[str, object]]:

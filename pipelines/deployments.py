@@ -29,4 +29,11 @@ def build_deployments(settings: Settings) -> list[RunnerDeployment]:
         description="Queue and deliver each person's weekly check-in.",
         tags=["emberwatch"],
     )
-    return [nightly, weekly]
+    deliver = flows.deliver_due.to_deployment(
+        name="deliver",
+        schedules=[Cron(settings.deliver_cron, timezone=settings.timezone)],
+        concurrency_limit=1,
+        description="Send queued email that is due inside each person's own delivery window.",
+        tags=["emberwatch"],
+    )
+    return [nightly, weekly, deliver]

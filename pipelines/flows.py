@@ -47,8 +47,9 @@ def is_transient(task, task_run, state) -> bool:
 
 @task(name="fetch_person", retries=3, retry_delay_seconds=exponential_backoff(backoff_factor=5),
       retry_jitter_factor=0.5, retry_condition_fn=is_transient, **_TASK_OPTIONS)
-def fetch_person(person: Person, night: date, refetch_nights: int) -> steps.Fetched | None:
-    source = source_for(person)
+def fetch_person(person: Person, night: date, refetch_nights: int, store: Store | None = None) -> steps.Fetched | None:
+    # Live sources read tokens and bookmarks through the flow's own store (one connection-holder per file).
+    source = source_for(person, store)
     if source is None:
         return None  # data arrives by import, nothing to fetch
     return steps.fetch_person(person, source, night, refetch_nights)
@@ -123,7 +124,7 @@ def nightly(params: NightlyParams = NightlyParams()) -> RunReport:
         people = [p for p in store.people(active_only=False) if p.status != "stopped"]  # paused: sync, no email
         with report.stage("fetch"):
             # Fetching is concurrent and touches no database; one writer stores it all.
-            futures = [fetch_person.submit(p, night, settings.refetch_nights) for p in people]
+            futures = [fetch_person.submit(p, night, settings.refetch_nights, store) for p in people]
             fetched = []
             for person, future in zip(people, futures):
                 outcome = future.result(raise_on_failure=False)
@@ -171,6 +172,26 @@ def weekly(params: WeeklyParams = WeeklyParams()) -> RunReport:
         report.sent, report.deferred, report.failed_sends = delivered.sent, delivered.deferred, delivered.failed
     create_markdown_artifact(key=artifact_key("weekly", report.period), markdown=report.markdown(),
                              description="emberwatch weekly check-ins (person ids only)")
+    return report
+
+
+class DeliverParams(BaseModel):
+    """The clock to act on (defaults to the run's own time), and the shard."""
+
+    now_utc: datetime | None = None
+    shard: int | None = None
+
+
+@flow(name="deliver", persist_result=False)
+def deliver_due(params: DeliverParams = DeliverParams()) -> RunReport:
+    """Send what is due: each person's mail waits for their own window, so this runs every 15 minutes."""
+    settings = for_shard(load_settings(), params.shard)
+    now_utc = params.now_utc or run_time_utc()
+    report = RunReport("deliver", now_utc.strftime("%Y-%m-%dT%H%M"))
+    with Store(settings.db_path, wait_s=settings.writer_wait_s) as store:
+        with report.stage("deliver"):
+            delivered = deliver(store, settings, now_utc)
+    report.sent, report.deferred, report.failed_sends = delivered.sent, delivered.deferred, delivered.failed
     return report
 
 

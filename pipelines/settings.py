@@ -22,6 +22,7 @@ class Settings(BaseSettings):
     # 03:00 exists on both DST change days in Europe (02:00-03:00 is skipped or repeated, 03:00 is not).
     nightly_cron: str = "0 3 * * *"
     weekly_cron: str = "0 6 * * 1"
+    deliver_cron: str = "*/15 * * * *"  # each person's mail waits for their own window (default 07:30-08:30)
 
     # Nightly sync: re-fetch the last few nights too, because watches sync late (a night can appear days later).
     refetch_nights: int = Field(default=3, ge=0, le=30)

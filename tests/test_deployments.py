@@ -10,7 +10,8 @@ from pipelines.settings import Settings
 
 def test_nightly_and_weekly_deployments_with_cron_in_the_configured_zone():
     deployments = {d.name: d for d in build_deployments(Settings(timezone="Europe/Oslo"))}
-    assert set(deployments) == {"nightly", "weekly"}
+    assert set(deployments) == {"nightly", "weekly", "deliver"}
+    assert deployments["deliver"].schedules[0].schedule.cron == "*/15 * * * *"
     nightly = deployments["nightly"].schedules[0].schedule
     weekly = deployments["weekly"].schedules[0].schedule
     assert (nightly.cron, nightly.timezone) == ("0 3 * * *", "Europe/Oslo")

@@ -59,6 +59,12 @@ def test_partial_activity_rows_merge_field_by_field(store):
     assert store.query_rows("SELECT sedentary_min, very_active_min FROM daily_activity") == [(600, 20)]
 
 
+def test_partial_activity_rows_in_one_batch_merge_too(store):
+    store.upsert_records([DailyActivity(person_id="p", source="t", day=date(2026, 1, 1), sedentary_min=600),
+                          DailyActivity(person_id="p", source="t", day=date(2026, 1, 1), very_active_min=20)])
+    assert store.query_rows("SELECT sedentary_min, very_active_min FROM daily_activity") == [(600, 20)]
+
+
 def test_reupserting_sessions_leaves_the_same_rows(store):
     recs = calm_history("p", date(2026, 1, 1), 10)
     touched = store.upsert_records(recs)
