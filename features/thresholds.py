@@ -23,7 +23,10 @@ class Thresholds:
     baseline_span_days: int = 60  # rolling 60 nights of baseline (SIGNALS.md)
     baseline_end_days: int = 7  # the baseline ends a week before the night (ours: keeps a patch out of its baseline)
     z_sleep: float = 1.5  # robust z for a sleep feature to count as moved (ours)
-    z_hrv: float = 1.0  # lnRMSSD below the -1 within-person SD band (Plews 2014: band -0.5..-1 SD)
+    # One night's lnRMSSD this far below usual counts as a recovery deviation (ours: 1.0 gave 0.054 calm alerts per
+    # person-month, 1.5 gives 0.034 with recall 43/45 instead of 44/45; false alarms cost trust). The Plews 2014
+    # band applies to the 7-night mean (hrv_band_sd).
+    z_hrv: float = 1.5
     rhr_delta_bpm: float = 4.0  # resting HR >= baseline + 4 bpm (NightSignal, Alavi 2022)
     rhr_consecutive_nights: int = 2  # ... on >= 2 consecutive nights (NightSignal); 1 = single night (before)
     skin_temp_delta_c: float = 0.5  # ours: Fitbit/Oura temperature deviations of this size accompany fever
