@@ -115,16 +115,32 @@ state_windows as (
     where time_in_bed_min >= $min_main_sleep_min
 ),
 
+sleep_runs as (
+    -- consecutive asleep segments of one log form one run (a log's segments tile it in time order), so the
+    -- windows below join a few runs a night instead of every segment
+    select person_id, source, source_session_id,
+        min(seg_start_utc) as run_start_utc, max(seg_start_utc + to_seconds(duration_s)) as run_end_utc
+    from (
+        select g.*,
+            sum(case when g.stage in ('wake', 'awake', 'restless') then 1 else 0 end) over (
+                partition by g.person_id, g.source, g.source_session_id order by g.seg_start_utc
+                rows unbounded preceding) as run_id
+        from sleep_segments g
+        join window_sessions ws using (person_id, source, source_session_id)
+    )
+    where stage not in ('wake', 'awake', 'restless')
+    group by person_id, source, source_session_id, run_id
+),
+
 sleep_intervals as (
     -- asleep stretches as minute offsets into the window; a minute touched by sleep counts as asleep
     select w.person_id, w.night_date,
-        greatest(0, floor(epoch(g.seg_start_utc - w.window_start_utc) / 60))::bigint as s_min,
-        least(1440, ceil(epoch(g.seg_start_utc - w.window_start_utc + to_seconds(g.duration_s)) / 60))::bigint as e_min
+        greatest(0, floor(epoch(r.run_start_utc - w.window_start_utc) / 60))::bigint as s_min,
+        least(1440, ceil(epoch(r.run_end_utc - w.window_start_utc) / 60))::bigint as e_min
     from state_windows w
     join window_sessions ws on ws.person_id = w.person_id and ws.night_date between w.night_date - 1 and w.night_date
-    join sleep_segments g on g.person_id = ws.person_id and g.source = ws.source
-        and g.source_session_id = ws.source_session_id
-    where g.stage not in ('wake', 'awake', 'restless')
+    join sleep_runs r on r.person_id = ws.person_id and r.source = ws.source
+        and r.source_session_id = ws.source_session_id
 ),
 
 interval_islands as (
