@@ -109,3 +109,42 @@ def test_each_run_publishes_a_markdown_artifact_with_person_ids_only(prefect_har
     assert "| a1 | 0 | 0 | no comparable night | - |" in body
     assert "| fetch |" in body and "| features |" in body
     assert "secret-address" not in body and "@" not in body
+
+
+class FlakySource:
+    """A Source that fails the first `transient_failures` fetches with a transient error, or always with a
+    permanent one; it counts attempts."""
+
+    name = "flaky"
+
+    def __init__(self, transient_failures: int = 0, permanent: bool = False) -> None:
+        self.attempts, self.transient_failures, self.permanent = 0, transient_failures, permanent
+
+    def fetch(self, person, start, end):
+        from connectors.base import TransientSourceError
+
+        self.attempts += 1
+        if self.permanent:
+            raise ValueError("this source is misconfigured")
+        if self.attempts <= self.transient_failures:
+            raise TransientSourceError("the API answered 503")
+        return iter(())
+
+    def parse(self, raw, person):  # pragma: no cover - nothing is fetched
+        raise AssertionError
+
+
+@pytest.mark.parametrize("flaky, attempts, failed", [(FlakySource(transient_failures=2), 3, []),
+                                                      (FlakySource(permanent=True), 1, ["f1"])])
+def test_transient_fetch_errors_are_retried_and_permanent_ones_are_not(prefect_harness, ew_home, monkeypatch,
+                                                                       flaky, attempts, failed):
+    import datetime as dt
+
+    settings = load_settings()
+    with Store(settings.db_path) as store:
+        store.add_person("f1", "f1@example.org", "Europe/London", "flaky")
+    monkeypatch.setattr(flows, "source_for", lambda person, store=None: flaky)
+    monkeypatch.setattr(flows, "fetch_person", flows.fetch_person.with_options(retry_delay_seconds=0))
+    report = flows.nightly(flows.NightlyParams(night_date=dt.date(2026, 2, 3)))
+    assert flaky.attempts == attempts
+    assert report.failures == failed
