@@ -15,25 +15,15 @@ from pipelines.settings import Settings
 
 
 def build_deployments(settings: Settings) -> list[RunnerDeployment]:
-    nightly = flows.nightly.to_deployment(
-        name="nightly",
-        schedules=[Cron(settings.nightly_cron, timezone=settings.timezone)],
-        concurrency_limit=1,
-        description="Sync everyone, update features, decide and deliver (per person: their own local night).",
-        tags=["emberwatch"],
+    declared = (
+        (flows.nightly, "nightly", settings.nightly_cron,
+         "Sync everyone, update features, decide and deliver (per person: their own local night)."),
+        (flows.weekly, "weekly", settings.weekly_cron, "Queue and deliver each person's weekly check-in."),
+        (flows.deliver_due, "deliver", settings.deliver_cron,
+         "Send queued email that is due inside each person's own delivery window."),
     )
-    weekly = flows.weekly.to_deployment(
-        name="weekly",
-        schedules=[Cron(settings.weekly_cron, timezone=settings.timezone)],
-        concurrency_limit=1,
-        description="Queue and deliver each person's weekly check-in.",
-        tags=["emberwatch"],
-    )
-    deliver = flows.deliver_due.to_deployment(
-        name="deliver",
-        schedules=[Cron(settings.deliver_cron, timezone=settings.timezone)],
-        concurrency_limit=1,
-        description="Send queued email that is due inside each person's own delivery window.",
-        tags=["emberwatch"],
-    )
-    return [nightly, weekly, deliver]
+    return [
+        flow.to_deployment(name=name, schedules=[Cron(cron, timezone=settings.timezone)], concurrency_limit=1,
+                           description=description, tags=["emberwatch"])
+        for flow, name, cron, description in declared
+    ]
