@@ -2,6 +2,10 @@
 
 The key comes from EMBERWATCH_SECRET_KEY (a Fernet key) or, failing that, a Prefect Secret block named
 `emberwatch-secret-key`. Where the ciphertext lives (DuckDB) is features.token_store's business, not ours.
+
+Key rotation: the setting may hold several keys separated by commas, newest first. Tokens are sealed with the
+first and opened with any, so a new key can be put in front while `emberwatch rotate-key` re-seals every stored
+token with it; after that the old key is removed from the setting (docs/privacy.md, "Rotating the key").
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from cryptography.fernet import Fernet, InvalidToken
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
 SECRET_KEY_ENV = "EMBERWATCH_SECRET_KEY"
 SECRET_BLOCK = "emberwatch-secret-key"
@@ -34,7 +38,7 @@ class ConsentRequired(RuntimeError):
         self.person_id, self.source, self.reason = person_id, source, reason
 
 
-def load_key() -> bytes:
+def load_key() -> str:
     value = os.environ.get(SECRET_KEY_ENV)
     if not value:
         try:  # a Prefect Secret block, for deployments that keep secrets in Prefect
@@ -49,12 +53,46 @@ def load_key() -> bytes:
             "`python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'`) "
             f"or create a Prefect Secret block named '{SECRET_BLOCK}'."
         )
-    return value.encode() if isinstance(value, str) else value
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def parse_keys(value: str | bytes) -> list[Fernet]:
+    """Comma-separated Fernet keys, newest first; a key that is not a Fernet key is named by position only."""
+    text = value.decode() if isinstance(value, bytes) else value
+    parts = [part.strip() for part in text.split(",") if part.strip()]
+    if not parts:
+        raise MissingSecretKey(f"{SECRET_KEY_ENV} is empty.")
+    keys = []
+    for position, part in enumerate(parts, start=1):
+        try:
+            keys.append(Fernet(part.encode()))
+        except ValueError:
+            raise MissingSecretKey(
+                f"Key {position} in {SECRET_KEY_ENV} is not a Fernet key (32 url-safe base64-encoded bytes)."
+            ) from None
+    return keys
 
 
 class TokenCipher:
-    def __init__(self, key: bytes | None = None) -> None:
-        self._fernet = Fernet(key or load_key())
+    """Seals with the newest key; opens with any key in the setting (so rotation never locks anyone out)."""
+
+    def __init__(self, key: str | bytes | None = None) -> None:
+        self._keys = parse_keys(key or load_key())
+        self._fernet = MultiFernet(self._keys)
+
+    @property
+    def key_count(self) -> int:
+        return len(self._keys)
+
+    def reseal(self, ciphertext: bytes) -> bytes:
+        """The same token sealed with the newest key (MultiFernet.rotate keeps the original timestamp)."""
+        try:
+            return self._fernet.rotate(ciphertext)
+        except InvalidToken:
+            raise MissingSecretKey(
+                f"A stored token cannot be decrypted with any key in {SECRET_KEY_ENV}: keep the old key in the "
+                "list (after the new one) until rotation has finished."
+            ) from None
 
     def seal(self, token: dict[str, Any]) -> bytes:
         return self._fernet.encrypt(json.dumps(token, sort_keys=True).encode())
@@ -64,8 +102,9 @@ class TokenCipher:
             return json.loads(self._fernet.decrypt(ciphertext))
         except InvalidToken:
             raise MissingSecretKey(
-                f"Stored tokens cannot be decrypted with the current {SECRET_KEY_ENV}: the key changed. "
-                "Restore the old key, or re-enrol the people concerned."
+                f"Stored tokens cannot be decrypted with any key in {SECRET_KEY_ENV}: the key changed. "
+                "Put the old key back after the new one (comma-separated) and run `emberwatch rotate-key`, "
+                "or re-enrol the people concerned."
             ) from None
 
     def __repr__(self) -> str:

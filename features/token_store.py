@@ -47,6 +47,17 @@ class DbTokenStore:
                 [person_id, source, sealed, scopes, now, now, scopes, new_consent],
             )
 
+    def reseal_all(self) -> int:
+        """Re-encrypt every stored token with the newest key, in one transaction: a failure (a token no key
+        opens) changes nothing, and a crash half-way leaves every row readable with the old key still listed."""
+        with self.store.transaction() as cur:
+            rows = cur.execute(
+                "SELECT person_id, source, token_ciphertext FROM oauth_tokens ORDER BY person_id, source").fetchall()
+            for person_id, source, blob in rows:
+                cur.execute("UPDATE oauth_tokens SET token_ciphertext = ? WHERE person_id = ? AND source = ?",
+                            [self.cipher.reseal(bytes(blob)), person_id, source])
+        return len(rows)
+
     def delete(self, person_id: str, source: str) -> None:
         with self.store.cursor() as cur:
             cur.execute("DELETE FROM oauth_tokens WHERE person_id = ? AND source = ?", [person_id, source])

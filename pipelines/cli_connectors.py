@@ -160,6 +160,26 @@ def register(app: typer.Typer, person_app: typer.Typer) -> None:
         typer.echo(f"{person_id} is connected to {source} ({len(done.granted_scopes)} permission(s) granted; "
                    f"time zone {done.tz_name}).")
 
+    @app.command("rotate-key")
+    def rotate_key() -> None:
+        """Re-encrypt every stored token with the first key in EMBERWATCH_SECRET_KEY ("new,old")."""
+        from connectors.token_vault import MissingSecretKey, TokenCipher
+        from features.token_store import DbTokenStore
+        from pipelines.settings import load_settings
+
+        try:
+            cipher = TokenCipher()
+            with Store(load_settings().db_path) as store:
+                count = DbTokenStore(store, cipher).reseal_all()
+        except MissingSecretKey as exc:
+            typer.echo(f"Nothing was changed: {exc}", err=True)
+            raise typer.Exit(1)
+        if cipher.key_count > 1:
+            typer.echo(f"Re-encrypted {count} token(s) with the new key. Now remove the old key(s) from "
+                       "EMBERWATCH_SECRET_KEY (or the Prefect Secret) so only the new one remains.")
+        else:
+            typer.echo(f"Re-encrypted {count} token(s). To rotate, set EMBERWATCH_SECRET_KEY to 'NEW,OLD' first.")
+
     @app.command()
     def backfill(
         person_id: str = typer.Argument(...),

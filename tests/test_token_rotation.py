@@ -1,0 +1,77 @@
+"""Token-key rotation: `emberwatch rotate-key` re-seals every stored token with the newest key, and changes
+nothing when any token cannot be opened."""
+
+from __future__ import annotations
+
+import pytest
+from cryptography.fernet import Fernet
+from typer.testing import CliRunner
+
+from connectors.token_vault import MissingSecretKey, TokenCipher
+from features.store import Store
+from features.token_store import DbTokenStore
+from pipelines.cli import app
+
+TOKEN = {"access_token": "ya29.secret-access", "refresh_token": "1//secret-refresh", "expires_at": 1_800_000_000}
+
+
+def _seed(db_path, key: bytes, people: list[str]) -> None:
+    with Store(db_path) as store:
+        tokens = DbTokenStore(store, TokenCipher(key))
+        for person_id in people:
+            store.add_person(person_id, f"{person_id}@example.org", "Europe/Oslo", "google-health", {})
+            tokens.save(person_id, "google-health", {**TOKEN, "person": person_id}, ("sleep",), new_consent=True)
+
+
+def _ciphertexts(db_path) -> dict[str, bytes]:
+    with Store(db_path) as store:
+        return {r[0]: bytes(r[1]) for r in store.query_rows("SELECT person_id, token_ciphertext FROM oauth_tokens")}
+
+
+def test_rotation_reseals_every_token_so_the_new_key_alone_opens_them(ew_home, monkeypatch):
+    old, new = Fernet.generate_key(), Fernet.generate_key()
+    db_path = ew_home / "emberwatch.duckdb"
+    _seed(db_path, old, ["c01", "c02", "c03"])
+    before = _ciphertexts(db_path)
+
+    monkeypatch.setenv("EMBERWATCH_SECRET_KEY", f"{new.decode()},{old.decode()}")
+    done = CliRunner().invoke(app, ["rotate-key"])
+    assert done.exit_code == 0, done.output
+    assert "Re-encrypted 3 token(s)" in done.output and "remove the old key" in done.output
+
+    after = _ciphertexts(db_path)
+    assert after.keys() == before.keys() and all(after[p] != before[p] for p in before)
+    only_new = TokenCipher(new)
+    assert {p: only_new.open(c)["person"] for p, c in after.items()} == {"c01": "c01", "c02": "c02", "c03": "c03"}
+    assert only_new.open(after["c01"])["refresh_token"] == TOKEN["refresh_token"]
+    with pytest.raises(MissingSecretKey):
+        TokenCipher(old).open(after["c01"])
+    assert "secret" not in done.output  # no token material in what the operator sees
+
+
+def test_a_token_no_listed_key_opens_stops_rotation_and_changes_nothing(ew_home, monkeypatch):
+    old, new, lost = Fernet.generate_key(), Fernet.generate_key(), Fernet.generate_key()
+    db_path = ew_home / "emberwatch.duckdb"
+    _seed(db_path, old, ["c01", "c02"])
+    _seed(db_path, lost, ["c03"])  # sealed with a key nobody listed any more
+    before = _ciphertexts(db_path)
+
+    monkeypatch.setenv("EMBERWATCH_SECRET_KEY", f"{new.decode()},{old.decode()}")
+    done = CliRunner().invoke(app, ["rotate-key"])
+    assert done.exit_code == 1
+    assert "Nothing was changed" in done.output and "cannot be decrypted with any key" in done.output
+    assert _ciphertexts(db_path) == before  # the transaction rolled back: c01/c02 still under the old key
+
+
+def test_a_malformed_key_in_the_list_is_named_by_position_not_echoed(monkeypatch):
+    good = Fernet.generate_key().decode()
+    with pytest.raises(MissingSecretKey, match="Key 2 in EMBERWATCH_SECRET_KEY is not a Fernet key") as raised:
+        TokenCipher(f"{good},not-a-key-but-maybe-a-secret")
+    assert "not-a-key-but-maybe-a-secret" not in str(raised.value)
+
+
+def test_one_key_seals_and_opens_as_before():
+    key = Fernet.generate_key()
+    cipher = TokenCipher(key)
+    assert cipher.key_count == 1
+    assert TokenCipher(key.decode()).open(cipher.seal(TOKEN)) == TOKEN
