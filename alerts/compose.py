@@ -8,6 +8,7 @@ are enforced here, failing closed).
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 import textwrap
@@ -589,4 +590,14 @@ def to_email_message(
                 disposition="inline",
                 filename=f"chart-{index + 1}.png",
             )
+    _set_stable_boundaries(msg, message_id)
     return msg
+
+
+def _set_stable_boundaries(msg: EmailMessage, message_id: str) -> None:
+    """MIME boundaries derived from the Message-ID instead of random ones: composing the same email twice
+    (a rerun after a crash) gives the same bytes, so a rerun's ledger equals a clean run's. '=_' never occurs
+    in quoted-printable or base64 bodies, so the boundary cannot collide with content."""
+    for index, part in enumerate(p for p in msg.walk() if p.is_multipart()):
+        digest = hashlib.sha256(f"{message_id}|{index}".encode()).hexdigest()[:32]
+        part.set_boundary(f"=_emberwatch_{digest}")

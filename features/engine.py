@@ -13,6 +13,7 @@ from importlib import resources
 
 import pandas as pd
 
+from features.crash_points import crash_point
 from features.store import NightRange, Store
 from features.thresholds import Thresholds
 
@@ -86,6 +87,7 @@ def compute_features(
         store, "nightly_features", "feature_targets", _targets_df(feature_ranges), load_sql("nightly_features"),
         params,
     )
+    crash_point("features")  # features written, signals not yet: a rerun must recompute both
     latest = latest_nights(store, list(touched))
     signal_ranges = {
         pid: NightRange(r.first, max(r.last, latest.get(pid, r.last))) for pid, r in touched.items()

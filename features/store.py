@@ -31,6 +31,7 @@ from connectors.records import (
     NightlyVitals,
     SleepSession,
 )
+from features.crash_points import crash_point
 from features.schema import MIGRATIONS
 
 
@@ -106,9 +107,12 @@ class Store:
                 if isinstance(exc, duckdb.IOException) and "lock" not in str(exc).lower():
                     raise
                 if time.monotonic() + delay_s > deadline:
+                    # Named file, how long we waited and what to do: the operator reads this at a terminal.
                     raise StoreError(
                         f"The database {self.path} is in use by another emberwatch process (DuckDB allows one "
-                        "writer). Wait for that run to finish, or close the program holding it, then try again."
+                        f"writer); waited {wait_s:g} s for it. Wait for that run to finish, or close the program "
+                        "holding it, then try again (EMBERWATCH_WRITER_WAIT_S sets how long a run waits). "
+                        "Nothing was changed."
                     ) from None
                 time.sleep(delay_s)
                 delay_s = min(delay_s * 2, 2.0)
@@ -328,6 +332,7 @@ class Store:
         with self.transaction() as cur:
             if sessions := by_kind.get(SleepSession):
                 self._upsert_sessions(cur, sessions)  # type: ignore[arg-type]
+            crash_point("upsert")
             for model, table, keys, day_col in (
                 (DailyActivity, "daily_activity", ["person_id", "source", "day"], "day"),
                 (DailyRestingHeartRate, "daily_resting_hr", ["person_id", "source", "day"], "day"),

@@ -19,6 +19,7 @@ from prefect.tasks import exponential_backoff
 
 from alerts.digest import period_key, week_of
 from connectors.base import TransientSourceError
+from features.crash_points import crash_point
 from features.retention import apply_retention
 from features.store import Person, Store
 from features.thresholds import Thresholds
@@ -152,6 +153,7 @@ def nightly(params: NightlyParams = NightlyParams()) -> RunReport:
             delivered = deliver(store, settings, now_utc)
         report.sent, report.deferred, report.failed_sends = delivered.sent, delivered.deferred, delivered.failed
         with report.stage("retention"):
+            crash_point("retention")
             retention(store, settings, now_utc)
     create_markdown_artifact(key=artifact_key("nightly", report.period), markdown=report.markdown(),
                              description="emberwatch nightly run (person ids only)")

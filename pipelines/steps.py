@@ -21,6 +21,7 @@ from alerts.rules import AlertRules, Outcome
 from alerts.transport import (PermanentDeliveryError, SmtpConfig, TransientDeliveryError, send_smtp,
                               with_retries, write_to_outbox)
 from connectors.base import PersonContext, RawPayload, Source
+from features.crash_points import crash_point
 from features.engine import FeatureRun, compute_features
 from features.store import NightRange, Person, Store, utc_now
 from features.thresholds import Thresholds
@@ -52,7 +53,9 @@ def fetch_person(person: Person, source: Source, night: date, refetch_nights: in
     Touches no database, so people can be fetched concurrently."""
     ctx = PersonContext(person.person_id, person.tz_name)
     start = night - timedelta(days=refetch_nights)
-    return Fetched(ctx, source, list(source.fetch(ctx, start, night)))
+    fetched = Fetched(ctx, source, list(source.fetch(ctx, start, night)))
+    crash_point("fetch")
+    return fetched
 
 
 @dataclass
@@ -68,6 +71,7 @@ def ingest(store: Store, batch: Iterable[Fetched]) -> IngestReport:
     results = {f.person.person_id: SyncResult(f.person.person_id) for f in batch}
     raws = [raw for f in batch for raw in f.payloads]
     new = store.archive(raws)
+    crash_point("archive")
     records = []
     for f in batch:
         result = results[f.person.person_id]
@@ -141,6 +145,7 @@ def decide_and_queue_alerts(
         msg = to_email_message(composed, recipient(person), message_settings(settings), message_id, now_utc)
         result.queued += enqueue(store, person.person_id, "alert", period, message_id, bytes(msg), now_utc,
                                  deliver_after(store, person, now_utc))
+        crash_point("queue")
     return result
 
 
@@ -162,6 +167,7 @@ def queue_digests(
         msg = to_email_message(composed, recipient(person), message_settings(settings), message_id, now_utc)
         count += enqueue(store, person.person_id, "digest", period, message_id, bytes(msg), now_utc,
                          deliver_after(store, person, now_utc))
+        crash_point("queue")
     return count
 
 
@@ -216,7 +222,9 @@ def deliver_queued(store: Store, send: Callable, now_utc: datetime | None = None
             result.failed += 1
             log.error("Delivery failed for person %s (%s): %s", item.person_id, item.kind, exc)
             continue
+        crash_point("send")  # the server has it; the ledger does not yet (the documented edge)
         mark_sent(store, item.message_id, now_utc)
+        crash_point("sent")
         result.sent += 1
     result.waiting = waiting(store) - result.deferred
     return result

@@ -517,3 +517,22 @@ def test_digest_does_not_praise_what_it_names_as_moving_the_other_way():
     text = flat(compose_digest(recipient(), week, SETTINGS).text)
     assert "Something that went well: your sleep time held up well against your usual." in text
     assert "time awake during the night stayed close" not in text
+
+
+def test_composing_the_same_email_twice_gives_the_same_bytes():
+    """A rerun after a crash re-composes queued mail: stable MIME boundaries keep it byte-identical."""
+    from datetime import datetime, timezone
+
+    from alerts.compose import to_email_message
+    from alerts.model import ComposedEmail, MessageSettings, Recipient
+
+    composed = ComposedEmail(subject="A gentle note", text="Hello.\n", html="<p>Hello.</p>",
+                             images={"chart-sleep": b"\x89PNG fake"})
+    who = Recipient("c01", "c01@example.org", "Europe/Oslo", "charts")
+    when = datetime(2026, 8, 21, 6, 30, tzinfo=timezone.utc)
+    first = bytes(to_email_message(composed, who, MessageSettings(), "<alert.abc@emberwatch.local>", when))
+    second = bytes(to_email_message(composed, who, MessageSettings(), "<alert.abc@emberwatch.local>", when))
+    other = bytes(to_email_message(composed, who, MessageSettings(), "<alert.def@emberwatch.local>", when))
+    assert first == second
+    assert first != other and b"=_emberwatch_" in first
+    assert first.count(b"Content-Type: multipart/") == 2  # alternative, and related for the chart
