@@ -22,6 +22,8 @@ def _quiet_prefect() -> None:
     # Offline by default: no telemetry, and only warnings from Prefect itself on the terminal.
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    # Our own loggers go through Prefect's handlers: into each run's log (UI, API) and onto the terminal.
+    os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "emberwatch")
 
 
 def _settings():

@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.runtime import flow_run
+from prefect.settings import PREFECT_LOGGING_LEVEL
 from pydantic import BaseModel
 from prefect.cache_policies import NO_CACHE
 from prefect.task_runners import ThreadPoolTaskRunner
@@ -30,6 +31,9 @@ from pipelines.shards import for_shard
 from pipelines.sources import source_for
 
 log = logging.getLogger("emberwatch")
+# Our loggers follow Prefect's level, so a DEBUG run shows ours too; with PREFECT_LOGGING_EXTRA_LOGGERS=emberwatch
+# (the CLI sets it) they also reach each run's log in the Prefect UI. Ids and counts only, never values.
+log.setLevel(PREFECT_LOGGING_LEVEL.value())
 
 _TASK_OPTIONS = dict(persist_result=False, cache_policy=NO_CACHE, log_prints=False)
 

@@ -84,6 +84,9 @@ def ingest(store: Store, batch: Iterable[Fetched]) -> IngestReport:
     for person_id, touched in store.upsert_records(records).items():
         if person_id in results:
             results[person_id].touched = touched
+    for result in results.values():  # ids and counts only: never values, addresses or tokens
+        log.debug("Person %s: %d payload(s), %d record(s), %d quarantined", result.person_id, result.payloads,
+                  result.records, result.rejected)
     return IngestReport(results, new)
 
 
@@ -225,6 +228,7 @@ def deliver_queued(store: Store, send: Callable, now_utc: datetime | None = None
         crash_point("send")  # the server has it; the ledger does not yet (the documented edge)
         mark_sent(store, item.message_id, now_utc)
         crash_point("sent")
+        log.debug("Sent %s %s to person %s", item.kind, item.period_key, item.person_id)
         result.sent += 1
     result.waiting = waiting(store) - result.deferred
     return result

@@ -42,4 +42,6 @@ def test_a_demo_run_at_debug_logs_nothing_private(tmp_path):
     assert out.returncode == 0, out.stderr[-2000:]
     text = out.stdout + out.stderr
     assert len(text.splitlines()) > 500  # DEBUG really was on: Prefect narrates every run
+    # Our own loggers were in the scan too (PREFECT_LOGGING_EXTRA_LOGGERS), not only Prefect's narration.
+    assert "Sent digest" in text and "record(s)" in text
     assert scan(text) == {}
