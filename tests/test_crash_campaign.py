@@ -1,5 +1,5 @@
 """The crash campaign in small: the real nightly flow in a subprocess, SIGKILLed at two named points, rerun,
-and compared with a clean run (benchmarks/crash_campaign.py runs the long version: 24 trials)."""
+and compared with a clean run (benchmarks/crash_campaign.py runs the long version: 30 trials)."""
 
 from __future__ import annotations
 
