@@ -67,20 +67,31 @@ def viewable_html(msg: EmailMessage) -> str:
 
 
 def write_to_outbox(msg: EmailMessage, outbox_dir: Path) -> Path:
-    """Write `<stem>.eml` and `<stem>.html` (owner-only, atomic, one pair per Message-ID); return the .eml."""
+    """Write `<stem>.eml` and `<stem>.html` (owner-only, atomic, one pair per Message-ID); return the .eml.
+
+    A full disk or an unwritable folder raises TransientDeliveryError: the email stays queued and the next run
+    writes it, once the operator has made room (an OSError would stop the whole delivery run instead)."""
     message_id = msg["Message-ID"]
     if not message_id:
         raise ValueError("The message has no Message-ID; the outbox names files after it, so set one first.")
     stem = outbox_stem(str(message_id))
     outbox_dir = Path(outbox_dir)
-    outbox_dir.mkdir(mode=OUTBOX_DIR_MODE, parents=True, exist_ok=True)
-    os.chmod(
-        outbox_dir, OUTBOX_DIR_MODE
-    )  # mkdir's mode is filtered by umask and ignored for an existing folder
-    # The .html first, the .eml last: a present .eml means the pair is complete.
-    _write_atomic(outbox_dir / f"{stem}.html", viewable_html(msg).encode("utf-8"))
-    eml_path = outbox_dir / f"{stem}.eml"
-    _write_atomic(eml_path, msg.as_bytes())
+    html_path, eml_path = outbox_dir / f"{stem}.html", outbox_dir / f"{stem}.eml"
+    try:
+        outbox_dir.mkdir(mode=OUTBOX_DIR_MODE, parents=True, exist_ok=True)
+        os.chmod(
+            outbox_dir, OUTBOX_DIR_MODE
+        )  # mkdir's mode is filtered by umask and ignored for an existing folder
+        # The .html first, the .eml last: a present .eml means the pair is complete.
+        _write_atomic(html_path, viewable_html(msg).encode("utf-8"))
+        _write_atomic(eml_path, msg.as_bytes())
+    except OSError as exc:
+        if not eml_path.exists():
+            html_path.unlink(missing_ok=True)  # no half pair: the outbox holds only what was delivered
+        raise TransientDeliveryError(
+            f"Could not write the email to the outbox folder {outbox_dir} ({exc.strerror or type(exc).__name__}); "
+            "it stays queued and the next run will write it. Free some space or fix the folder's permissions."
+        ) from None
     return eml_path
 
 
@@ -164,9 +175,19 @@ def send_smtp(msg: EmailMessage, cfg: SmtpConfig) -> None:
         ) from None
     except smtplib.SMTPResponseException as exc:
         raise _from_reply(exc.smtp_code, exc.smtp_error, f"{where} did not accept the message") from None
-    except smtplib.SMTPServerDisconnected:
+    except smtplib.SMTPServerDisconnected as exc:
+        if isinstance(exc.__context__, TimeoutError):
+            # smtplib reports a reply that never came as a disconnection; it is a stall, say so.
+            raise _no_answer(where, cfg) from None
         raise TransientDeliveryError(
             f"{where} closed the connection early; emberwatch will try again later."
+        ) from None
+    except TimeoutError:
+        raise _no_answer(where, cfg) from None
+    except ConnectionRefusedError:
+        raise TransientDeliveryError(
+            f"Could not connect to {where}: nothing accepted the connection (is the server running, and are "
+            "the host and port right?); emberwatch will try again later."
         ) from None
     except ssl.SSLError as exc:
         raise PermanentDeliveryError(
@@ -183,6 +204,15 @@ def send_smtp(msg: EmailMessage, cfg: SmtpConfig) -> None:
     finally:
         if client is not None:
             _close_quietly(client)
+
+
+def _no_answer(where: str, cfg: SmtpConfig) -> TransientDeliveryError:
+    # A server that accepts the connection and then stalls (at the greeting, or in the middle of DATA). After a
+    # stall past the final "." the server may still deliver: a retry carries the same Message-ID (detectable).
+    return TransientDeliveryError(
+        f"{where} did not answer within {cfg.timeout_s:g} s (it may be overloaded, or stalled in the middle "
+        "of the message); emberwatch will try again later."
+    )
 
 
 # Within one delivery run: up to four attempts, 1, 2 and 4 s apart (ours: a mail server restarting or a brief

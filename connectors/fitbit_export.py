@@ -23,6 +23,8 @@ from zoneinfo import ZoneInfo
 
 from connectors.base import ParseResult, PersonContext, RawPayload, Rejected
 from connectors.records import (
+    EARLIEST_PLAUSIBLE_DATE,
+    LATEST_PLAUSIBLE_DATE,
     DailyActivity,
     DailyRestingHeartRate,
     Record,
@@ -30,7 +32,9 @@ from connectors.records import (
     SleepSession,
     StageSegment,
     build_record,
+    is_iana_zone,
     night_date_of_wake,
+    storable_text,
 )
 
 SOURCE_NAME = "fitbit-export"
@@ -48,6 +52,10 @@ ACTIVITY_FILES: dict[str, str] = {
 }
 
 MINUTES_PER_DAY = 1440
+
+# The largest clock change in use (one hour; Lord Howe's is 30 min): how far a wall-clock timeInBed may run
+# past the real time in bed on a spring-forward night (see _sleep_session).
+DST_GAP_MIN = 60
 
 # Fitbit's level for stretches it could not score. Not a stage: such segments are left out (see _segments).
 UNSCORED_LEVEL = "unknown"
@@ -161,6 +169,12 @@ def _load_list(body: bytes | str, file_name: str, what: str, result: ParseResult
     """The file's top-level list, or None after rejecting the whole file with a reason a person can act on."""
     try:
         data = json.loads(body)
+    except RecursionError:
+        # Nesting deeper than Python's recursion limit: no export file is shaped like that.
+        result.rejected.append(Rejected(file_name, (
+            f"{file_name} is nested too deeply to be a Fitbit export file; nothing from it was imported."
+        )))
+        return None
     except json.JSONDecodeError as exc:
         # A file that opens a list or object but does not close it was cut off mid-copy.
         text = body.decode("utf-8", errors="replace") if isinstance(body, bytes) else body
@@ -174,10 +188,15 @@ def _load_list(body: bytes | str, file_name: str, what: str, result: ParseResult
             "nothing from it was imported. Download the export again and re-import it."
         )))
         return None
-    except ValueError:  # bytes that are not UTF-8 text at all
+    except UnicodeDecodeError:  # bytes that are not UTF-8 text at all
         result.rejected.append(Rejected(file_name, (
             f"{file_name} is not UTF-8 text, so it cannot be a Fitbit export file; "
             "nothing from it was imported."
+        )))
+        return None
+    except ValueError as exc:  # valid JSON syntax Python still refuses, e.g. an integer of over 4,300 digits
+        result.rejected.append(Rejected(file_name, (
+            f"{file_name} could not be read ({exc}); nothing from it was imported."
         )))
         return None
     if not isinstance(data, list):
@@ -212,9 +231,22 @@ def _local_datetime(value: Any, field: str, locator: str) -> datetime:
     try:
         if not isinstance(value, str):
             raise ValueError
-        return datetime.fromisoformat(value)
+        reading = datetime.fromisoformat(value)
     except ValueError:
-        raise _bad(locator, field, f"{value!r} is not a date-time like '2020-03-29 00:46:30'") from None
+        raise _bad(locator, field, f"{_shown(value)} is not a date-time like '2020-03-29 00:46:30'") from None
+    # Checked here, before any zone arithmetic: a reading in year 1 or 9999 overflows when moved to UTC.
+    if not EARLIEST_PLAUSIBLE_DATE <= reading.date() <= LATEST_PLAUSIBLE_DATE:
+        raise _bad(locator, field, (
+            f"{_shown(value)} is outside the plausible dates "
+            f"{EARLIEST_PLAUSIBLE_DATE} to {LATEST_PLAUSIBLE_DATE}"
+        ))
+    return reading
+
+
+def _shown(value: Any) -> str:
+    """A value for a reason sentence: its repr, cut short so a huge corrupt field cannot flood quarantine."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _day(value: Any, field: str, locator: str) -> date:
@@ -225,11 +257,20 @@ def _day(value: Any, field: str, locator: str) -> date:
 
 
 def _parse_sleep_logs(logs: list[Any], person: PersonContext, result: ParseResult) -> None:
+    if not is_iana_zone(person.tz_name):
+        # Export times carry no zone: without the person's zone no log can be placed in time.
+        result.rejected.append(Rejected("sleep.json", (
+            f"the person's time zone {_shown(person.tz_name)} is not an IANA zone name, so the local times "
+            "in sleep.json cannot be read; nothing from it was imported. Correct the person's zone and "
+            "re-import."
+        )))
+        return
     tz = ZoneInfo(person.tz_name)
     first_seen: dict[str, tuple[str, SleepSession]] = {}
     for index, log in enumerate(logs):
         log_id = log.get("logId") if isinstance(log, dict) else None
-        locator = f"sleep.json[{index}]" + (f" (logId {log_id})" if log_id is not None else "")
+        shown_id = f" (logId {storable_text(str(log_id))})" if log_id is not None else ""
+        locator = f"sleep.json[{index}]{shown_id}"
         try:
             session = _sleep_session(log, person, tz, locator)
         except RecordError as exc:
@@ -251,6 +292,10 @@ def _parse_sleep_logs(logs: list[Any], person: PersonContext, result: ParseResul
 
 def _sleep_session(log: Any, person: PersonContext, tz: ZoneInfo, locator: str) -> SleepSession:
     log = _required(log, _SLEEP_LOG_KEYS, locator)
+    # logId is the session's key: str(None) or str([...]) would make a key that collides or means nothing.
+    log_id = log["logId"]
+    if isinstance(log_id, bool) or not isinstance(log_id, (int, str)) or str(log_id).strip() == "":
+        raise _bad(locator, "logId", f"{_shown(log_id)} is not a log id (a number)")
     start_local = _local_datetime(log["startTime"], "startTime", locator)
     end_local = _local_datetime(log["endTime"], "endTime", locator)
     start_utc = local_to_utc(start_local, tz)
@@ -267,8 +312,11 @@ def _sleep_session(log: Any, person: PersonContext, tz: ZoneInfo, locator: str) 
     # Time in bed cannot exceed the real time between getting in and out of bed; left alone, sleep
     # efficiency would drop by ~10 points for everyone that night.
     time_in_bed_min = log["timeInBed"]
-    if type(time_in_bed_min) is int and end_utc > start_utc:
-        time_in_bed_min = min(time_in_bed_min, int((end_utc - start_utc).total_seconds() // 60))
+    real_min = int((end_utc - start_utc).total_seconds() // 60)
+    # Only the skipped hour is forgiven: a timeInBed further beyond the real time is a corrupt log, and
+    # capping it would turn e.g. 10**30 minutes into a plausible night (the record contract refuses it).
+    if type(time_in_bed_min) is int and end_utc > start_utc and time_in_bed_min <= real_min + DST_GAP_MIN:
+        time_in_bed_min = min(time_in_bed_min, real_min)
 
     levels = log["levels"]
     if not isinstance(levels, dict) or not isinstance(levels.get("data", []), list):
@@ -277,7 +325,7 @@ def _sleep_session(log: Any, person: PersonContext, tz: ZoneInfo, locator: str) 
     return cast(SleepSession, build_record(SleepSession, {
         "person_id": person.person_id,
         "source": SOURCE_NAME,
-        "source_session_id": str(log["logId"]),
+        "source_session_id": str(log_id),
         "night_date": night_date,
         "start_utc": start_utc,
         "end_utc": end_utc,
@@ -350,7 +398,7 @@ def _parse_resting_hr(items: list[Any], person: PersonContext, result: ParseResu
 
 def _day_suffix(item: Any) -> str:
     when = item.get("dateTime") if isinstance(item, dict) else None
-    return f" ({when[:10]})" if isinstance(when, str) else ""
+    return f" ({storable_text(when, 10)})" if isinstance(when, str) else ""
 
 
 # --- activity minutes -------------------------------------------------------------------------------------
@@ -361,7 +409,7 @@ def _parse_activity_minutes(body: bytes, person: PersonContext, result: ParseRes
         texts = json.loads(body)
         if not isinstance(texts, dict) or not all(isinstance(text, str) for text in texts.values()):
             raise ValueError
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than any bundle we write
         result.rejected.append(Rejected(ACTIVITY_MINUTES, (
             f"the {ACTIVITY_MINUTES} payload is not the bundle {SOURCE_NAME} writes "
             '({"<file stem>": "<file text>", ...}); nothing from it was imported.'
@@ -372,6 +420,7 @@ def _parse_activity_minutes(body: bytes, person: PersonContext, result: ParseRes
     for stem, text in texts.items():
         field = ACTIVITY_FILES.get(stem)
         if field is None:
+            stem = storable_text(stem)  # any text can be a key of a damaged bundle
             reason = f"{stem}.json is not an activity file {SOURCE_NAME} knows; it was not imported."
             result.rejected.append(Rejected(f"{stem}.json", reason))
             continue

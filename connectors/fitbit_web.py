@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import time
 from dataclasses import dataclass
@@ -27,13 +28,16 @@ import requests
 from fitbit import exceptions as fitbit_errors
 from oauthlib.oauth2 import InvalidGrantError
 
-from connectors.base import ParseResult, PersonContext, RawPayload, Rejected, TransientSourceError
-from connectors.fitbit_export import _not_worn, _sleep_session
+from connectors.base import (ParseResult, PersonContext, RawPayload, Rejected, TransientSourceError,
+                             mark_synced_all)
+from connectors.fitbit_export import _not_worn, _shown, _sleep_session
 from connectors.google_health import chunks
-from connectors.http import ApiError, RateLimiter, RetryPolicy, limiter_for
+from connectors.http import (INCOMPLETE_BODY, ApiError, RateLimiter, RetryPolicy, describe_failure, is_json,
+                             limiter_for, rate_limit_outlasts_run)
 from connectors.oauth import OAuthApp, allow_loopback_http, client_credentials
 from connectors.records import (
     DailyActivity, DailyRestingHeartRate, NightlyHrv, NightlyVitals, Record, RecordError, build_record,
+    is_iana_zone, storable_text,
 )
 from connectors.token_vault import ConsentRequired, SyncBookmarks, TokenStore
 
@@ -119,6 +123,7 @@ class FitbitWebSource:
         granted = set(session.granted_scopes)
         # One person's fetch holds their lock: a refresh (single-use token) is never raced by a second worker.
         with self.tokens.lock(person.person_id, SOURCE_NAME):
+            fetched_types: list[FitbitDataType] = []
             try:
                 for group in GROUPS:
                     types = [t for t in DATA_TYPES if t.group == group and (not granted or t.scope in granted)]
@@ -132,9 +137,12 @@ class FitbitWebSource:
                                          for a, b in chunks(starts[t.name], end, t.max_window_days)]
                     yield RawPayload(person.person_id, SOURCE_NAME, group, json.dumps(pages).encode(),
                                      datetime.now(timezone.utc), min(starts.values()), end)
-                    if self.bookmarks is not None:
-                        for t in types:
-                            self.bookmarks.mark_synced(person.person_id, SOURCE_NAME, t.name, end)
+                    fetched_types.extend(types)
+                # Bookmarks move only once every group is in hand (as in google_health): a fetch that fails
+                # half-way is not stored, so an earlier bookmark would make the next run skip unstored nights.
+                if self.bookmarks is not None:
+                    mark_synced_all(self.bookmarks, person.person_id, SOURCE_NAME, [t.name for t in fetched_types],
+                                    end)
             finally:
                 self.requests_sent += session.requests_sent
 
@@ -151,8 +159,11 @@ class FitbitWebSource:
         result = ParseResult()
         try:
             bundle = json.loads(raw.body)
+            # Each data type holds a list of page texts (a bare string would be read letter by letter).
+            if not isinstance(bundle, dict) or not all(isinstance(texts, list) for texts in bundle.values()):
+                raise ValueError
             docs = {name: [json.loads(text) for text in texts] for name, texts in bundle.items()}
-        except (ValueError, TypeError, AttributeError):
+        except (ValueError, TypeError, AttributeError, RecursionError):  # RecursionError: absurd nesting
             result.rejected.append(Rejected(raw.resource, (
                 f"the {raw.resource} payload is not the bundle {SOURCE_NAME} writes or a page is not JSON; "
                 "nothing from it was imported.")))
@@ -162,6 +173,14 @@ class FitbitWebSource:
         if parser is None:
             result.rejected.append(Rejected(raw.resource, f"'{raw.resource}' is not a resource of {SOURCE_NAME}."))
         else:
+            # A data type this group does not read would otherwise be dropped without a word.
+            known = {t.name for t in DATA_TYPES if t.group == raw.resource}
+            for name in sorted(set(docs) - known):
+                shown = storable_text(name)
+                # Quoted in the locator: a bundle key may be "" and a locator must still point somewhere.
+                result.rejected.append(Rejected(f"data type '{shown}'", (
+                    f"{SOURCE_NAME}: '{shown}' is not a data type of the {raw.resource} payload; "
+                    "it was not imported.")))
             parser(docs, person, result)
         return result
 
@@ -211,11 +230,18 @@ class _FitbitSession:
         policy = self.source.policy
         problem = "no answer"
         for attempt in range(policy.max_attempts):
+            if (paused_s := self.limiter.pause_left_s()) > policy.max_wait_s:
+                raise rate_limit_outlasts_run(SOURCE_NAME, paused_s)  # Fitbit's reset header said so
             self.limiter.acquire()
             self.requests_sent += 1
             try:
                 response = self.fb.client.make_request(url, headers={"Accept-Language": self.fb.system})
-                return response.text
+                if is_json(response.content):
+                    return response.text
+                # A 200 cut off on the way: retried like a 5xx, never archived as half a page.
+                problem = INCOMPLETE_BODY
+                time.sleep(policy.backoff(attempt))
+                continue
             except InvalidGrantError:
                 reason = "the authorisation was revoked or has expired"
                 self.source.tokens.consent_lost(self.person_id, SOURCE_NAME, reason)
@@ -241,13 +267,14 @@ class _FitbitSession:
                 status = 403 if isinstance(exc, fitbit_errors.HTTPForbidden) else 404
                 raise _api_error(status, self.person_id) from None
             except (requests.ConnectionError, requests.Timeout, fitbit_errors.Timeout) as exc:
-                problem = type(exc).__name__
+                # python-fitbit turns requests' Timeout into its own, which says nothing: name it ourselves.
+                timed_out = isinstance(exc, (requests.Timeout, fitbit_errors.Timeout))
+                problem = f"no answer within {policy.timeout_s:g} s" if timed_out else describe_failure(exc, policy)
                 time.sleep(policy.backoff(attempt))
                 continue
             problem = "429 Too Many Requests"
             if wait > policy.max_wait_s:
-                raise TransientSourceError(
-                    f"Fitbit's rate limit for this person resets in {wait:.0f} s; the next run will carry on.")
+                raise rate_limit_outlasts_run(SOURCE_NAME, wait)
             log.info("Fitbit asked us to slow down; waiting %.1f s", wait)
             self.limiter.pause(wait)
         raise TransientSourceError(
@@ -268,13 +295,40 @@ def _api_error(status: int, person_id: str) -> ApiError:
 # --- parsing ------------------------------------------------------------------------------------------------
 
 
-def _items(docs: dict[str, list[Any]], name: str, key: str | None) -> Iterator[tuple[int, Any]]:
+def _items(docs: dict[str, list[Any]], name: str, key: str | None,
+           result: ParseResult) -> Iterator[tuple[int, Any]]:
     index = 0
-    for doc in docs.get(name, []):
-        items = doc if key is None else (doc.get(key, []) if isinstance(doc, dict) else [])
-        for item in items if isinstance(items, list) else []:
+    for page_index, doc in enumerate(docs.get(name, [])):
+        # A page without its key is not an empty answer (Fitbit sends "sleep": [] then) but another shape.
+        items = doc if key is None else (doc.get(key) if isinstance(doc, dict) else None)
+        if not isinstance(items, list):
+            # A page of another shape (an error body, a single day's object) would otherwise vanish silently.
+            where = f"{name} page {page_index}"
+            expected = "a list" if key is None else f"an object with a '{key}' list"
+            result.rejected.append(Rejected(where, f"{SOURCE_NAME} at {where}: expected {expected}; "
+                                                   "nothing from this page was imported."))
+            continue
+        for item in items:
             yield index, item
             index += 1
+
+
+def _value_object(item: Any, locator: str) -> dict[str, Any]:
+    """The item's `value` object ({} when absent), or a RecordError naming the field."""
+    value = item.get("value") if isinstance(item, dict) else None
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise RecordError(f"{SOURCE_NAME} at {locator}: field 'value' should be an object, "
+                          f"found {_shown(value)}")
+    return value
+
+
+def _one_field(model: type[Record], field: str, value: Any, base: dict[str, Any], locator: str) -> Any:
+    """`value` validated as `field` of `model` on its own, so that a bad value costs only its own field (as in
+    the export's activity files) and never the other measures of the same day."""
+    return getattr(build_record(model, {"source": SOURCE_NAME, **base, field: value}, source=SOURCE_NAME,
+                                locator=locator), field)
 
 
 def _day(item: Any, locator: str) -> date:
@@ -285,10 +339,17 @@ def _day(item: Any, locator: str) -> date:
 
 
 def _parse_sleep(docs: dict[str, list[Any]], person: PersonContext, result: ParseResult) -> None:
+    if not is_iana_zone(person.tz_name):
+        # Fitbit's sleep times are local with no zone: without the person's zone no log can be placed in time.
+        result.rejected.append(Rejected("sleep", (
+            f"{SOURCE_NAME}: the person's time zone {_shown(person.tz_name)} is not an IANA zone name, so no "
+            "sleep log can be read; nothing was imported. Correct the person's zone and re-parse.")))
+        return
     tz = ZoneInfo(person.tz_name)
     seen: set[str] = set()
-    for index, log_item in _items(docs, "sleep", "sleep"):
-        locator = f"sleep[{index}]" + (f" (logId {log_item.get('logId')})" if isinstance(log_item, dict) else "")
+    for index, log_item in _items(docs, "sleep", "sleep", result):
+        locator = f"sleep[{index}]" + (f" (logId {storable_text(str(log_item.get('logId')))})"
+                                       if isinstance(log_item, dict) else "")
         try:
             if not isinstance(log_item, dict):
                 raise RecordError(f"{SOURCE_NAME} at {locator}: expected an object")
@@ -312,29 +373,32 @@ def _add(result: ParseResult, model: type[Record], data: dict[str, Any], locator
 
 
 def _parse_heart(docs: dict[str, list[Any]], person: PersonContext, result: ParseResult) -> None:
-    for index, item in _items(docs, "heart", "activities-heart"):
+    for index, item in _items(docs, "heart", "activities-heart", result):
         locator = f"activities-heart[{index}]"
         try:
             day = _day(item, locator)
         except RecordError as exc:
             result.rejected.append(Rejected(locator, str(exc)))
             continue
-        value = item.get("value")
-        rhr = value.get("restingHeartRate") if isinstance(value, dict) else None
+        try:
+            rhr = _value_object(item, locator).get("restingHeartRate")
+        except RecordError as exc:
+            result.rejected.append(Rejected(locator, str(exc)))
+            continue
         if rhr:  # absent on days without enough data
             _add(result, DailyRestingHeartRate, {"person_id": person.person_id, "day": day, "resting_hr_bpm": rhr},
                  locator)
 
 
 def _parse_hrv(docs: dict[str, list[Any]], person: PersonContext, result: ParseResult) -> None:
-    for index, item in _items(docs, "hrv", "hrv"):
+    for index, item in _items(docs, "hrv", "hrv", result):
         locator = f"hrv[{index}]"
         try:
             night = _day(item, locator)
+            value = _value_object(item, locator)
         except RecordError as exc:
             result.rejected.append(Rejected(locator, str(exc)))
             continue
-        value = item.get("value") or {}
         if value.get("dailyRmssd"):
             _add(result, NightlyHrv, {"person_id": person.person_id, "night_date": night,
                                       "rmssd_ms": value["dailyRmssd"],
@@ -349,16 +413,19 @@ def _parse_vitals(docs: dict[str, list[Any]], person: PersonContext, result: Par
         ("spo2", None, "spo2_avg_pct", lambda v: v.get("avg")),  # the interval endpoint answers a bare array
         ("temp", "tempSkin", "skin_temp_deviation_c", lambda v: v.get("nightlyRelative")),
     ):
-        for index, item in _items(docs, name, key):
+        for index, item in _items(docs, name, key, result):
             locator = f"{name}[{index}]"
             try:
                 night = _day(item, locator)
+                value = pick(_value_object(item, locator))
+                if value is None:
+                    continue
+                base = {"person_id": person.person_id, "night_date": night}
+                value = _one_field(NightlyVitals, field, value, base, locator)
             except RecordError as exc:
                 result.rejected.append(Rejected(locator, str(exc)))
                 continue
-            value = pick(item.get("value") or {})
-            if value is not None:
-                by_night.setdefault(night, {})[field] = value
+            by_night.setdefault(night, {})[field] = value
     for night in sorted(by_night):
         _add(result, NightlyVitals, {"person_id": person.person_id, "night_date": night, **by_night[night]},
              f"vitals ({night})")
@@ -367,15 +434,39 @@ def _parse_vitals(docs: dict[str, list[Any]], person: PersonContext, result: Par
 def _parse_activity(docs: dict[str, list[Any]], person: PersonContext, result: ParseResult) -> None:
     by_day: dict[date, dict[str, int]] = {}
     for resource, field in _ACTIVITY_FIELD.items():
-        for index, item in _items(docs, resource, f"activities-{resource}"):
+        for index, item in _items(docs, resource, f"activities-{resource}", result):
             locator = f"activities-{resource}[{index}]"
             try:
-                by_day.setdefault(_day(item, locator), {})[field] = int(float(item["value"]))  # values are strings
-            except (RecordError, KeyError, TypeError, ValueError) as exc:
-                result.rejected.append(Rejected(locator, str(exc) or f"{SOURCE_NAME} at {locator}: bad value"))
+                day = _day(item, locator)
+                value = _one_field(DailyActivity, field, _whole_number(item.get("value"), locator),
+                                   {"person_id": person.person_id, "day": day}, locator)
+            except RecordError as exc:
+                result.rejected.append(Rejected(locator, str(exc)))
+                continue
+            by_day.setdefault(day, {})[field] = value
     for day in sorted(by_day):
         fields = by_day[day]
         if _not_worn(fields) and not fields.get("steps"):
             continue  # 1,440 sedentary minutes and nothing else: the watch was off, not a day in a chair
         _add(result, DailyActivity, {"person_id": person.person_id, "day": day, **fields}, f"activity ({day})")
 
+
+def _whole_number(value: Any, locator: str) -> Any:
+    """An activity value ("1234" on the wire) as a number for the record to range-check. Fitbit writes whole
+    numbers; a fraction is truncated as before. Text that is no finite number is refused naming the field
+    (int(float("inf")) would raise OverflowError, not a reason)."""
+    if isinstance(value, str):
+        try:
+            number = float(value)
+        except ValueError:
+            problem = f"field 'value' is not a number: {_shown(value)}"
+            raise RecordError(f"{SOURCE_NAME} at {locator}: {problem}") from None
+        if not math.isfinite(number):
+            problem = f"field 'value' is not a finite number: {_shown(value)}"
+            raise RecordError(f"{SOURCE_NAME} at {locator}: {problem}")
+        return int(number)
+    if isinstance(value, float) and math.isfinite(value):
+        return int(value)
+    if value is None:
+        raise RecordError(f"{SOURCE_NAME} at {locator}: field 'value' is missing")
+    return value  # ints pass; any other type is refused by the record with the field's name

@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -28,12 +30,14 @@ import requests
 from oauthlib.oauth2 import InvalidGrantError, OAuth2Error
 from requests_oauthlib import OAuth2Session
 
-from connectors.base import ParseResult, PersonContext, RawPayload, Rejected
+from connectors.base import (ParseResult, PersonContext, RawPayload, Rejected, TransientSourceError,
+                             mark_synced_all)
 from connectors.http import ApiClient, ApiError, RetryPolicy, limiter_for
 from connectors.oauth import OAuthApp, allow_loopback_http, client_credentials
 from connectors.records import (
-    DailyActivity, DailyRestingHeartRate, NightlyHrv, NightlyVitals, Record, RecordError, SleepSession,
-    SleepStage, StageSegment, build_record, night_date_of_wake,
+    EARLIEST_PLAUSIBLE_DATE, LATEST_PLAUSIBLE_DATE, DailyActivity, DailyRestingHeartRate, NightlyHrv,
+    NightlyVitals, Record, RecordError, SleepSession, SleepStage, StageSegment, build_record, is_iana_zone,
+    night_date_of_wake, storable_text,
 )
 from connectors.token_vault import ConsentRequired, SyncBookmarks, TokenStore
 
@@ -167,6 +171,7 @@ class GoogleHealthSource:
     def fetch(self, person: PersonContext, start: date, end: date) -> Iterator[RawPayload]:
         session = _PersonSession(self, person.person_id)
         granted = set(session.granted_scopes)
+        fetched_types: list[DataType] = []
         try:
             for group in GROUPS:
                 types = [t for t in DATA_TYPES if t.group == group and (not granted or t.scope in granted)]
@@ -179,9 +184,12 @@ class GoogleHealthSource:
                     pages[t.name] = [r.text for r in self._pages(session.client, t, starts[t.name], end)]
                 yield RawPayload(person.person_id, SOURCE_NAME, group, json.dumps(pages).encode(),
                                  datetime.now(timezone.utc), window_start, end)
-                if self.bookmarks is not None:
-                    for t in types:
-                        self.bookmarks.mark_synced(person.person_id, SOURCE_NAME, t.name, end)
+                fetched_types.extend(types)
+            # Bookmarks move only once every group is in hand: callers store a person's payloads only when the
+            # whole fetch succeeded, so a bookmark moved after the first group of a fetch that then failed would
+            # make the next run skip nights that were never stored.
+            if self.bookmarks is not None:
+                mark_synced_all(self.bookmarks, person.person_id, SOURCE_NAME, [t.name for t in fetched_types], end)
         finally:
             self.requests_sent += session.client.requests_sent
 
@@ -222,17 +230,19 @@ class GoogleHealthSource:
                         body["pageToken"] = token
                     response = client.request("POST", url + ":dailyRollUp", json=body)
                 yield response
-                token = response.json().get("nextPageToken") or None
+                token = _json_object(response, f"a {t.name} page").get("nextPageToken") or None
                 if not token:
                     break
 
     def identity(self, person_id: str) -> dict[str, Any]:
         session = _PersonSession(self, person_id)
-        return session.client.request("GET", f"{self.config.api_base}/v4/users/me/identity").json()
+        return _json_object(session.client.request("GET", f"{self.config.api_base}/v4/users/me/identity"),
+                            "the identity request")
 
     def settings(self, person_id: str) -> dict[str, Any]:
         session = _PersonSession(self, person_id)
-        return session.client.request("GET", f"{self.config.api_base}/v4/users/me/settings").json()
+        return _json_object(session.client.request("GET", f"{self.config.api_base}/v4/users/me/settings"),
+                            "the settings request")
 
     def time_zone(self, person_id: str) -> str | None:
         """The person's IANA zone from Google Health settings (scope settings.readonly)."""
@@ -244,10 +254,11 @@ class GoogleHealthSource:
         result = ParseResult()
         try:
             bundle = json.loads(raw.body)
-            if not isinstance(bundle, dict):
+            # Each data type holds a list of page texts (a bare string would be read letter by letter).
+            if not isinstance(bundle, dict) or not all(isinstance(texts, list) for texts in bundle.values()):
                 raise ValueError
             points = {name: [p for text in texts for p in _page_points(text)] for name, texts in bundle.items()}
-        except (ValueError, TypeError, AttributeError):
+        except (ValueError, TypeError, AttributeError, RecursionError):  # RecursionError: absurd nesting
             result.rejected.append(Rejected(raw.resource, (
                 f"the {raw.resource} payload is not the bundle {SOURCE_NAME} writes "
                 '({"<data type>": ["<page>", ...]}) or a page is not JSON; nothing from it was imported.')))
@@ -256,8 +267,30 @@ class GoogleHealthSource:
         if parser is None:
             result.rejected.append(Rejected(raw.resource, f"'{raw.resource}' is not a resource of {SOURCE_NAME}."))
             return result
+        # A data type this group does not read would otherwise be dropped without a word.
+        known = {t.name for t in DATA_TYPES if t.group == raw.resource}
+        for name in sorted(set(points) - known):
+            shown = storable_text(name)
+            # Quoted in the locator: a bundle key may be "" and a locator must still point somewhere.
+            result.rejected.append(Rejected(f"data type '{shown}'", (
+                f"{SOURCE_NAME}: '{shown}' is not a data type of the {raw.resource} payload; "
+                "it was not imported.")))
         parser(points, person, result)
         return result
+
+
+def _json_object(response: requests.Response, what: str) -> dict[str, Any]:
+    """A response body as a JSON object, or a sentence: a bare JSONDecodeError would tell an operator nothing.
+    (ApiClient already retries bodies that are not JSON at all; this catches JSON of the wrong shape too.)"""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        raise TransientSourceError(
+            f"{SOURCE_NAME} answered {what} with something other than a complete JSON object; "
+            "the next run will try again.")
+    return body
 
 
 class _PersonSession:
@@ -331,44 +364,102 @@ def _bad(locator: str, problem: str) -> RecordError:
     return RecordError(f"{SOURCE_NAME} at {locator}: {problem}")
 
 
+def _shown(value: Any) -> str:
+    """A value for a reason sentence: its repr, cut short so a huge corrupt field cannot flood quarantine."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _object(value: Any, locator: str, field: str) -> dict[str, Any]:
+    """A nested message ({} when absent, as proto3 omits empty ones), or a RecordError naming the field."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise _bad(locator, f"field '{field}' should be an object, found {_shown(value)}")
+    return value
+
+
+# RFC 3339 fraction: only the digits right after the dot (the offset's digits are not part of it).
+_FRACTION = re.compile(r"\.(\d+)")
+# The widest UTC offsets in use are -12:00 and +14:00; protobuf and RFC 3339 allow up to 18 hours.
+MAX_UTC_OFFSET = timedelta(hours=18)
+
+
 def _instant(value: Any, locator: str, field: str) -> datetime:
     if not isinstance(value, str):
         raise _bad(locator, f"field '{field}' is missing")
-    text = value.replace("Z", "+00:00")
-    if "." in text:  # RFC 3339 allows nanoseconds; Python reads at most microseconds
-        head, tail = text.split(".", 1)
-        digits = "".join(ch for ch in tail if ch.isdigit())
-        text = f"{head}.{digits[:6].ljust(6, '0')}{tail[len(digits):]}"
+    # RFC 3339 allows nanoseconds; Python reads at most microseconds. Cutting the digits of the fraction only
+    # keeps the offset: "00.5+01:00" once lost its "+01:00" to the cut and was read an hour off.
+    text = _FRACTION.sub(lambda m: "." + m.group(1)[:6].ljust(6, "0"), value.replace("Z", "+00:00"), count=1)
     try:
-        return datetime.fromisoformat(text).astimezone(timezone.utc)
+        instant = datetime.fromisoformat(text)
     except ValueError:
-        raise _bad(locator, f"field '{field}' is not an RFC 3339 instant: {value!r}") from None
+        raise _bad(locator, f"field '{field}' is not an RFC 3339 instant: {_shown(value)}") from None
+    if instant.tzinfo is None:
+        # Without an offset astimezone() would read it in this machine's zone: RFC 3339 requires one.
+        raise _bad(locator, f"field '{field}' has no UTC offset: {_shown(value)}")
+    # Checked before conversion: year 1 at +01:00 overflows when moved to UTC.
+    if not EARLIEST_PLAUSIBLE_DATE <= instant.date() <= LATEST_PLAUSIBLE_DATE:
+        raise _bad(locator, f"field '{field}' is outside the plausible dates {EARLIEST_PLAUSIBLE_DATE} to "
+                            f"{LATEST_PLAUSIBLE_DATE}: {_shown(value)}")
+    return instant.astimezone(timezone.utc)
 
 
-def _offset(value: Any) -> timedelta | None:
-    """A google.protobuf.Duration string like "-14400s"; None when absent."""
-    if not isinstance(value, str) or not value.endswith("s"):
+def _offset(value: Any, locator: str, field: str) -> timedelta | None:
+    """A google.protobuf.Duration string like "-14400s"; None when absent. A malformed or impossible offset is
+    refused rather than ignored: it is the one clue to the wake date when the watch was in another zone."""
+    if value is None:
         return None
     try:
-        return timedelta(seconds=float(value[:-1]))
+        if not isinstance(value, str) or not value.endswith("s"):
+            raise ValueError
+        seconds = float(value[:-1])
+        if not math.isfinite(seconds) or abs(seconds) > MAX_UTC_OFFSET.total_seconds():
+            raise ValueError
+        return timedelta(seconds=seconds)
     except ValueError:
-        return None
+        raise _bad(locator, f"field '{field}' is not a UTC offset like '-14400s' within 18 hours: "
+                            f"{_shown(value)}") from None
 
 
-def _int64(value: Any, default: int | None = 0) -> int | None:
+def _int64(value: Any, locator: str, field: str, default: int | None = 0) -> int | None:
     """int64 arrives as a JSON string; proto3 omits zero, so absent means 0 where the parent is present."""
     if value is None:
         return default
-    return int(value)
-
-
-def _civil_date(value: Any, locator: str) -> date:
-    if not isinstance(value, dict):
-        raise _bad(locator, "field 'date' is missing")
+    # bool is an int in Python, and int(float("inf")) raises OverflowError: both are refused with a reason.
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise _bad(locator, f"field '{field}' is not a whole number: {_shown(value)}")
     try:
-        return date(int(value["year"]), int(value["month"]), int(value["day"]))
-    except (KeyError, ValueError, TypeError):
-        raise _bad(locator, f"field 'date' is not a valid {{year, month, day}}: {value!r}") from None
+        return int(value)
+    except ValueError:
+        raise _bad(locator, f"field '{field}' is not a whole number: {_shown(value)}") from None
+
+
+def _civil_date(value: Any, locator: str, field: str = "date") -> date:
+    if not isinstance(value, dict):
+        raise _bad(locator, f"field '{field}' is missing")
+    try:
+        parts = [value[part] for part in ("year", "month", "day")]
+        # google.type.Date parts are JSON integers; int(True) or int(float("inf")) must not slip through.
+        if any(isinstance(part, bool) or not isinstance(part, int) for part in parts):
+            raise TypeError
+        return date(*parts)
+    except (KeyError, ValueError, TypeError, OverflowError):  # OverflowError: a year beyond a C long
+        raise _bad(locator, f"field '{field}' is not a valid {{year, month, day}}: {_shown(value)}") from None
+
+
+def _number(value: Any, locator: str, field: str) -> float:
+    """A JSON number (a double on the wire), or a RecordError naming the field."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise _bad(locator, f"field '{field}' is not a finite number: {_shown(value)}")
+    return float(value)
+
+
+def _one_field(model: type[Record], field: str, value: Any, base: dict[str, Any], locator: str) -> Any:
+    """`value` validated as `field` of `model` on its own, so that a bad value costs only its own field (as in
+    the export's activity files) and never the other measures of the same day."""
+    return getattr(build_record(model, {"source": SOURCE_NAME, **base, field: value}, source=SOURCE_NAME,
+                                locator=locator), field)
 
 
 _STAGE = {"LIGHT": SleepStage.LIGHT, "DEEP": SleepStage.DEEP, "REM": SleepStage.REM,
@@ -376,6 +467,12 @@ _STAGE = {"LIGHT": SleepStage.LIGHT, "DEEP": SleepStage.DEEP, "REM": SleepStage.
 
 
 def _parse_sleep(points: dict[str, list[dict]], person: PersonContext, result: ParseResult) -> None:
+    if not is_iana_zone(person.tz_name):
+        # Every session record carries the person's zone, and a session without a civil end is dated in it.
+        result.rejected.append(Rejected("sleep", (
+            f"{SOURCE_NAME}: the person's time zone {_shown(person.tz_name)} is not an IANA zone name, so no "
+            "sleep can be dated; nothing was imported. Correct the person's zone and re-parse.")))
+        return
     seen: set[str] = set()
     for index, point in enumerate(points.get("sleep", [])):
         locator = f"sleep[{index}]"
@@ -391,21 +488,35 @@ def _parse_sleep(points: dict[str, list[dict]], person: PersonContext, result: P
 
 
 def _sleep_session(point: dict[str, Any], person: PersonContext, locator: str) -> SleepSession:
+    if not isinstance(point, dict):
+        raise _bad(locator, f"expected a data point object, found {_shown(point)}")
     sleep = point.get("sleep")
     if not isinstance(sleep, dict):
         raise _bad(locator, "field 'sleep' is missing")
-    interval = sleep.get("interval") or {}
+    interval = _object(sleep.get("interval"), locator, "interval")
     start_utc = _instant(interval.get("startTime"), locator, "interval.startTime")
     end_utc = _instant(interval.get("endTime"), locator, "interval.endTime")
+    if end_utc <= start_utc:
+        # Said here in wire terms: otherwise the negative time in bed derived below is reported first.
+        raise _bad(locator, "field 'interval.endTime' is not after 'interval.startTime' "
+                            "(end_utc must be after start_utc)")
     # The night is the local date of waking, in the offset the watch recorded at waking (travel-proof),
     # or the server's own civil end when it sends one.
-    if isinstance(interval.get("civilEndTime"), dict) and "date" in interval["civilEndTime"]:
-        night = _civil_date(interval["civilEndTime"]["date"], locator)
-    elif (end_offset := _offset(interval.get("endUtcOffset"))) is not None:
+    end_offset = _offset(interval.get("endUtcOffset"), locator, "interval.endUtcOffset")
+    civil_end = _object(interval.get("civilEndTime"), locator, "interval.civilEndTime")
+    if "date" in civil_end:
+        night = _civil_date(civil_end["date"], locator, "interval.civilEndTime.date")
+        # A civil date more than a day from the UTC end is no zone's view of that instant (offsets < 18 h).
+        if abs((night - end_utc.date()).days) > 1:
+            raise _bad(locator, f"field 'interval.civilEndTime.date' ({night}) is not the wake date of "
+                                f"interval.endTime ({end_utc:%Y-%m-%dT%H:%M:%SZ})")
+    elif end_offset is not None:
         night = (end_utc + end_offset).date()
     else:
         night = night_date_of_wake(end_utc, person.tz_name)
     name = point.get("name") or point.get("dataPointName") or ""
+    if not isinstance(name, str):
+        raise _bad(locator, f"field 'name' should be text, found {_shown(name)}")
     # Real names are users/{id}/dataTypes/sleep/dataPoints/{id}; without one, the start instant is the key.
     session_id = (name.rsplit("/", 1)[-1] if "/dataPoints/" in name
                   else "start-" + start_utc.strftime("%Y%m%dT%H%M%SZ"))
@@ -413,13 +524,21 @@ def _sleep_session(point: dict[str, Any], person: PersonContext, locator: str) -
     is_stages = sleep.get("type") == "STAGES"
     segments = []
     asleep_s = awake_s = 0
-    for s_index, stage in enumerate(sleep.get("stages") or []):
+    stages = sleep.get("stages") or []
+    if not isinstance(stages, list):
+        raise _bad(locator, f"field 'stages' should be a list, found {_shown(stages)}")
+    for s_index, stage in enumerate(stages):
         where = f"{locator} stages[{s_index}]"
+        if not isinstance(stage, dict):
+            raise _bad(where, f"expected a stage object, found {_shown(stage)}")
         s_start = _instant(stage.get("startTime"), where, "startTime")
         s_end = _instant(stage.get("endTime"), where, "endTime")
+        if s_end < s_start:
+            # A negative stretch is a corrupt stage, not an empty one: it would be dropped without a word.
+            raise _bad(where, "field 'endTime' is before 'startTime'")
         seconds = int((s_end - s_start).total_seconds())
         kind = stage.get("type")
-        if seconds <= 0 or kind not in (*_STAGE, "AWAKE"):
+        if seconds <= 0 or not isinstance(kind, str) or kind not in (*_STAGE, "AWAKE"):
             continue  # unspecified stage: not a stage, like Fitbit's 'unknown'
         value = (SleepStage.WAKE if is_stages else SleepStage.AWAKE) if kind == "AWAKE" else _STAGE[kind]
         if value.is_wake:
@@ -434,12 +553,17 @@ def _sleep_session(point: dict[str, Any], person: PersonContext, locator: str) -
     time_in_bed_min = int((end_utc - start_utc).total_seconds() // 60)
     summary = sleep.get("summary")
     if isinstance(summary, dict):
-        minutes_asleep = _int64(summary.get("minutesAsleep"))
-        minutes_awake = _int64(summary.get("minutesAwake"))
-        to_fall_asleep = _int64(summary.get("minutesToFallAsleep"))
+        minutes_asleep = _int64(summary.get("minutesAsleep"), locator, "summary.minutesAsleep")
+        minutes_awake = _int64(summary.get("minutesAwake"), locator, "summary.minutesAwake")
+        to_fall_asleep = _int64(summary.get("minutesToFallAsleep"), locator, "summary.minutesToFallAsleep")
+    elif summary is not None:
+        raise _bad(locator, f"field 'summary' should be an object, found {_shown(summary)}")
     else:  # not processed yet: derive from the stages
         minutes_asleep, minutes_awake, to_fall_asleep = asleep_s // 60, awake_s // 60, 0
-    metadata = sleep.get("metadata") or {}
+    metadata = _object(sleep.get("metadata"), locator, "metadata")
+    main_sleep = metadata.get("mainSleep", False)
+    if not isinstance(main_sleep, bool):  # bool("false") is True: text here is a wrong type, not a yes
+        raise _bad(locator, f"field 'metadata.mainSleep' should be true or false, found {_shown(main_sleep)}")
     return cast(SleepSession, build_record(SleepSession, {
         "person_id": person.person_id,
         "source": SOURCE_NAME,
@@ -448,9 +572,9 @@ def _sleep_session(point: dict[str, Any], person: PersonContext, locator: str) -
         "start_utc": start_utc,
         "end_utc": end_utc,
         "tz_name": person.tz_name,
-        "is_main_sleep": bool(metadata.get("mainSleep", False)),
+        "is_main_sleep": main_sleep,
         "log_type": "stages" if is_stages else "classic",
-        "minutes_asleep": min(cast(int, minutes_asleep), time_in_bed_min),
+        "minutes_asleep": _asleep_within_bed(cast(int, minutes_asleep), time_in_bed_min),
         "minutes_awake": minutes_awake,
         "minutes_to_fall_asleep": to_fall_asleep,
         "time_in_bed_min": time_in_bed_min,
@@ -458,10 +582,24 @@ def _sleep_session(point: dict[str, Any], person: PersonContext, locator: str) -
     }, source=SOURCE_NAME, locator=locator))
 
 
+# Google's minutes are rounded on its side while time in bed is derived here from whole seconds, so minutes
+# asleep may run a little past it; more than this is a corrupt summary, left for the record contract to
+# refuse.
+ASLEEP_ROUNDING_MIN = 5
+
+
+def _asleep_within_bed(minutes_asleep: int, time_in_bed_min: int) -> int:
+    if time_in_bed_min < minutes_asleep <= time_in_bed_min + ASLEEP_ROUNDING_MIN:
+        return time_in_bed_min
+    return minutes_asleep
+
+
 def _daily(points: list[dict], member: str, result: ParseResult, name: str) -> Iterator[tuple[date, dict, str]]:
     for index, point in enumerate(points):
         locator = f"{name}[{index}]"
         try:
+            if not isinstance(point, dict):
+                raise _bad(locator, f"expected a data point object, found {_shown(point)}")
             body = point.get(member)
             if not isinstance(body, dict):
                 raise _bad(locator, f"field '{member}' is missing")
@@ -480,7 +618,11 @@ def _add(result: ParseResult, model: type[Record], data: dict[str, Any], locator
 def _parse_resting_hr(points: dict[str, list[dict]], person: PersonContext, result: ParseResult) -> None:
     for day, body, locator in _daily(points.get("daily-resting-heart-rate", []), "dailyRestingHeartRate", result,
                                      "daily-resting-heart-rate"):
-        bpm = _int64(body.get("beatsPerMinute"), None)
+        try:
+            bpm = _int64(body.get("beatsPerMinute"), locator, "beatsPerMinute", None)
+        except RecordError as exc:
+            result.rejected.append(Rejected(locator, str(exc)))
+            continue
         if bpm:  # absent (proto3's zero) means no value that day: missing, not 0
             _add(result, DailyRestingHeartRate, {"person_id": person.person_id, "source": SOURCE_NAME,
                                                  "day": day, "resting_hr_bpm": float(bpm)}, locator)
@@ -499,19 +641,37 @@ def _parse_hrv(points: dict[str, list[dict]], person: PersonContext, result: Par
 def _parse_vitals(points: dict[str, list[dict]], person: PersonContext, result: ParseResult) -> None:
     # The daily vitals are computed for the main sleep and dated with its wake date (the night).
     by_night: dict[date, dict[str, Any]] = {}
-    for day, body, _ in _daily(points.get("daily-oxygen-saturation", []), "dailyOxygenSaturation", result,
-                               "daily-oxygen-saturation"):
+
+    def keep(day: date, field_name: str, value: Any, locator: str) -> None:
+        # Each measure is checked on its own, at its own locator: a bad SpO2 costs only that night's SpO2.
+        try:
+            checked = _one_field(NightlyVitals, field_name, value,
+                                 {"person_id": person.person_id, "night_date": day}, locator)
+        except RecordError as exc:
+            result.rejected.append(Rejected(locator, str(exc)))
+            return
+        by_night.setdefault(day, {})[field_name] = checked
+
+    for day, body, locator in _daily(points.get("daily-oxygen-saturation", []), "dailyOxygenSaturation",
+                                     result, "daily-oxygen-saturation"):
         if body.get("averagePercentage"):
-            by_night.setdefault(day, {})["spo2_avg_pct"] = body["averagePercentage"]
-    for day, body, _ in _daily(points.get("daily-respiratory-rate", []), "dailyRespiratoryRate", result,
-                               "daily-respiratory-rate"):
+            keep(day, "spo2_avg_pct", body["averagePercentage"], locator)
+    for day, body, locator in _daily(points.get("daily-respiratory-rate", []), "dailyRespiratoryRate", result,
+                                     "daily-respiratory-rate"):
         if body.get("breathsPerMinute"):
-            by_night.setdefault(day, {})["breathing_rate_brpm"] = body["breathsPerMinute"]
-    for day, body, _ in _daily(points.get("daily-sleep-temperature-derivations", []),
-                               "dailySleepTemperatureDerivations", result, "daily-sleep-temperature-derivations"):
+            keep(day, "breathing_rate_brpm", body["breathsPerMinute"], locator)
+    for day, body, locator in _daily(points.get("daily-sleep-temperature-derivations", []),
+                                     "dailySleepTemperatureDerivations", result,
+                                     "daily-sleep-temperature-derivations"):
         nightly, baseline = body.get("nightlyTemperatureCelsius"), body.get("baselineTemperatureCelsius")
         if nightly is not None and baseline is not None:
-            by_night.setdefault(day, {})["skin_temp_deviation_c"] = round(nightly - baseline, 3)
+            try:  # text or NaN here would make the subtraction raise, or a NaN deviation
+                deviation = round(_number(nightly, locator, "nightlyTemperatureCelsius")
+                                  - _number(baseline, locator, "baselineTemperatureCelsius"), 3)
+            except RecordError as exc:
+                result.rejected.append(Rejected(locator, str(exc)))
+                continue
+            keep(day, "skin_temp_deviation_c", deviation, locator)
     for night in sorted(by_night):
         _add(result, NightlyVitals, {"person_id": person.person_id, "source": SOURCE_NAME, "night_date": night,
                                      **by_night[night]}, f"vitals ({night})")
@@ -526,23 +686,46 @@ def _parse_activity(points: dict[str, list[dict]], person: PersonContext, result
         for index, point in enumerate(points.get(name, [])):
             locator = f"{name}[{index}]"
             try:
-                day = _civil_date((point.get("civilStartTime") or {}).get("date"), locator)
-                fields = by_day.setdefault(day, {})
-                if name == "steps" and isinstance(point.get("steps"), dict):
-                    fields["steps"] = _int64(point["steps"].get("countSum"))
-                elif name == "active-minutes" and isinstance(point.get("activeMinutes"), dict):
-                    levels = point["activeMinutes"].get("activeMinutesRollupByActivityLevel") or []
-                    for field_name in _LEVEL_FIELD.values():
-                        fields.setdefault(field_name, 0)  # a level left out is zero minutes
-                    for level in levels:
-                        if level.get("activityLevel") in _LEVEL_FIELD:
-                            fields[_LEVEL_FIELD[level["activityLevel"]]] = _int64(level.get("activeMinutesSum"))
-            except (RecordError, ValueError, TypeError) as exc:
+                if not isinstance(point, dict):
+                    raise _bad(locator, f"expected a roll-up data point object, found {_shown(point)}")
+                civil_start = _object(point.get("civilStartTime"), locator, "civilStartTime")
+                day = _civil_date(civil_start.get("date"), locator, "civilStartTime.date")
+                values = _rollup_values(name, point, locator)
+                # Each value is checked on its own: a bad step count never costs the day's active minutes.
+                checked = {field_name: _one_field(DailyActivity, field_name, value,
+                                                  {"person_id": person.person_id, "day": day}, locator)
+                           for field_name, value in values.items()}
+            except RecordError as exc:
                 result.rejected.append(Rejected(locator, str(exc)))
+                continue
+            by_day.setdefault(day, {}).update(checked)
     for day in sorted(by_day):
         if by_day[day]:
             _add(result, DailyActivity, {"person_id": person.person_id, "source": SOURCE_NAME, "day": day,
                                          **by_day[day]}, f"activity ({day})")
+
+
+def _rollup_values(name: str, point: dict[str, Any], locator: str) -> dict[str, int | None]:
+    """DailyActivity fields from one roll-up point: steps, or the three active-minute levels."""
+    if name == "steps" and isinstance(point.get("steps"), dict):
+        return {"steps": _int64(point["steps"].get("countSum"), locator, "steps.countSum")}
+    if name == "active-minutes" and isinstance(point.get("activeMinutes"), dict):
+        levels = point["activeMinutes"].get("activeMinutesRollupByActivityLevel") or []
+        if not isinstance(levels, list):
+            raise _bad(locator, "field 'activeMinutesRollupByActivityLevel' should be a list, "
+                                f"found {_shown(levels)}")
+        # A level left out is zero minutes.
+        values: dict[str, int | None] = {field_name: 0 for field_name in _LEVEL_FIELD.values()}
+        for l_index, level in enumerate(levels):
+            field = f"activeMinutesRollupByActivityLevel[{l_index}]"
+            if not isinstance(level, dict):
+                raise _bad(locator, f"field '{field}' should be an object, found {_shown(level)}")
+            activity_level = level.get("activityLevel")
+            if isinstance(activity_level, str) and activity_level in _LEVEL_FIELD:
+                values[_LEVEL_FIELD[activity_level]] = _int64(level.get("activeMinutesSum"), locator,
+                                                              f"{field}.activeMinutesSum")
+        return values
+    return {}
 
 
 _GROUP_PARSERS: dict[str, Callable[[dict[str, list[dict]], PersonContext, ParseResult], None]] = {

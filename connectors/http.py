@@ -7,6 +7,7 @@ Anything else is not retried. Nothing here logs a URL query, a header or a body:
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import threading
@@ -65,6 +66,11 @@ class RateLimiter:
         with self._lock:
             self.paused_until = max(self.paused_until, time.monotonic() + seconds)
 
+    def pause_left_s(self) -> float:
+        """How long the source has asked us to stay quiet from now (0 when it has not)."""
+        with self._lock:
+            return max(self.paused_until - time.monotonic(), 0.0)
+
 
 _LIMITERS: dict[tuple[str, str, str], RateLimiter] = {}
 _LIMITERS_GUARD = threading.Lock()
@@ -83,10 +89,38 @@ class RetryPolicy:
     # Tests shorten these with EMBERWATCH_HTTP_BACKOFF_S; production keeps seconds-scale waits.
     backoff_s: float = field(default_factory=lambda: env_float("EMBERWATCH_HTTP_BACKOFF_S", 1.0))
     max_wait_s: float = 120.0
-    timeout_s: float = 30.0
+    # How long one request may go without an answer. Tests shorten it to meet a stalled server quickly.
+    timeout_s: float = field(default_factory=lambda: env_float("EMBERWATCH_HTTP_TIMEOUT_S", 30.0))
 
     def backoff(self, attempt: int) -> float:
         return min(self.backoff_s * 2 ** attempt, self.max_wait_s)
+
+
+def describe_failure(exc: BaseException, policy: RetryPolicy) -> str:
+    """Connection trouble as words an operator reads in a run report (never the URL: its query has dates)."""
+    if isinstance(exc, requests.Timeout):
+        return f"no answer within {policy.timeout_s:g} s"
+    if isinstance(exc, requests.ConnectionError):
+        return "the connection failed or was cut"
+    return type(exc).__name__
+
+
+def is_json(body: bytes | str) -> bool:
+    try:
+        json.loads(body)
+    except ValueError:
+        return False
+    return True
+
+
+INCOMPLETE_BODY = "an answer whose body was not complete JSON"
+
+
+def rate_limit_outlasts_run(source: str, wait_s: float) -> TransientSourceError:
+    """A wait longer than a fetch may block a worker: the person is left for the next run instead."""
+    return TransientSourceError(
+        f"{source} asked us to pause this person's requests for {wait_s:.0f} s (its rate limit); "
+        "the next run will carry on.")
 
 
 def retry_after_s(response: requests.Response) -> float | None:
@@ -118,15 +152,19 @@ class ApiClient:
         self.requests_sent = 0
 
     def request(self, method: str, url: str, **kwargs: Any) -> requests.Response:
+        """The answer to one request, retried as the module says. A success always has a complete JSON body
+        (every source behind this client speaks JSON), so callers may decode it and archive its text."""
         refreshed = False
         problem = "no answer"
         for attempt in range(self.policy.max_attempts):
+            if (paused_s := self.limiter.pause_left_s()) > self.policy.max_wait_s:
+                raise rate_limit_outlasts_run(self.source, paused_s)
             self.limiter.acquire()
             try:
                 self.requests_sent += 1
                 response = self.session.request(method, url, timeout=self.policy.timeout_s, **kwargs)
             except (requests.ConnectionError, requests.Timeout) as exc:
-                problem = type(exc).__name__
+                problem = describe_failure(exc, self.policy)
                 time.sleep(self.policy.backoff(attempt))
                 continue
             status = response.status_code
@@ -136,7 +174,9 @@ class ApiClient:
                 continue
             if status == 429:
                 wait = retry_after_s(response)
-                wait = self.policy.backoff(attempt) if wait is None else min(wait, self.policy.max_wait_s)
+                if wait is not None and wait > self.policy.max_wait_s:
+                    raise rate_limit_outlasts_run(self.source, wait)
+                wait = self.policy.backoff(attempt) if wait is None else wait
                 log.info("%s asked us to slow down; waiting %.1f s", self.source, wait)
                 self.limiter.pause(wait)
                 problem = "429 Too Many Requests"
@@ -148,6 +188,12 @@ class ApiClient:
             if status >= 400:
                 message, reason = self.describe_error(response)
                 raise ApiError(message, status, reason)
+            if not is_json(response.content):
+                # A 200 cut off on the way (a proxy, a dropped connection that still looked complete): like a
+                # 5xx it is retried, and it is never handed on, so half a page is neither archived nor paged from.
+                problem = INCOMPLETE_BODY
+                time.sleep(self.policy.backoff(attempt))
+                continue
             return response
         raise TransientSourceError(
             f"{self.source} kept failing ({problem}) after {self.policy.max_attempts} attempts; "

@@ -44,12 +44,63 @@ def _require_utc(value: datetime) -> datetime:
     return value.astimezone(timezone.utc)
 
 
-def _require_zone(value: str) -> str:
+def is_iana_zone(name: object) -> bool:
+    """Whether `name` opens as an IANA zone. ZoneInfo answers a bad name with one of several errors: a
+    directory ("America") or an over-long name comes back as OSError, not ZoneInfoNotFoundError."""
+    if not isinstance(name, str):
+        return False
     try:
-        ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise ValueError(f"{value!r} is not an IANA time zone name") from exc
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        return False
+    return True
+
+
+def _require_zone(value: str) -> str:
+    if not is_iana_zone(value):
+        raise ValueError(f"{value!r} is not an IANA time zone name")
     return value
+
+
+# Plausible civil dates for any record. Consumer sleep trackers date from 2009 (the first Fitbit), so nothing
+# real is older than 2000; the upper bound is fixed rather than "today + n" so that an archived payload parses
+# the same way whenever it is re-parsed (and synthetic cohorts may run a year or more ahead). A date outside
+# is a device clock reset (1970, year 1) or a corrupted field, never a night to compare.
+EARLIEST_PLAUSIBLE_DATE = date(2000, 1, 1)
+LATEST_PLAUSIBLE_DATE = date(2099, 12, 31)
+
+
+def _require_plausible_date(value: date) -> date:
+    if not EARLIEST_PLAUSIBLE_DATE <= value <= LATEST_PLAUSIBLE_DATE:
+        raise ValueError(
+            f"{value.isoformat()} is outside the plausible dates {EARLIEST_PLAUSIBLE_DATE.isoformat()} to "
+            f"{LATEST_PLAUSIBLE_DATE.isoformat()}"
+        )
+    return value
+
+
+def _require_plausible_instant(value: datetime) -> datetime:
+    value = _require_utc(value)
+    _require_plausible_date(value.date())
+    return value
+
+
+def _no_bool_for_numbers(model: type[BaseModel], data: object) -> object:
+    # pydantic's lax mode reads true/false as 1/0, so `"minutesAsleep": true` would become one minute asleep.
+    # A true/false is a wrong type everywhere except in a bool field.
+    if isinstance(data, dict):
+        for name, value in data.items():
+            field_info = model.model_fields.get(name) if isinstance(name, str) else None
+            if isinstance(value, bool) and field_info is not None and field_info.annotation is not bool:
+                raise ValueError(f"field '{name}' should be a number or text, not true/false")
+    return data
+
+
+def storable_text(text: str, limit: int = 40) -> str:
+    """A piece of payload text (a log id, a date, a key) for a locator or reason: cut to `limit` characters
+    and safe to store. JSON may carry a lone surrogate ("\\udcff") that UTF-8 cannot encode, and one such
+    character in a locator made the quarantine insert itself fail; it is written as its escape instead."""
+    return text[:limit].encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def night_date_of_wake(end_utc: datetime, tz_name: str) -> date:
@@ -68,6 +119,11 @@ class Record(BaseModel):
     person_id: Annotated[str, Field(min_length=1, max_length=64)]
     source: Annotated[str, Field(min_length=1, max_length=32)]
 
+    @model_validator(mode="before")
+    @classmethod
+    def _no_bools(cls, data: object) -> object:
+        return _no_bool_for_numbers(cls, data)
+
 
 class StageSegment(BaseModel):
     """One contiguous stretch of a single sleep stage."""
@@ -78,7 +134,16 @@ class StageSegment(BaseModel):
     duration_s: Annotated[int, Field(gt=0, le=24 * 3600)]
     stage: SleepStage
 
-    _utc = field_validator("start_utc")(_require_utc)
+    _utc = field_validator("start_utc")(_require_plausible_instant)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_bools(cls, data: object) -> object:
+        return _no_bool_for_numbers(cls, data)
+
+    @property
+    def end_utc(self) -> datetime:
+        return self.start_utc + timedelta(seconds=self.duration_s)
 
 
 class SleepSession(Record):
@@ -98,8 +163,9 @@ class SleepSession(Record):
     time_in_bed_min: Annotated[int, Field(ge=0, le=24 * 60)]
     segments: tuple[StageSegment, ...] = ()
 
-    _utc = field_validator("start_utc", "end_utc")(_require_utc)
+    _utc = field_validator("start_utc", "end_utc")(_require_plausible_instant)
     _zone = field_validator("tz_name")(_require_zone)
+    _date = field_validator("night_date")(_require_plausible_date)
 
     @model_validator(mode="after")
     def _consistent(self) -> "SleepSession":
@@ -109,6 +175,18 @@ class SleepSession(Record):
             raise ValueError("a sleep session cannot last longer than 24 hours")
         if self.minutes_asleep > self.time_in_bed_min:
             raise ValueError("minutes_asleep cannot exceed time_in_bed_min")
+        # Minutes awake or falling asleep are minutes in bed too: more of them than time in bed is corrupt.
+        if self.minutes_awake > self.time_in_bed_min:
+            raise ValueError("minutes_awake cannot exceed time_in_bed_min")
+        if self.minutes_to_fall_asleep > self.time_in_bed_min:
+            raise ValueError("minutes_to_fall_asleep cannot exceed time_in_bed_min")
+        # Time in bed is at most the real time from start to end (+1 for a partial minute).
+        if self.time_in_bed_min > (self.end_utc - self.start_utc).total_seconds() // 60 + 1:
+            raise ValueError("time_in_bed_min cannot exceed the minutes from start_utc to end_utc")
+        # A stage outside its own session would be counted in another night's WASO, latency and regularity.
+        for index, segment in enumerate(self.segments):
+            if segment.start_utc < self.start_utc or segment.end_utc > self.end_utc:
+                raise ValueError(f"segments[{index}] lies outside the session (start_utc to end_utc)")
         return self
 
     @property
@@ -131,6 +209,8 @@ class DailyActivity(Record):
     moderately_active_min: Annotated[int, Field(ge=0, le=1440)] | None = None
     very_active_min: Annotated[int, Field(ge=0, le=1440)] | None = None
 
+    _date = field_validator("day")(_require_plausible_date)
+
 
 class DailyRestingHeartRate(Record):
     """Resting heart rate the source computed for one civil day (Fitbit: mostly from the night before)."""
@@ -138,6 +218,8 @@ class DailyRestingHeartRate(Record):
     kind: Literal["daily_resting_hr"] = "daily_resting_hr"
     day: date
     resting_hr_bpm: Annotated[float, Field(gt=20, lt=150)]
+
+    _date = field_validator("day")(_require_plausible_date)
 
 
 class NightlyHrv(Record):
@@ -148,6 +230,8 @@ class NightlyHrv(Record):
     rmssd_ms: Annotated[float, Field(gt=0, lt=400)]
     deep_rmssd_ms: Annotated[float, Field(gt=0, lt=400)] | None = None
 
+    _date = field_validator("night_date")(_require_plausible_date)
+
 
 class NightlyVitals(Record):
     """Overnight vitals: used as illness/confounder context, never as an alert trigger (SIGNALS.md)."""
@@ -157,6 +241,8 @@ class NightlyVitals(Record):
     spo2_avg_pct: Annotated[float, Field(ge=50, le=100)] | None = None
     breathing_rate_brpm: Annotated[float, Field(gt=2, lt=60)] | None = None
     skin_temp_deviation_c: Annotated[float, Field(ge=-10, le=10)] | None = None
+
+    _date = field_validator("night_date")(_require_plausible_date)
 
 
 AnyRecord = SleepSession | DailyActivity | DailyRestingHeartRate | NightlyHrv | NightlyVitals

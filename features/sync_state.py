@@ -30,6 +30,26 @@ class SyncState:
                 """,
                 [person_id, source, data_type, through, utc_now()])
 
+    def mark_synced_many(self, person_id: str, source: str, data_types: list[str], through: date) -> None:
+        """Several data types at once, in one statement: one commit per data type cost ~8 ms each (DuckDB syncs its
+        log on every commit), taken under the store lock every fetch thread shares (benchmarks/ingestion.py)."""
+        if not data_types:
+            return
+        now = utc_now()
+        # One statement with a row per data type (executemany runs them one by one: no faster).
+        rows = ", ".join(["(?, ?, ?, ?, NULL, ?)"] * len(data_types))
+        params = [value for name in data_types for value in (person_id, source, name, through, now)]
+        with self.store.cursor() as cur:
+            cur.execute(
+                f"""
+                INSERT INTO sync_state VALUES {rows}
+                ON CONFLICT (person_id, source, data_type) DO UPDATE SET
+                    synced_through = greatest(coalesce(sync_state.synced_through, excluded.synced_through),
+                                              excluded.synced_through),
+                    updated_at = excluded.updated_at
+                """,
+                params)
+
     def backfilled_from(self, person_id: str, source: str) -> date | None:
         rows = self.store.query_rows(
             "SELECT min(backfilled_from) FROM sync_state "

@@ -198,15 +198,22 @@ def import_fitbit_export(
 def nightly(night: Optional[str] = typer.Option(None, "--date", help="Night (wake date) YYYY-MM-DD; default yesterday.")) -> None:
     """Sync everyone, update features, decide alerts and deliver (the scheduled nightly job)."""
     _quiet_prefect()
+    from features.store import StoreError
     from pipelines.flows import NightlyParams
     from pipelines.flows import nightly as nightly_flow
 
-    report = nightly_flow(NightlyParams(night_date=date.fromisoformat(night) if night else None))
+    try:
+        report = nightly_flow(NightlyParams(night_date=date.fromisoformat(night) if night else None))
+    except StoreError as exc:
+        _fail(str(exc))  # the database is busy: a sentence and exit code 1, not a traceback
     records = sum(p.records for p in report.people.values())
     quarantined = sum(p.quarantined for p in report.people.values())
     typer.echo(f"night {report.period}: {len(report.people) - len(report.failures)}/{len(report.people)} people "
                f"synced, {records} records, {quarantined} quarantined, {report.alerts_queued} alert(s) queued, "
                f"{report.sent} sent" + (f"; failures: {', '.join(report.failures)}" if report.failures else ""))
+    for person_id in report.failures:
+        line = report.people[person_id]
+        typer.echo(f"  {person_id} ({line.failed_stage}): {line.reason or 'see the run log'}", err=True)
     if report.failures:
         raise typer.Exit(code=2)
 
@@ -215,10 +222,14 @@ def nightly(night: Optional[str] = typer.Option(None, "--date", help="Night (wak
 def weekly(run_date: Optional[str] = typer.Option(None, "--date", help="Run date YYYY-MM-DD; the week before it.")) -> None:
     """Queue and deliver the weekly check-in for the last complete week."""
     _quiet_prefect()
+    from features.store import StoreError
     from pipelines.flows import WeeklyParams
     from pipelines.flows import weekly as weekly_flow
 
-    report = weekly_flow(WeeklyParams(run_date=date.fromisoformat(run_date) if run_date else None))
+    try:
+        report = weekly_flow(WeeklyParams(run_date=date.fromisoformat(run_date) if run_date else None))
+    except StoreError as exc:
+        _fail(str(exc))
     typer.echo(f"week {report.period}: {report.digests_queued} check-in(s) queued, {report.sent} sent")
 
 

@@ -43,12 +43,17 @@ def register(app: typer.Typer, person_app: typer.Typer) -> None:
     @app.command()
     def deliver() -> None:
         """Send queued emails that are due now (inside each person's window); schedule it every 15 minutes."""
-        from features.store import Store
+        from features.store import Store, StoreError
         from pipelines.settings import load_settings
         from pipelines.steps import deliver_queued, transport_for
 
         settings = load_settings()
-        with Store(settings.db_path) as store:
+        try:
+            store = Store(settings.db_path, wait_s=settings.writer_wait_s)  # a nightly run may hold it: wait
+        except StoreError as exc:
+            typer.secho(str(exc), fg=typer.colors.RED, err=True)  # a sentence, not a traceback
+            raise typer.Exit(code=1)
+        with store:
             result = deliver_queued(store, transport_for(settings), datetime.now(timezone.utc))
         typer.echo(f"{result.sent} sent, {result.deferred} deferred (will retry), {result.failed} failed, "
                    f"{result.waiting} waiting for their window")

@@ -13,6 +13,7 @@ from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.runtime import flow_run
 from prefect.settings import PREFECT_LOGGING_LEVEL
+from prefect.states import Failed, State
 from pydantic import BaseModel
 from prefect.cache_policies import NO_CACHE
 from prefect.task_runners import ThreadPoolTaskRunner
@@ -22,7 +23,7 @@ from alerts.digest import period_key, week_of
 from connectors.base import TransientSourceError
 from features.crash_points import crash_point
 from features.retention import apply_retention
-from features.store import Person, Store
+from features.store import Person, Store, StoreError
 from features.thresholds import Thresholds
 from pipelines import steps
 from pipelines.run_report import RunReport, artifact_key
@@ -106,6 +107,13 @@ class WeeklyParams(BaseModel):
     shard: int | None = None
 
 
+def busy_database(exc: StoreError) -> State:
+    """Another process holds the database past the configured wait: the run ends Failed with the sentence as its
+    message (shown by Prefect and the CLI), not with a traceback for what is an operator's matter. Calling the
+    flow still raises the StoreError, so the CLI can print it and exit non-zero."""
+    return Failed(message=str(exc), data=exc)
+
+
 def run_time_utc() -> datetime:
     """A scheduled run acts as of its scheduled time (a late start still processes the right night)."""
     scheduled = flow_run.scheduled_start_time
@@ -119,13 +127,19 @@ def default_night(settings: Settings, now_utc: datetime) -> date:
     return now_utc.astimezone(ZoneInfo(settings.timezone)).date() - timedelta(days=1)
 
 
-@flow(name="nightly", persist_result=False, task_runner=ThreadPoolTaskRunner(max_workers=4))
+# Prefect fixes a flow's task runner when the flow is declared, so the bound is read then (EMBERWATCH_MAX_WORKERS).
+@flow(name="nightly", persist_result=False,
+      task_runner=ThreadPoolTaskRunner(max_workers=load_settings().max_workers))
 def nightly(params: NightlyParams = NightlyParams()) -> RunReport:
     settings = for_shard(load_settings(), params.shard)
     now_utc = params.now_utc or run_time_utc()
     night = params.night_date or default_night(settings, now_utc)
     report = RunReport("nightly", night.isoformat() + ("" if params.shard is None else f"-shard-{params.shard}"))
-    with Store(settings.db_path, wait_s=settings.writer_wait_s) as store:
+    try:
+        store = Store(settings.db_path, wait_s=settings.writer_wait_s)
+    except StoreError as exc:
+        return busy_database(exc)  # type: ignore[return-value]
+    with store:
         people = [p for p in store.people(active_only=False) if p.status != "stopped"]  # paused: sync, no email
         with report.stage("fetch"):
             # Fetching is concurrent and touches no database; one writer stores it all.
@@ -137,6 +151,10 @@ def nightly(params: NightlyParams = NightlyParams()) -> RunReport:
                     # One person's failure is recorded and never stops the others.
                     steps.record_failure(store, f"nightly {night}", person.person_id, "fetch", outcome)
                     report.line(person.person_id).failed_stage = "fetch"
+                    # The sentence, beside Prefect's own traceback of the task: it is what the operator acts on.
+                    report.line(person.person_id).reason = steps.failure_text(outcome)
+                    log.warning("Person %s was not fetched this run: %s", person.person_id,
+                                report.line(person.person_id).reason)
                     continue
                 report.line(person.person_id)
                 if outcome is not None:
@@ -170,7 +188,11 @@ def weekly(params: WeeklyParams = WeeklyParams()) -> RunReport:
     now_utc = params.now_utc or run_time_utc()
     week_start, _ = week_of(params.run_date or now_utc.astimezone(ZoneInfo(settings.timezone)).date())
     report = RunReport("weekly", period_key(week_start) + ("" if params.shard is None else f"-shard-{params.shard}"))
-    with Store(settings.db_path, wait_s=settings.writer_wait_s) as store:
+    try:
+        store = Store(settings.db_path, wait_s=settings.writer_wait_s)
+    except StoreError as exc:
+        return busy_database(exc)  # type: ignore[return-value]
+    with store:
         with report.stage("digests"):
             report.digests_queued = queue_digests(store, store.people(), week_start, settings, now_utc)
         with report.stage("deliver"):
@@ -194,7 +216,11 @@ def deliver_due(params: DeliverParams = DeliverParams()) -> RunReport:
     settings = for_shard(load_settings(), params.shard)
     now_utc = params.now_utc or run_time_utc()
     report = RunReport("deliver", now_utc.strftime("%Y-%m-%dT%H%M"))
-    with Store(settings.db_path, wait_s=settings.writer_wait_s) as store:
+    try:
+        store = Store(settings.db_path, wait_s=settings.writer_wait_s)
+    except StoreError as exc:
+        return busy_database(exc)  # type: ignore[return-value]
+    with store:
         with report.stage("deliver"):
             delivered = deliver(store, settings, now_utc)
     report.sent, report.deferred, report.failed_sends = delivered.sent, delivered.deferred, delivered.failed

@@ -19,6 +19,7 @@ class PersonLine:
     quarantined: int = 0
     outcome: str = ""  # the alert rule's outcome, e.g. "warming up", "alert"
     failed_stage: str = ""
+    reason: str = ""  # the failure as a sentence (no tokens, addresses or health values: errors never carry them)
 
 
 @dataclass

@@ -234,8 +234,12 @@ def deliver_queued(store: Store, send: Callable, now_utc: datetime | None = None
     return result
 
 
+def failure_text(exc: BaseException) -> str:
+    """Only the error's class and first line: messages from libraries can carry payload fragments."""
+    return f"{type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}"
+
+
 def record_failure(store: Store, run_label: str, person_id: str, stage: str, exc: BaseException) -> None:
-    # Only the error's class and first line: messages from libraries can carry payload fragments.
-    text = f"{type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}"
+    text = failure_text(exc)
     with store.cursor() as cur:
         cur.execute("INSERT INTO run_failures VALUES (?, ?, ?, ?, ?)", [run_label, person_id, stage, text, utc_now()])

@@ -5,6 +5,9 @@ every sleep log carries exactly the keys of the recorded v1.2 stage log, time se
 Behaviour modelled on research/fitbit-api.md: single-use refresh tokens, 401 `expired_token`, `invalid_grant` on a
 revoked refresh token (Fitbit's {"errors": [...]} body), rate-limit headers on every answer, 429 with or without
 Retry-After, range limits (sleep <= 100 days, HRV/BR/SpO2/temperature <= 30), and 410 Gone once retired.
+Faults also include a 200 whose body is cut off and an answer that comes only after a delay; for benchmarks,
+every answer can carry a latency and a seeded share of 429s, and the quota can be counted per access token (as
+Fitbit counts it per user).
 """
 
 from __future__ import annotations
@@ -12,17 +15,21 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import random
 import re
 import secrets
 import threading
+import time
 import zlib
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlparse
 from zoneinfo import ZoneInfo
+
+from tests.fake_google_health import QuietServer
 
 SAMPLES = Path(__file__).parent / "fixtures" / "fitbit_api_samples"
 _STAGE_LOG = json.loads((SAMPLES / "sleep-v1.2-stages-1-item.slack-health-bot.json").read_text())["sleep"][0]
@@ -54,10 +61,22 @@ class FakeFitbit:
     refresh_tokens: set[str] = field(default_factory=set)
     codes: dict[str, dict[str, str]] = field(default_factory=dict)
     remaining: int = 150
+    truncations: list[str] = field(default_factory=list)  # path parts: a 200 with half its body, once each
+    stalls: list[tuple[str, float]] = field(default_factory=list)  # (path part, seconds before answering)
+    # Benchmarks: every API answer waits latency_s; a seeded share is a 429 with Retry-After; quota per token.
+    latency_s: float = 0.0
+    rate_429: float = 0.0
+    retry_after_429: str = "1"
+    seed: int = 0
+    throttled: int = 0
+    api_span_s: list[float] = field(default_factory=list)  # monotonic times of the first and the last API call
+    quota_per_token: bool = False
+    remaining_by_token: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
+        self._random = random.Random(self.seed)
+        self.server = QuietServer(("127.0.0.1", 0), _handler(self))
         self.base_url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
@@ -69,8 +88,38 @@ class FakeFitbit:
         self.server.shutdown()
         self.server.server_close()
 
-    def fail_next(self, path_part: str, status: int, headers: dict[str, str] | None = None) -> None:
-        self.faults.append((path_part, status, headers or {}))
+    def fail_next(self, path_part: str, status: int, headers: dict[str, str] | None = None, times: int = 1) -> None:
+        self.faults.extend((path_part, status, headers or {}) for _ in range(times))
+
+    def truncate_next(self, path_part: str, times: int = 1) -> None:
+        self.truncations.extend(path_part for _ in range(times))
+
+    def stall_next(self, path_part: str, delay_s: float, times: int = 1) -> None:
+        self.stalls.extend((path_part, delay_s) for _ in range(times))
+
+    def _take(self, scripted: list, path: str) -> Any:
+        """The first scripted entry whose path part is in `path`, used up (under the lock: fetches overlap)."""
+        with self._lock:
+            for i, entry in enumerate(scripted):
+                if (entry if isinstance(entry, str) else entry[0]) in path:
+                    return scripted.pop(i)
+        return None
+
+    def quota_left(self, token: str) -> int:
+        """One request off the quota: per access token when asked (each person is their own Fitbit user)."""
+        with self._lock:
+            if not self.quota_per_token:
+                self.remaining = max(self.remaining - 1, 0)
+                return self.remaining
+            left = max(self.remaining_by_token.get(token, 150) - 1, 0)
+            self.remaining_by_token[token] = left
+            return left
+
+    def should_throttle(self) -> bool:
+        with self._lock:
+            hit = self.rate_429 > 0 and self._random.random() < self.rate_429
+            self.throttled += hit
+            return hit
 
     def expire_access_tokens(self) -> None:
         self.access_tokens.clear()
@@ -189,12 +238,20 @@ _PATH = re.compile(r"^/(?P<v>1|1\.2)/user/-/(?P<res>sleep|activities/heart|hrv|b
 def _handler(fake: FakeFitbit) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        # Headers and body leave in two writes: with Nagle on, the body waits for the client's delayed ACK
+        # (~40 ms a response on Linux), which real API servers do not add and benchmarks would measure.
+        disable_nagle_algorithm = True
 
         def log_message(self, *args: Any) -> None:
             pass
 
+        truncate = False  # set for one answer by truncate_next
+
         def _send(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
             data = body if isinstance(body, bytes) else json.dumps(body).encode()
+            if self.truncate:
+                self.truncate = False
+                data = data[: len(data) // 2]
             self.send_response(status)
             self.send_header("Content-Type", "application/json;charset=UTF-8")
             self.send_header("Content-Length", str(len(data)))
@@ -249,9 +306,17 @@ def _handler(fake: FakeFitbit) -> type[BaseHTTPRequestHandler]:
 
         def _api(self, path: str) -> None:
             fake.requests.append(path)
-            fake.remaining = max(fake.remaining - 1, 0)
-            rate = {"Fitbit-Rate-Limit-Limit": "150", "Fitbit-Rate-Limit-Remaining": str(fake.remaining),
+            now = time.monotonic()
+            fake.api_span_s[:] = [fake.api_span_s[0] if fake.api_span_s else now, now]
+            remaining = fake.quota_left(self.headers.get("Authorization", "")[7:])
+            rate = {"Fitbit-Rate-Limit-Limit": "150", "Fitbit-Rate-Limit-Remaining": str(remaining),
                     "Fitbit-Rate-Limit-Reset": "1"}
+            if fake.latency_s:
+                time.sleep(fake.latency_s)
+            if fake.should_throttle():
+                self._send(429, _errors("system", "Too Many Requests (seeded)"),
+                           {**rate, "Retry-After": fake.retry_after_429})
+                return
             if fake.retired:
                 self._send(410, b"", rate)
                 return
@@ -259,14 +324,16 @@ def _handler(fake: FakeFitbit) -> type[BaseHTTPRequestHandler]:
             if auth[7:] not in fake.access_tokens:
                 self._send(401, _errors("expired_token", "Access token expired: " + auth[7:11] + "…"), rate)
                 return
-            for i, (part, status, headers) in enumerate(fake.faults):
-                if part in path:
-                    del fake.faults[i]
-                    if status == 429:
-                        rate = {**rate, "Fitbit-Rate-Limit-Remaining": "0"}
-                    self._send(status, _errors("system", "Too Many Requests" if status == 429 else "Error"),
-                               {**rate, **headers})
-                    return
+            if (fault := fake._take(fake.faults, path)) is not None:
+                _, status, headers = fault
+                if status == 429:
+                    rate = {**rate, "Fitbit-Rate-Limit-Remaining": "0"}
+                self._send(status, _errors("system", "Too Many Requests" if status == 429 else "Error"),
+                           {**rate, **headers})
+                return
+            if (stall := fake._take(fake.stalls, path)) is not None:
+                time.sleep(stall[1])  # then the real answer, too late for a client with a shorter timeout
+            self.truncate = fake._take(fake.truncations, path) is not None
             if path == "/1/user/-/profile.json":
                 self._send(200, {"user": {"timezone": fake.tz_name, "offsetFromUTCMillis": 0}}, rate)
                 return

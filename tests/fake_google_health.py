@@ -5,7 +5,8 @@ Serves: GET /o/oauth2/v2/auth (redirects straight back with a code: the person "
 (authorization_code with PKCE S256 verified; refresh_token), GET /v4/users/me/identity and /settings,
 GET .../dataTypes/{type}/dataPoints (filter checked against the type's member, pageSize, pageToken, newest
 first) and POST .../dataPoints:dailyRollUp. Faults are scripted per path prefix (429 with or without
-Retry-After, 5xx) and tokens can be expired or revoked.
+Retry-After, 5xx, a 200 whose body is cut off, an answer that comes only after a delay) and tokens can be expired
+or revoked. For benchmarks, every API answer can carry a latency and a seeded share of 429s.
 """
 
 from __future__ import annotations
@@ -13,9 +14,11 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import random
 import re
 import secrets
 import threading
+import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
@@ -96,9 +99,25 @@ def omit_zero(d: dict[str, Any]) -> dict[str, Any]:
 
 @dataclass
 class Fault:
+    """One scripted answer. Status 200 means the real answer, changed by `truncate` and/or `delay_s`."""
+
     status: int
     retry_after: str | None = None
     body: dict[str, Any] | None = None
+    truncate: bool = False  # send only the first half of the body (Content-Length matching: a clean cut-off)
+    delay_s: float = 0.0  # wait this long before answering (longer than the client's timeout: a stall)
+
+
+class QuietServer(ThreadingHTTPServer):
+    """A client that timed out has closed its socket: the late answer's broken pipe is expected, not news."""
+
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        import sys
+
+        if not isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+            super().handle_error(request, client_address)
 
 
 @dataclass
@@ -118,10 +137,18 @@ class FakeGoogleHealth:
     granted_scopes: str | None = None  # None: everything asked for
     account_error: tuple[int, str, str] | None = None  # (status, rpc status, ErrorInfo reason)
     outage_after: int | None = None  # answer 503 to every API call after this many (an interrupted backfill)
+    # Benchmarks: every API answer waits latency_s; a seeded share of them is a 429 with Retry-After.
+    latency_s: float = 0.0
+    rate_429: float = 0.0
+    retry_after_429: str = "1"
+    seed: int = 0
+    throttled: int = 0  # 429s sent by rate_429
+    api_span_s: list[float] = field(default_factory=list)  # monotonic times of the first and the last API call
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
+        self._random = random.Random(self.seed)
+        self.server = QuietServer(("127.0.0.1", 0), _handler(self))
         self.base_url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
@@ -143,8 +170,31 @@ class FakeGoogleHealth:
         check_schema(point, schema("DailyRollupDataPoint"))
         self.rollups[data_type][day] = point
 
-    def fail_next(self, path_prefix: str, status: int, retry_after: str | None = None) -> None:
-        self.faults.append((path_prefix, Fault(status, retry_after)))
+    def fail_next(self, path_prefix: str, status: int, retry_after: str | None = None, times: int = 1) -> None:
+        self.faults.extend((path_prefix, Fault(status, retry_after)) for _ in range(times))
+
+    def truncate_next(self, path_prefix: str, times: int = 1) -> None:
+        """The next answers under this prefix are 200 with only the first half of their JSON body."""
+        self.faults.extend((path_prefix, Fault(200, truncate=True)) for _ in range(times))
+
+    def stall_next(self, path_prefix: str, delay_s: float, times: int = 1) -> None:
+        """The next answers under this prefix come only after `delay_s` (beyond the client's timeout: a stall)."""
+        self.faults.extend((path_prefix, Fault(200, delay_s=delay_s)) for _ in range(times))
+
+    def take_fault(self, path: str) -> Fault | None:
+        """The first scripted fault for this path, used up (under the lock: people are fetched concurrently)."""
+        with self._lock:
+            for i, (prefix, fault) in enumerate(self.faults):
+                if path.startswith(prefix):
+                    del self.faults[i]
+                    return fault
+        return None
+
+    def should_throttle(self) -> bool:
+        with self._lock:
+            hit = self.rate_429 > 0 and self._random.random() < self.rate_429
+            self.throttled += hit
+            return hit
 
     def expire_access_tokens(self) -> None:
         with self._lock:
@@ -181,13 +231,21 @@ _FILTER = re.compile(r'^(?P<m>[a-z_.]+) >= "(?P<a>[0-9-]+)" AND (?P=m) < "(?P<b>
 def _handler(fake: FakeGoogleHealth) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        # Headers and body leave in two writes: with Nagle on, the body waits for the client's delayed ACK
+        # (~40 ms a response on Linux), which real API servers do not add and benchmarks would measure.
+        disable_nagle_algorithm = True
 
         def log_message(self, *args: Any) -> None:
             pass
 
+        truncate = False  # set for one answer by a Fault(200, truncate=True)
+
         def _send(self, status: int, body: Any, headers: dict[str, str] | None = None,
                   content_type: str = "application/json") -> None:
             data = body if isinstance(body, bytes) else json.dumps(body).encode()
+            if self.truncate:
+                self.truncate = False
+                data = data[: len(data) // 2]
             self.send_response(status)
             self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(data)))
@@ -244,14 +302,25 @@ def _handler(fake: FakeGoogleHealth) -> type[BaseHTTPRequestHandler]:
 
         def _api(self, method: str, path: str, query: dict[str, str], body: Any) -> None:
             fake.requests.append((method, path))
+            now = time.monotonic()
+            fake.api_span_s[:] = [fake.api_span_s[0] if fake.api_span_s else now, now]
             auth = self.headers.get("Authorization", "")
             if not auth.startswith("Bearer ") or auth[7:] not in fake.access_tokens:
                 self._send(401, status_body(401, "UNAUTHENTICATED", "Request had invalid authentication credentials."),
                            {"WWW-Authenticate": 'Bearer realm="https://accounts.google.com/", error="invalid_token"'})
                 return
-            for i, (prefix, fault) in enumerate(fake.faults):
-                if path.startswith(prefix):
-                    del fake.faults[i]
+            if fake.latency_s:
+                time.sleep(fake.latency_s)
+            if fake.should_throttle():
+                self._send(429, status_body(429, "RESOURCE_EXHAUSTED", "Quota exceeded (seeded)."),
+                           {"Retry-After": fake.retry_after_429})
+                return
+            fault = fake.take_fault(path)
+            if fault is not None:
+                time.sleep(fault.delay_s)
+                if fault.status == 200:  # the real answer, cut off or late
+                    self.truncate = fault.truncate
+                else:
                     headers = {"Retry-After": fault.retry_after} if fault.retry_after else {}
                     rpc = {429: "RESOURCE_EXHAUSTED", 503: "UNAVAILABLE"}.get(fault.status, "INTERNAL")
                     self._send(fault.status, fault.body or status_body(fault.status, rpc, "Scripted fault."), headers)
