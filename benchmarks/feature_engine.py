@@ -2,16 +2,22 @@
 against the floor (a bare scan of the segments, and grouping them into nights).
 
 Usage:  .venv/bin/python benchmarks/feature_engine.py --people 1000 --nights 365 [--pandas] [--keep DIR]
+        .venv/bin/python benchmarks/feature_engine.py --check-sql-against COMMIT [--people 50 --nights 200]
 
 Data are generated inside DuckDB (stage segments for every night: ~30 a night), written to a file-backed
-database, then each measurement runs in a fresh subprocess so peak RSS is that step's own.
+database, then each measurement runs in a fresh subprocess so peak RSS is that step's own (the kernel's
+high-water mark of that process, VmHWM: getrusage's ru_maxrss would also count the parent's size at fork).
+
+`--check-sql-against COMMIT` is the guard for rewrites of the feature SQL: on a synthetic cohort with every
+kind of night (night shifts, travel across zones and DST, naps, classic logs, missing nights, tags) it
+computes both tables with the SQL of COMMIT (`git show COMMIT:features/sql/...`) and with the working tree's,
+and compares them row for row (floating point within 1e-9); then nightly runs on top must leave them equal.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import tempfile
@@ -19,9 +25,63 @@ import time
 from datetime import date, timedelta
 from pathlib import Path
 
+import numpy as np
+
 REPO = Path(__file__).resolve().parents[1]
 FIRST_NIGHT = date(2025, 1, 1)
 SEGMENTS_PER_NIGHT = 30
+GENERATE_NIGHTS = 30
+
+
+def _generate_batch(cur, people: int, lo: int, hi: int) -> None:
+    cur.execute(f"""
+        CREATE TEMP TABLE nights AS
+        SELECT 'b' || lpad(p::VARCHAR, 5, '0') AS person_id, p, n,
+               DATE '{FIRST_NIGHT}' + n::INTEGER AS night_date,
+               -- bedtime 22:00-00:30 local (UTC here), 30 segments of 14-18 min
+               TIMESTAMP '{FIRST_NIGHT}' + to_days(n::INTEGER - 1) + to_minutes((1320 + (random() * 150))::INTEGER)
+                   AS start_utc
+        FROM range({people}) a(p), range({lo}, {hi}) b(n)
+    """)
+    cur.execute(f"""
+        CREATE TEMP TABLE segs AS
+        SELECT person_id, night_date, k,
+               (840 + (random() * 240)::INTEGER) AS duration_s,
+               CASE WHEN k = 0 THEN 'wake'
+                    WHEN random() < 0.08 THEN 'wake'
+                    WHEN k % 6 = 1 THEN 'deep' WHEN k % 6 = 4 THEN 'rem' ELSE 'light' END AS stage,
+               start_utc
+        FROM nights, range({SEGMENTS_PER_NIGHT}) s(k)
+    """)
+    cur.execute("""
+        CREATE TEMP TABLE segs_t AS
+        SELECT person_id, night_date, stage, duration_s,
+               start_utc + to_seconds(coalesce(sum(duration_s) OVER (PARTITION BY person_id, night_date ORDER BY k
+                   ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0)) AS seg_start_utc
+        FROM segs
+    """)
+    cur.execute("""
+        INSERT INTO sleep_sessions
+        SELECT s.person_id, 'bench', s.person_id || '-' || s.night_date, s.night_date, min(seg_start_utc),
+               max(seg_start_utc + to_seconds(duration_s)), 'UTC', 0, 0, true, 'stages',
+               (sum(duration_s) FILTER (WHERE stage <> 'wake') / 60)::INTEGER,
+               (sum(duration_s) FILTER (WHERE stage = 'wake') / 60)::INTEGER, 0,
+               (sum(duration_s) / 60)::INTEGER
+        FROM segs_t s GROUP BY s.person_id, s.night_date
+    """)
+    cur.execute("""
+        INSERT INTO sleep_segments SELECT person_id, 'bench', person_id || '-' || night_date, seg_start_utc,
+            duration_s, stage FROM segs_t
+    """)
+    cur.execute("""
+        INSERT INTO daily_resting_hr SELECT person_id, 'bench', night_date, 55 + (p % 15) + random() * 4 FROM nights
+    """)
+    cur.execute("""
+        INSERT INTO nightly_hrv SELECT person_id, 'bench', night_date, 35 + (p % 30) + random() * 10, NULL
+        FROM nights WHERE random() > 0.05
+    """)
+    for t in ("nights", "segs", "segs_t"):
+        cur.execute(f"DROP TABLE {t}")
 
 
 def generate(db: Path, people: int, nights: int) -> dict[str, float]:
@@ -32,57 +92,19 @@ def generate(db: Path, people: int, nights: int) -> dict[str, float]:
 
     started = time.perf_counter()
     with Store(db) as store, store.cursor() as cur:
+        # batches of GENERATE_NIGHTS nights for everyone, in date order, with a memory cap: the file is laid
+        # out as nightly ingestion lays it out (appended night by night), and 10k people x 365 nights at once
+        # held ~20 GB of temporary tables
+        cur.execute("SET memory_limit = '4GB'")
         cur.execute("SELECT setseed(0.42)")
         cur.execute(f"""
-            CREATE TEMP TABLE nights AS
-            SELECT 'b' || lpad(p::VARCHAR, 5, '0') AS person_id, p, n,
-                   DATE '{FIRST_NIGHT}' + n::INTEGER AS night_date,
-                   -- bedtime 22:00-00:30 local (UTC here), 30 segments of 14-18 min
-                   TIMESTAMP '{FIRST_NIGHT}' + to_days(n::INTEGER - 1) + to_minutes((1320 + (random() * 150))::INTEGER)
-                       AS start_utc
-            FROM range({people}) a(p), range({nights}) b(n)
-        """)
-        cur.execute(f"""
-            CREATE TEMP TABLE segs AS
-            SELECT person_id, night_date, k,
-                   (840 + (random() * 240)::INTEGER) AS duration_s,
-                   CASE WHEN k = 0 THEN 'wake'
-                        WHEN random() < 0.08 THEN 'wake'
-                        WHEN k % 6 = 1 THEN 'deep' WHEN k % 6 = 4 THEN 'rem' ELSE 'light' END AS stage,
-                   start_utc
-            FROM nights, range({SEGMENTS_PER_NIGHT}) s(k)
-        """)
-        cur.execute("""
-            CREATE TEMP TABLE segs_t AS
-            SELECT person_id, night_date, stage, duration_s,
-                   start_utc + to_seconds(coalesce(sum(duration_s) OVER (PARTITION BY person_id, night_date ORDER BY k
-                       ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0)) AS seg_start_utc
-            FROM segs
-        """)
-        cur.execute("""
             INSERT INTO persons (person_id, email, tz_name, source, source_config, enrolled_at)
-            SELECT DISTINCT person_id, person_id || '@example.org', 'UTC', 'bench', '{}', now()::TIMESTAMP FROM nights
+            SELECT 'b' || lpad(p::VARCHAR, 5, '0'), 'b' || lpad(p::VARCHAR, 5, '0') || '@example.org', 'UTC',
+                   'bench', '{{}}', now()::TIMESTAMP
+            FROM range({people}) a(p)
         """)
-        cur.execute("""
-            INSERT INTO sleep_sessions
-            SELECT s.person_id, 'bench', s.person_id || '-' || s.night_date, s.night_date, min(seg_start_utc),
-                   max(seg_start_utc + to_seconds(duration_s)), 'UTC', 0, 0, true, 'stages',
-                   (sum(duration_s) FILTER (WHERE stage <> 'wake') / 60)::INTEGER,
-                   (sum(duration_s) FILTER (WHERE stage = 'wake') / 60)::INTEGER, 0,
-                   (sum(duration_s) / 60)::INTEGER
-            FROM segs_t s GROUP BY s.person_id, s.night_date
-        """)
-        cur.execute("""
-            INSERT INTO sleep_segments SELECT person_id, 'bench', person_id || '-' || night_date, seg_start_utc,
-                duration_s, stage FROM segs_t
-        """)
-        cur.execute("""
-            INSERT INTO daily_resting_hr SELECT person_id, 'bench', night_date, 55 + (p % 15) + random() * 4 FROM nights
-        """)
-        cur.execute("""
-            INSERT INTO nightly_hrv SELECT person_id, 'bench', night_date, 35 + (p % 30) + random() * 10, NULL
-            FROM nights WHERE random() > 0.05
-        """)
+        for lo in range(0, nights, GENERATE_NIGHTS):
+            _generate_batch(cur, people, lo, min(nights, lo + GENERATE_NIGHTS))
         counts = {t: cur.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
                   for t in ("sleep_sessions", "sleep_segments")}
     return {"generate_s": time.perf_counter() - started, **counts}
@@ -91,12 +113,15 @@ def generate(db: Path, people: int, nights: int) -> dict[str, float]:
 STEP = r"""
 import json, resource, sys, time
 sys.path.insert(0, {repo!r})
+def cpu_s():
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
 from datetime import date, timedelta
 from features.store import Store, NightRange
 from features import engine
 step, db = {step!r}, {db!r}
 with Store(db) as store:
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), cpu_s()
     if step == "rebuild":
         run = engine.rebuild_all(store); out = {{"feature_rows": run.feature_rows, "signal_rows": run.signal_rows}}
     elif step == "increment":
@@ -115,11 +140,13 @@ with Store(db) as store:
         from pandas_reference import nightly_features_pandas, compare_with_duckdb
         feats = nightly_features_pandas(store)
         out = {{"rows": len(feats)}}
-        elapsed = time.perf_counter() - started
-        out["max_abs_diff"] = compare_with_duckdb(store, feats)
-        started = time.perf_counter() - elapsed
+        elapsed, cpu_elapsed = time.perf_counter() - started, cpu_s() - cpu_started
+        out["max_abs_diff"] = compare_with_duckdb(store, feats)  # not timed
+        started, cpu_started = time.perf_counter() - elapsed, cpu_s() - cpu_elapsed
     out["seconds"] = time.perf_counter() - started
-out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    out["cpu_seconds"] = cpu_s() - cpu_started  # all DuckDB threads: steadier than wall time when shared
+hwm = next(line for line in open("/proc/self/status") if line.startswith("VmHWM"))
+out["peak_rss_mb"] = int(hwm.split()[1]) / 1024
 print(json.dumps(out))
 """
 
@@ -132,14 +159,121 @@ def run_step(step: str, db: Path) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def _fill_check_cohort(store, cohort, source, nights: int) -> None:
+    from connectors.base import PersonContext
+    from features.tags import add_tag
+    from pipelines import steps
+
+    for p in cohort.people:
+        store.add_person(p.person_id, p.email, p.tz_name, "synthetic", {})
+    steps.ingest(store, [steps.Fetched(PersonContext(p.person_id, p.tz_name), source,
+                                       list(source.fetch(PersonContext(p.person_id, p.tz_name),
+                                                         cohort.nights[0], cohort.nights[-1])))
+                         for p in cohort.people])
+    # tags of every kind; people 0-3 keep a roster (day-off tags), so their free days are not weekends
+    first = cohort.nights[0]
+    for k, p in enumerate(cohort.people[:12]):
+        for j, tag in enumerate(("illness", "travel", "on-call", "night-shift", "day-off")):
+            if tag == "day-off" and k >= 4:
+                continue
+            start = first + timedelta(days=(20 + 17 * k + 31 * j) % max(nights - 5, 1))
+            add_tag(store, p.person_id, tag, start, start + timedelta(days=j % 3))
+
+
+def check_sql_against(commit: str, people: int, nights: int, folder: Path) -> None:
+    """Compute nightly_features and night_signals with COMMIT's SQL and with the working tree's on one
+    synthetic cohort; raise on any difference (floating point within 1e-9)."""
+    sys.path.insert(0, str(REPO))
+    from connectors.synthetic import SyntheticCohort, SyntheticSource
+    from features import engine
+    from features.store import NightRange, Store
+    from features.thresholds import Thresholds
+
+    old_sql = {name: subprocess.run(["git", "-C", str(REPO), "show", f"{commit}:features/sql/{name}.sql"],
+                                    check=True, capture_output=True, text=True).stdout
+               for name in ("nightly_features", "night_signals")}
+    cohort = SyntheticCohort(n_people=people, n_nights=nights, seed=7)
+    source = SyntheticSource(cohort)
+    db = folder / f"check-{people}x{nights}.duckdb"
+    fresh = not db.exists()
+    with Store(db) as store:
+        if fresh:
+            _fill_check_cohort(store, cohort, source, nights)
+        started = time.perf_counter()
+        engine.rebuild_all(store)
+        new_s = time.perf_counter() - started
+        new = {t: store.query_df(f"SELECT * FROM {t} ORDER BY person_id, night_date")
+               for t in ("nightly_features", "night_signals")}
+        # the same rebuild with COMMIT's SQL
+        ranges = {r[0]: NightRange(r[1], r[2]) for r in store.query_rows(
+            "SELECT person_id, min(night_date), max(night_date) FROM nightly_features GROUP BY 1")}
+        th = Thresholds()
+        params = th.sql_params() | {"read_from_days": th.signal_lookback_days}
+        started = time.perf_counter()
+        feature_ranges = {pid: NightRange(r.first, r.last + timedelta(days=1)) for pid, r in ranges.items()}
+        engine._replace_rows(store, "nightly_features", "feature_targets", engine._targets_df(feature_ranges),
+                             old_sql["nightly_features"], params)
+        engine._replace_rows(store, "night_signals", "signal_targets", engine._targets_df(ranges),
+                             old_sql["night_signals"], params)
+        old_s = time.perf_counter() - started
+        old = {t: store.query_df(f"SELECT * FROM {t} ORDER BY person_id, night_date")
+               for t in ("nightly_features", "night_signals")}
+        # nightly runs on top of that (they read stored signals of earlier nights and take the join path for
+        # baselines): the last 3 nights of everyone, then 3 nights in the middle of the history of a few
+        started = time.perf_counter()
+        engine.compute_features(store, {pid: NightRange(r.last - timedelta(days=2), r.last)
+                                        for pid, r in ranges.items()})
+        increment_s = time.perf_counter() - started
+        engine.compute_features(store, {pid: NightRange(r.first + timedelta(days=nights // 2),
+                                                        r.first + timedelta(days=nights // 2 + 2))
+                                        for pid, r in list(ranges.items())[:8]})
+        incremental = {t: store.query_df(f"SELECT * FROM {t} ORDER BY person_id, night_date")
+                       for t in ("nightly_features", "night_signals")}
+    worst = max(_assert_tables_equal(new, old, f"{commit}'s SQL"),
+                _assert_tables_equal(incremental, old, f"nightly runs after {commit}'s rebuild"))
+    print(f"SQL of the working tree equals {commit}'s on {people} people x {nights} nights "
+          f"({len(new['nightly_features']):,} feature rows, {len(new['night_signals']):,} signal rows; "
+          f"largest floating-point difference {worst:.1e}), and so do nightly runs on top; "
+          f"rebuild {new_s:.2f} s, "
+          f"with {commit}'s SQL {old_s:.2f} s; a 3-night run for everyone {increment_s:.2f} s")
+
+
+def _assert_tables_equal(new: dict, old: dict, what: str) -> float:
+    import pandas as pd
+
+    worst = 0.0
+    for table in new:
+        a, b = new[table], old[table]
+        if list(a.columns) != list(b.columns) or len(a) != len(b):
+            raise SystemExit(f"{table}: shape differs: {a.shape} vs {what} {b.shape}")
+        for col in a.columns:
+            x, y = a[col], b[col]
+            if pd.api.types.is_float_dtype(x) or pd.api.types.is_float_dtype(y):
+                xv, yv = x.to_numpy(dtype=float), y.to_numpy(dtype=float)
+                if not (np.isnan(xv) == np.isnan(yv)).all():
+                    raise SystemExit(f"{table}.{col}: missing values differ from {what}")
+                d = np.nanmax(np.abs(xv - yv)) if (~np.isnan(xv)).any() else 0.0
+                if d > 1e-9:
+                    raise SystemExit(f"{table}.{col}: differs from {what} by up to {d}")
+                worst = max(worst, float(d))
+            elif not x.astype(object).where(x.notna(), None).equals(y.astype(object).where(y.notna(), None)):
+                raise SystemExit(f"{table}.{col}: values differ from {what}")
+    return worst
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--people", type=int, default=1000)
     ap.add_argument("--nights", type=int, default=365)
     ap.add_argument("--pandas", action="store_true", help="also run the pandas reference (and check equality)")
     ap.add_argument("--keep", type=Path, help="folder for the database (default: a temp folder)")
+    ap.add_argument("--check-sql-against", metavar="COMMIT",
+                    help="only compare the feature tables computed by COMMIT's SQL and the working tree's")
     args = ap.parse_args()
     folder = args.keep or Path(tempfile.mkdtemp(prefix="ew-bench-"))
+    if args.check_sql_against:
+        check_sql_against(args.check_sql_against, args.people, args.nights, folder)
+        return
     db = folder / f"bench-{args.people}x{args.nights}.duckdb"
     if not db.exists():
         gen = generate(db, args.people, args.nights)
@@ -149,13 +283,13 @@ def main() -> None:
     if args.pandas:
         results["pandas"] = run_step("pandas", db)
     rebuild = results["rebuild"]["seconds"]
-    print(f"\n{'step':<28}{'seconds':>10}{'peak RSS MB':>13}")
+    print(f"\n{'step':<34}{'seconds':>10}{'CPU s':>8}{'peak RSS MB':>13}")
     for step, label in (("scan", "floor: scan segments"), ("group", "floor: segments -> nights"),
                         ("rebuild", "full rebuild (features+signals)"), ("increment", "one nightly increment"),
                         ("pandas", "pandas reference (nightly)")):
         if step in results:
             r = results[step]
-            print(f"{label:<28}{r['seconds']:>10.2f}{r['peak_rss_mb']:>13.0f}")
+            print(f"{label:<34}{r['seconds']:>10.2f}{r['cpu_seconds']:>8.1f}{r['peak_rss_mb']:>13.0f}")
     print(f"\nrebuild / scan floor: {rebuild / results['scan']['seconds']:.1f}x; "
           f"rebuild / group-by floor: {rebuild / results['group']['seconds']:.1f}x")
     if "pandas" in results:

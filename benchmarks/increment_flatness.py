@@ -19,13 +19,14 @@ def main() -> None:
     ap.add_argument("--people", type=int, default=1000)
     args = ap.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="ew-flat-"))
-    print(f"{'history (nights)':<18}{'increment s':>12}{'peak RSS MB':>13}")
+    print(f"{'history (nights)':<18}{'increment s':>12}{'CPU s':>8}{'peak RSS MB':>13}{'rebuild s':>11}")
     for nights in (90, 365, 730):
         db = folder / f"flat-{args.people}x{nights}.duckdb"
         generate(db, args.people, nights)
-        run_step("rebuild", db)
+        b = run_step("rebuild", db)
         r = run_step("increment", db)
-        print(f"{nights:<18}{r['seconds']:>12.2f}{r['peak_rss_mb']:>13.0f}")
+        print(f"{nights:<18}{r['seconds']:>12.2f}{r['cpu_seconds']:>8.1f}{r['peak_rss_mb']:>13.0f}"
+              f"{b['seconds']:>11.1f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ The nightly cost grows with the new nights, not with the history: each step read
 from __future__ import annotations
 
 import re
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, timedelta
 from importlib import resources
@@ -48,13 +49,26 @@ def _targets_df(ranges: dict[str, NightRange]) -> pd.DataFrame:
 
 def _replace_rows(store: Store, table: str, targets_name: str, targets: pd.DataFrame, sql: str,
                   params: dict[str, object]) -> int:
+    # The targets' overall span as constants: the SQL repeats its joins on the targets as plain range filters,
+    # and so does the DELETE, so DuckDB skips row groups by their min/max instead of reading the history.
+    first, last = targets["first_night"].min().date(), targets["last_night"].max().date()
+    params = params | {"first_target_night": first, "last_target_night": last}
     with store.transaction() as cur:
         cur.register(targets_name, targets)
         try:
+            if "$segments_from_utc" in sql:
+                # a log's segments lie inside it (connectors.records checks; a day of margin for rows stored
+                # before it did), so none starts before the earliest log the features can read (the night
+                # before the first target's)
+                params["segments_from_utc"] = cur.execute(
+                    "SELECT min(start_utc) - INTERVAL 1 DAY FROM sleep_sessions "
+                    "WHERE night_date BETWEEN ? AND ?",
+                    [first - timedelta(days=1), last]).fetchone()[0]
             cur.execute(f"CREATE OR REPLACE TEMP TABLE computed_{table} AS {sql}", _params_for(sql, params))
             cur.execute(
                 f"DELETE FROM {table} x USING {targets_name} t WHERE x.person_id = t.person_id "
-                f"AND x.night_date BETWEEN t.first_night AND t.last_night"
+                f"AND x.night_date BETWEEN t.first_night AND t.last_night AND x.night_date BETWEEN ? AND ?",
+                [first, last],
             )
             cur.execute(f"INSERT INTO {table} BY NAME SELECT * FROM computed_{table}")
             n = cur.execute(f"SELECT count(*) FROM computed_{table}").fetchone()[0]
@@ -64,10 +78,42 @@ def _replace_rows(store: Store, table: str, targets_name: str, targets: pd.DataF
     return int(n)
 
 
-def latest_nights(store: Store, person_ids: list[str]) -> dict[str, date]:
+@contextmanager
+def _engine_settings(store: Store, settings: dict[str, str]):
+    """Run with DuckDB settings for big feature runs, then put the previous values back (the store's
+    connection is shared with the rest of the process)."""
+    with store.cursor() as cur:
+        before = {k: cur.execute("SELECT current_setting(?)", [k]).fetchone()[0] for k in settings}
+        for k, v in settings.items():
+            cur.execute(f"SET {k} = '{v}'")
+    try:
+        yield
+    finally:
+        with store.cursor() as cur:
+            for k, v in before.items():
+                cur.execute(f"SET {k} = '{v}'")
+
+
+# Memory: without a cap DuckDB may take 80 % of RAM (a 1k-person rebuild peaked at 4.1 GB, 10k would not fit);
+# with one it spills sorts and joins to the database's temp folder (1k x 365: 1.2 GB instead of 2.3 GB at a 6 GB
+# cap, for ~25 % more CPU). Feature rows are keyed (person, night), so their order inside a statement does not
+# matter, and not keeping it lets DuckDB stream instead of buffering.
+ENGINE_SETTINGS = {"memory_limit": "1GB", "preserve_insertion_order": "false"}
+
+# A window computes a baseline for every night it reads (the targets and ~95 nights before each person's
+# first), a join-and-aggregate only for the targets but at a few times the cost per night: the window pays off
+# once people have about this many target nights each (a rough estimate; either gives the same values).
+BASELINE_WINDOW_FROM_NIGHTS = 60
+
+
+def latest_nights(store: Store, person_ids: list[str], since: date | None = None) -> dict[str, date]:
+    """Each person's latest feature night (only people with one on or after `since`, when given: a constant
+    bound lets DuckDB skip older row groups; a join on the ids, not a list test on every row)."""
     rows = store.query_rows(
-        "SELECT person_id, max(night_date) FROM nightly_features WHERE list_contains(?, person_id) GROUP BY 1",
-        [person_ids],
+        "SELECT f.person_id, max(f.night_date) FROM nightly_features f "
+        "JOIN (SELECT unnest(?::VARCHAR[]) AS person_id) p USING (person_id) "
+        "WHERE f.night_date >= coalesce(?::DATE, DATE '0001-01-01') GROUP BY 1",
+        [person_ids, since],
     )
     return {r[0]: r[1] for r in rows}
 
@@ -79,21 +125,54 @@ def compute_features(
     latest night (later nights' baselines include the touched ones)."""
     if not touched:
         return FeatureRun(0, 0, 0)
+    with _engine_settings(store, ENGINE_SETTINGS):
+        feature_rows = signal_rows = 0
+        for chunk in _chunks(touched):
+            run = _compute_chunk(store, chunk, thresholds)
+            feature_rows, signal_rows = feature_rows + run.feature_rows, signal_rows + run.signal_rows
+        return FeatureRun(len(touched), feature_rows, signal_rows)
+
+
+# People are independent in every feature (all windows and joins are per person), so a big run goes in chunks of
+# about this many target nights: each statement's sorts then fit in the memory cap instead of spilling (a
+# 10k x 365 rebuild in one statement spilled 12 GB to disk). A nightly run for 10k people is one chunk.
+CHUNK_NIGHTS = 400_000
+
+
+def _chunks(touched: dict[str, NightRange]) -> list[dict[str, NightRange]]:
+    chunks: list[dict[str, NightRange]] = [{}]
+    nights = 0
+    for pid, r in sorted(touched.items()):
+        span = (r.last - r.first).days + 1
+        if chunks[-1] and nights + span > CHUNK_NIGHTS:
+            chunks.append({})
+            nights = 0
+        chunks[-1][pid] = r
+        nights += span
+    return chunks
+
+
+def _compute_chunk(store: Store, touched: dict[str, NightRange], thresholds: Thresholds) -> FeatureRun:
     params = thresholds.sql_params() | {"read_from_days": thresholds.signal_lookback_days}
-    # A night's noon-to-noon sleep-state window (SRI) holds the afternoon of the night before, so a touched
-    # night also changes the next night's features.
+    # A night's noon-to-noon sleep-state window (SRI) holds the afternoon of the night before, so a
+    # touched night also changes the next night's features.
     feature_ranges = {pid: NightRange(r.first, r.last + timedelta(days=1)) for pid, r in touched.items()}
     feature_rows = _replace_rows(
-        store, "nightly_features", "feature_targets", _targets_df(feature_ranges), load_sql("nightly_features"),
-        params,
+        store, "nightly_features", "feature_targets", _targets_df(feature_ranges),
+        load_sql("nightly_features"), params,
     )
     crash_point("features")  # features written, signals not yet: a rerun must recompute both
-    latest = latest_nights(store, list(touched))
+    # a night before the first touched one cannot extend a signal range
+    latest = latest_nights(store, list(touched), since=min(r.first for r in touched.values()))
     signal_ranges = {
         pid: NightRange(r.first, max(r.last, latest.get(pid, r.last))) for pid, r in touched.items()
     }
+    # baselines by a window for long target spans (a rebuild), by gathering each target night's frame for
+    # short ones (a nightly run): same numbers, see night_signals.sql
+    mean_span = sum((r.last - r.first).days + 1 for r in signal_ranges.values()) / len(signal_ranges)
     signal_rows = _replace_rows(
-        store, "night_signals", "signal_targets", _targets_df(signal_ranges), load_sql("night_signals"), params
+        store, "night_signals", "signal_targets", _targets_df(signal_ranges), load_sql("night_signals"),
+        params | {"baseline_by_window": mean_span >= BASELINE_WINDOW_FROM_NIGHTS},
     )
     return FeatureRun(len(touched), feature_rows, signal_rows)
 

@@ -1,9 +1,13 @@
 -- night_signals: each night's rolling features, its comparison with the person's own usual, and the domain flags.
 -- Reads nightly_features for `signal_targets(person_id, first_night, last_night)` plus the lookback the windows
--- need ($read_from_days = Thresholds.signal_lookback_days); only rows inside the targets are kept.
+-- need ($read_from_days = Thresholds.signal_lookback_days); only rows inside the targets are computed and kept.
+-- The rules that look back at earlier nights' results (resting HR on consecutive nights, domain and illness
+-- flags) read the nights before a person's first target from night_signals, where they are already final.
+-- $first_target_night / $last_target_night: the targets' overall span (for skipping row groups);
+-- $baseline_by_window: how baselines are computed (same values either way, see "Baseline" below).
 --
--- Layers (one CTE each, top to bottom): context (travel, tags) -> rolling/variability features -> baselines ->
--- robust z -> per-night deviations -> domain flags.
+-- Layers (top to bottom): context (travel, tags, SRI day pairs) -> rolling/variability features -> baselines
+-- (narrow) -> robust z -> per-night deviations -> domain flags (with the stored nights before the targets).
 --
 -- Baseline (SIGNALS.md): the usable nights of the same kind (night sleep / daytime shift sleep) in the 60 days that
 --   end a week before the night (RANGE 66 .. 7 days preceding), median and MAD. Usable = valid, not travel or
@@ -50,24 +54,46 @@
 with
 
 targets as (
-    select person_id, first_night, last_night from signal_targets
+    -- dates, not timestamps: comparing night_date with a DATE keeps the filter on the column itself
+    select person_id, first_night::date as first_night, last_night::date as last_night from signal_targets
 ),
 
 features as (
-    select f.*,
+    select f.*, t.first_night as first_target,
         -- away from home, or back for fewer than $jet_lag_nights nights: travel explains the sleep, so these
         -- nights neither count toward a flag nor shape the baseline (SIGNALS.md excludes travel nights)
-        bool_or(f.away_from_home or f.tag_travel) over (
-            partition by f.person_id order by f.night_date
-            range between to_days($jet_lag_nights) preceding and current row
-        ) as travel_context
+        bool_or(f.away_from_home or f.tag_travel) over by_night_since_jet_lag as travel_context,
+        -- SRI input: agreement of this night's noon-to-noon sleep state with the calendar night before's, computed
+        -- here while the 1,440-bit strings are at hand, so no later window has to carry them
+        case when f.sleep_state_bits is not null and lag(f.sleep_state_bits) over by_night is not null
+                  and lag(f.night_date) over by_night = f.night_date - 1
+             then 1.0 - bit_count(xor(f.sleep_state_bits, lag(f.sleep_state_bits) over by_night)) / 1440.0
+        end as pair_agreement,
+        row_number() over by_night as row_in_read,
+        -- short-sleep runs: islands of consecutive calendar nights with valid main sleep under the cut-off; an
+        -- island starts at every night that is not short, and wherever a calendar night is missing. Its row
+        -- number here lets `rolling` count a run's nights as a difference of row numbers (a window partitioned
+        -- by island was one tiny partition per night)
+        case when coalesce(f.valid_night and f.tst_min < $short_sleep_min
+                           and lag(f.night_date) over by_night = f.night_date - 1
+                           and coalesce(lag(f.valid_night and f.tst_min < $short_sleep_min) over by_night, false),
+                           false)
+             then null else row_number() over by_night end as island_start_row
     from nightly_features f
     join targets t on f.person_id = t.person_id
-        and f.night_date between t.first_night - to_days($read_from_days) and t.last_night
+        and f.night_date between t.first_night - $read_from_days and t.last_night
+    -- the same span as constants, so DuckDB skips row groups by their min/max
+    where f.night_date between $first_target_night - $read_from_days and $last_target_night
+    -- integer day offsets on the DATE column (not intervals, which cast every date to a timestamp): windows
+    -- with the same partition and order then share one sort
+    window
+        by_night as (partition by f.person_id order by f.night_date),
+        by_night_since_jet_lag as (partition by f.person_id order by f.night_date
+                                   range between $jet_lag_nights preceding and current row)
 ),
 
 history as (
-    select *,
+    select * exclude (sleep_state_bits),
         valid_night and not travel_context as usable,
         travel_context or tag_illness or tag_travel or tag_on_call as baseline_excluded,
         valid_night and not (travel_context or tag_illness or tag_travel or tag_on_call) as in_baseline
@@ -96,15 +122,23 @@ base_values as (
     from history
 ),
 
+islands as (
+    -- the latest short-sleep island start up to each night, over everything read (a run can be long)
+    select person_id, night_date, max(island_start_row) over (partition by person_id order by night_date
+                                                              rows unbounded preceding) as island_start_row_now
+    from features
+),
+
 rolling as (
+    -- every rolling window over a person's calendar nights in one pass: they share partition and order, so
+    -- DuckDB sorts the rows once for all of them. Only targets are scored, so only their last 28 days are read
+    -- (the widest of these windows); the longer read serves the baselines and the islands.
     select *,
         count(v_tst) over last_14 as var_nights,
         stddev_samp(v_tst) over last_14 as tst_sd_raw,
         stddev_samp(v_bed) over last_14 as bed_sd_raw,
-        -- HRV windows hold one kind of sleep (night / daytime shift sleep), like the baseline they meet
-        count(v_rmssd) over last_7_kind as hrv_nights,
-        avg(v_lnrmssd) over last_7_kind as lnrmssd_7n_raw,
-        100 * stddev_samp(v_rmssd) over last_7_kind / avg(v_rmssd) over last_7_kind as rmssd_cv_raw,
+        count(pair_agreement) over last_14 as sri_pairs,
+        avg(pair_agreement) over last_14 as sri_agreement,
         count(v_mid_free) over last_28 as free_nights,
         count(v_mid_work) over last_28 as work_nights,
         median(v_mid_free) over last_28 as mid_free_med,
@@ -114,50 +148,65 @@ rolling as (
             as onset_long_nights_7n,
         list(case when valid_night then [bedtime_min, midsleep_min, (night_date - date '2000-01-01')::double] end)
             over last_ewma as ewma_items,
-        lag(sleep_state_bits) over by_night as prev_bits,
-        lag(night_date) over by_night as prev_night,
-        lag(valid_night and tst_min < $short_sleep_min) over by_night as prev_short,
-        -- short-sleep runs: islands of consecutive calendar nights with valid main sleep under the cut-off
-        valid_night and tst_min < $short_sleep_min as short_night
+        case when valid_night and tst_min < $short_sleep_min
+             then row_in_read - island_start_row_now + 1 else 0 end as short_sleep_run_nights
     from base_values
+    join islands using (person_id, night_date)
+    where night_date >= first_target - greatest(27, $ewma_span_days - 1)
     window
-        by_night as (partition by person_id order by night_date),
         last_7 as (partition by person_id order by night_date range between 6 preceding and current row),
-        last_7_kind as (partition by person_id, day_sleep order by night_date
-                        range between 6 preceding and current row),
         last_14 as (partition by person_id order by night_date range between 13 preceding and current row),
         last_28 as (partition by person_id order by night_date range between 27 preceding and current row),
         last_ewma as (partition by person_id order by night_date
-                      range between to_days($ewma_span_days - 1) preceding and current row)
+                      range between $ewma_span_days - 1 preceding and current row)
 ),
 
-pairs as (
-    select *,
-        case when sleep_state_bits is not null and prev_bits is not null and prev_night = night_date - 1
-             then 1.0 - bit_count(xor(sleep_state_bits, prev_bits)) / 1440.0 end as pair_agreement
-    from rolling
+hrv_rolling as (
+    -- HRV windows hold one kind of sleep (night / daytime shift sleep), like the baseline they meet; a narrow
+    -- pass (own partition) joined back by key
+    select person_id, night_date,
+        count(v_rmssd) over last_7_kind as hrv_nights,
+        avg(v_lnrmssd) over last_7_kind as lnrmssd_7n_raw,
+        100 * stddev_samp(v_rmssd) over last_7_kind / avg(v_rmssd) over last_7_kind as rmssd_cv_raw
+    from base_values
+    where night_date >= first_target - greatest(27, $ewma_span_days - 1)
+    window last_7_kind as (partition by person_id, day_sleep order by night_date
+                           range between 6 preceding and current row)
 ),
 
-runs as (
-    select *,
-        -- a new island starts at every night that is not short, and wherever a calendar night is missing
-        sum(case when short_night and prev_night = night_date - 1 and coalesce(prev_short, false) then 0 else 1 end)
-            over (partition by person_id order by night_date rows unbounded preceding) as run_id
-    from pairs
+-- Baseline: median and MAD of the usable nights of the same kind in the days [night - $baseline_end_days -
+-- $baseline_span_days + 1, night - $baseline_end_days], for the target nights. Windowed medians are the dearest
+-- step of the engine; two ways to the same numbers, the engine picks one ($baseline_by_window):
+-- * many target nights (a rebuild): a window. DuckDB evaluates it about twice as fast over a fixed ROWS frame as
+--   over a RANGE of dates, so each (person, kind) gets one row per calendar day from its first night to its last
+--   (missing days hold NULLs, which median, MAD and count skip): on that grid "N rows before" is exactly "N days
+--   before". The grid is narrow (only the baseline inputs), so the sort moves little data.
+-- * a few target nights (a nightly run): a window would compute every night read, ~95 a person, to keep one;
+--   instead each target night's frame is gathered by a join and aggregated.
+-- Nights with no kind (no main sleep) are never in a baseline and are left out: their baseline is empty.
+baseline_inputs as (
+    select person_id, day_sleep, night_date, b_tst, b_eff, b_waso, b_onset, b_awak, b_rhr, b_lnrmssd, b_br, b_spo2,
+        b_bed, b_mid
+    from base_values
+    where day_sleep is not null
 ),
 
-regular as (
-    select *,
-        count(pair_agreement) over last_14 as sri_pairs,
-        avg(pair_agreement) over last_14 as sri_agreement,
-        case when short_night then count(*) over (partition by person_id, run_id order by night_date
-                                                  rows unbounded preceding) else 0 end as short_sleep_run_nights
-    from runs
-    window last_14 as (partition by person_id order by night_date range between 13 preceding and current row)
+baseline_calendar as (
+    select person_id, day_sleep,
+        unnest(generate_series(min(night_date), max(night_date), interval 1 day))::date as night_date
+    from baseline_inputs
+    where $baseline_by_window
+    group by person_id, day_sleep
 ),
 
-baselines as (
-    select *,
+baseline_grid as (
+    select c.person_id, c.day_sleep, c.night_date, i.* exclude (person_id, day_sleep, night_date)
+    from baseline_calendar c
+    left join baseline_inputs i using (person_id, day_sleep, night_date)
+),
+
+baseline_by_day as (
+    select person_id, day_sleep, night_date,
         count(b_tst) over w as baseline_valid_nights,
         median(b_tst) over w as tst_med, mad(b_tst) over w as tst_mad,
         median(b_eff) over w as eff_med, mad(b_eff) over w as eff_mad,
@@ -170,12 +219,50 @@ baselines as (
         median(b_spo2) over w as spo2_med,
         median(b_bed) over w as bed_med,
         median(b_mid) over w as mid_med
-    from regular
+    from baseline_grid
     window w as (
         partition by person_id, day_sleep order by night_date
-        range between to_days($baseline_end_days + $baseline_span_days - 1) preceding
-              and to_days($baseline_end_days) preceding
+        rows between $baseline_end_days + $baseline_span_days - 1 preceding and $baseline_end_days preceding
     )
+),
+
+baseline_by_join as (
+    select t.person_id, t.day_sleep, t.night_date,
+        count(i.b_tst) as baseline_valid_nights,
+        median(i.b_tst) as tst_med, mad(i.b_tst) as tst_mad,
+        median(i.b_eff) as eff_med, mad(i.b_eff) as eff_mad,
+        median(i.b_waso) as waso_med, mad(i.b_waso) as waso_mad,
+        median(i.b_onset) as onset_med, mad(i.b_onset) as onset_mad,
+        median(i.b_awak) as awak_med, mad(i.b_awak) as awak_mad,
+        median(i.b_rhr) as rhr_med,
+        median(i.b_lnrmssd) as lnrmssd_med, mad(i.b_lnrmssd) as lnrmssd_mad,
+        median(i.b_br) as br_med,
+        median(i.b_spo2) as spo2_med,
+        median(i.b_bed) as bed_med,
+        median(i.b_mid) as mid_med
+    from base_values t
+    join baseline_inputs i on i.person_id = t.person_id and i.day_sleep = t.day_sleep
+        and i.night_date between t.night_date - ($baseline_end_days + $baseline_span_days - 1)
+                             and t.night_date - $baseline_end_days
+    where not $baseline_by_window and t.night_date >= t.first_target
+    group by t.person_id, t.day_sleep, t.night_date
+),
+
+baseline_for_targets as (
+    select * from baseline_by_day
+    union all by name
+    select * from baseline_by_join
+),
+
+baselines as (
+    select r.*, h.* exclude (person_id, night_date),
+        coalesce(b.baseline_valid_nights, 0) as baseline_valid_nights,
+        b.* exclude (person_id, day_sleep, night_date, baseline_valid_nights)
+    from rolling r
+    join hrv_rolling h using (person_id, night_date)
+    left join baseline_for_targets b on b.person_id = r.person_id and b.day_sleep = r.day_sleep
+        and b.night_date = r.night_date
+    where r.night_date >= r.first_target
 ),
 
 scored as (
@@ -210,6 +297,40 @@ scored as (
     from baselines
 ),
 
+-- Nights before a person's first target keep their stored signals: nothing before the first target night
+-- changed (every window looks back only), and their own baselines reach further back than this read. The
+-- rules below that look at earlier nights (resting HR on consecutive nights, domain and illness flags) read
+-- them from night_signals, as far back as the lookback allows row windows over comparable nights to reach
+-- ($read_from_days less the baseline's span: Thresholds.signal_lookback_days); a rebuild has none.
+stored_before as (
+    select s.person_id, s.night_date, s.resting_hr_delta_bpm,
+        s.valid_night and not s.travel_context and not s.warming_up as comparable,
+        s.sleep_deviates, s.recovery_deviates, s.illness_deviates,
+        (coalesce(f.skin_temp_deviation_c >= $skin_temp_delta_c, false)::int
+         + coalesce(s.breathing_rate_delta_brpm >= $br_delta_brpm, false)::int
+         + coalesce(s.spo2_delta_pct <= -$spo2_drop_pct, false)::int) >= 2 as illness_two_signs,
+        f.tag_illness
+    from night_signals s
+    join features f on f.person_id = s.person_id and f.night_date = s.night_date and s.night_date < f.first_target
+        and s.night_date >= f.first_target - ($read_from_days - $baseline_end_days - $baseline_span_days)
+    where s.night_date between $first_target_night - $read_from_days and $last_target_night
+),
+
+rhr_chain as (
+    -- the night before's resting-HR rule, whether that night is a target or stored
+    select person_id, night_date,
+        lag(resting_hr_delta_bpm >= $rhr_delta_bpm) over by_night as prev_rhr_elevated,
+        lag(night_date) over by_night as prev_night,
+        is_target
+    from (
+        select person_id, night_date, resting_hr_delta_bpm, true as is_target from scored
+        union all
+        select person_id, night_date, resting_hr_delta_bpm, false from stored_before
+    )
+    window by_night as (partition by person_id order by night_date)
+    qualify is_target
+),
+
 banded as (
     select *,
         case when tst_sd_14n_min is null then null when tst_sd_14n_min < 60 then 0 when tst_sd_14n_min < 90 then 1
@@ -217,14 +338,13 @@ banded as (
         case when onset_sd_14n_min is null then null when onset_sd_14n_min < 30 then 0
              when onset_sd_14n_min < 60 then 1 when onset_sd_14n_min < 90 then 2 else 3 end as onset_sd_band,
         resting_hr_delta_bpm >= $rhr_delta_bpm
-            and ($rhr_consecutive_nights < 2 or (lag(resting_hr_delta_bpm >= $rhr_delta_bpm) over by_night
-                                                 and lag(night_date) over by_night = night_date - 1))
+            and ($rhr_consecutive_nights < 2 or (prev_rhr_elevated and prev_night = night_date - 1))
             as rhr_elevated_2n,
         ln_rmssd_7n_mean < lnrmssd_med - $hrv_band_sd * greatest(1.4826 * lnrmssd_mad, $floor_ln_rmssd) as hrv_below_band,
         bedtime_ewma_min - bed_med as bedtime_drift_min,
         midsleep_ewma_min - mid_med as midsleep_drift_min
     from scored
-    window by_night as (partition by person_id order by night_date)
+    join rhr_chain using (person_id, night_date)
 ),
 
 deviations as (
@@ -252,13 +372,23 @@ deviations as (
     from banded
 ),
 
+flag_rows as (
+    select person_id, night_date, comparable, sleep_deviates, recovery_deviates, illness_deviates, illness_two_signs,
+        tag_illness
+    from deviations
+    union all
+    select person_id, night_date, comparable, sleep_deviates, recovery_deviates, illness_deviates, illness_two_signs,
+        tag_illness
+    from stored_before
+),
+
 flags as (
     select person_id, night_date,
         sum(coalesce(sleep_deviates, false)::int) over last_n >= $flag_min_nights as sleep_flag,
         sum(coalesce(recovery_deviates, false)::int) over last_n >= $flag_min_nights as recovery_flag,
         sum(coalesce(sleep_deviates, false)::int) over last_strong >= $strong_min_nights as sleep_strong_flag,
         sum(coalesce(recovery_deviates, false)::int) over last_strong >= $strong_min_nights as recovery_strong_flag
-    from deviations
+    from flag_rows
     where comparable
     window
         last_n as (partition by person_id order by night_date rows between $flag_window_nights - 1 preceding and current row),
@@ -270,9 +400,9 @@ illness as (
     select person_id, night_date,
         sum(coalesce(illness_deviates, false)::int) over last_illness >= $illness_min_nights
             or bool_or(illness_two_signs or tag_illness) over last_illness as illness_flag
-    from deviations
+    from flag_rows
     window last_illness as (partition by person_id order by night_date
-                            range between to_days($illness_window_days - 1) preceding and current row)
+                            range between $illness_window_days - 1 preceding and current row)
 ),
 
 final as (

@@ -1,6 +1,9 @@
 -- nightly_features: one row per person-night. The night is the local date of waking (Fitbit's dateOfSleep).
 -- Reads the normalized tables for the nights listed in `feature_targets(person_id, first_night, last_night)`;
 -- the caller deletes and re-inserts exactly those nights, so re-running is idempotent.
+-- $first_target_night / $last_target_night (the targets' overall span) and $segments_from_utc (a day before the
+-- earliest start of a log in it; a log's segments lie inside it) repeat the targets as constants: DuckDB can then
+-- skip whole row groups by their min/max (a nightly run reads the last few nights, not the history).
 --
 -- column                 definition                                                            source
 -- tst_min                minutes asleep in the main sleep                                      SIGNALS.md (TST)
@@ -42,7 +45,8 @@
 with
 
 targets as (
-    select person_id, first_night, last_night from feature_targets
+    -- dates, not timestamps: comparing night_date with a DATE keeps the filter on the column itself
+    select person_id, first_night::date as first_night, last_night::date as last_night from feature_targets
 ),
 
 sessions as (
@@ -53,6 +57,7 @@ sessions as (
         ) as rank_in_night
     from sleep_sessions s
     join targets t on s.person_id = t.person_id and s.night_date between t.first_night and t.last_night
+    where s.night_date between $first_target_night and $last_target_night
 ),
 
 main_sleep as (
@@ -75,6 +80,7 @@ segments as (
         m.start_utc as session_start_utc
     from sleep_segments g
     join main_sleep m using (person_id, source, source_session_id)
+    where g.seg_start_utc >= $segments_from_utc
 ),
 
 sleep_bounds as (
@@ -102,10 +108,12 @@ continuity as (
 ),
 
 window_sessions as (
-    -- every log that can fall in a night's noon-to-noon window: the night's own, and the night before's
-    select s.person_id, s.source, s.source_session_id, s.night_date
+    -- every log that can fall in a night's noon-to-noon window: the night's own, and the night before's;
+    -- log_key is a plain integer name for the log, so sorting its segments compares one number, not three strings
+    select s.person_id, s.source, s.source_session_id, s.night_date, row_number() over () as log_key
     from sleep_sessions s
-    join targets t on s.person_id = t.person_id and s.night_date between t.first_night - interval 1 day and t.last_night
+    join targets t on s.person_id = t.person_id and s.night_date between t.first_night - 1 and t.last_night
+    where s.night_date between $first_target_night - 1 and $last_target_night
 ),
 
 state_windows as (
@@ -115,71 +123,70 @@ state_windows as (
     where time_in_bed_min >= $min_main_sleep_min
 ),
 
+log_segments as (
+    -- each log's segments as one list in time order (a 30-item sort per log: far cheaper than a window that
+    -- sorts every segment of the cohort at once); log_key is a plain integer name for the log
+    select ws.log_key,
+        list_sort(list(struct_pack(start_utc := g.seg_start_utc,
+                                   end_utc := g.seg_start_utc + to_seconds(g.duration_s),
+                                   is_break := g.stage in ('wake', 'awake', 'restless')))) as segs
+    from sleep_segments g
+    join window_sessions ws using (person_id, source, source_session_id)
+    where g.seg_start_utc >= $segments_from_utc
+    group by ws.log_key
+),
+
 sleep_runs as (
     -- consecutive asleep segments of one log form one run (a log's segments tile it in time order), so the
-    -- windows below join a few runs a night instead of every segment
-    select person_id, source, source_session_id,
-        min(seg_start_utc) as run_start_utc, max(seg_start_utc + to_seconds(duration_s)) as run_end_utc
+    -- windows below meet a few runs a night instead of every segment. Runs by gaps and islands: the k-th asleep
+    -- segment of a log at position p has p - k constant along a run of consecutive asleep segments.
+    select log_key, min(segs[p].start_utc) as run_start_utc, max(segs[p].end_utc) as run_end_utc
     from (
-        select g.*,
-            sum(case when g.stage in ('wake', 'awake', 'restless') then 1 else 0 end) over (
-                partition by g.person_id, g.source, g.source_session_id order by g.seg_start_utc
-                rows unbounded preceding) as run_id
-        from sleep_segments g
-        join window_sessions ws using (person_id, source, source_session_id)
+        select log_key, segs, unnest(asleep_at) as p, unnest(range(1, len(asleep_at) + 1)) as k
+        from (
+            select log_key, segs, list_filter(range(1, len(segs) + 1), lambda i: not segs[i].is_break) as asleep_at
+            from log_segments
+        )
     )
-    where stage not in ('wake', 'awake', 'restless')
-    group by person_id, source, source_session_id, run_id
+    group by log_key, p - k
 ),
 
 sleep_intervals as (
-    -- asleep stretches as minute offsets into the window; a minute touched by sleep counts as asleep
+    -- asleep stretches as minute offsets into the window [s_min, e_min); a minute touched by sleep counts as
+    -- asleep. A window holds the logs of its own night and of the night before: two equality joins on the
+    -- date (one per night back) instead of a range condition, which paired every night of a person with all
+    -- of that person's logs.
     select w.person_id, w.night_date,
         greatest(0, floor(epoch(r.run_start_utc - w.window_start_utc) / 60))::bigint as s_min,
         least(1440, ceil(epoch(r.run_end_utc - w.window_start_utc) / 60))::bigint as e_min
     from state_windows w
-    join window_sessions ws on ws.person_id = w.person_id and ws.night_date between w.night_date - 1 and w.night_date
-    join sleep_runs r on r.person_id = ws.person_id and r.source = ws.source
-        and r.source_session_id = ws.source_session_id
+    cross join (values (0), (1)) back(days)
+    join window_sessions ws on ws.person_id = w.person_id and ws.night_date = w.night_date - back.days
+    join sleep_runs r using (log_key)
 ),
 
-interval_islands as (
-    -- merge overlapping stretches (gaps and islands), so the bit string is built from a few intervals a night
-    -- instead of one row per minute (1,440 rows a night made a full rebuild 40x slower)
-    select *, sum(case when prev_end is null or s_min > prev_end then 1 else 0 end) over (
-            partition by person_id, night_date order by s_min, e_min rows unbounded preceding) as island
-    from (
-        select *, max(e_min) over (partition by person_id, night_date order by s_min, e_min
-                                   rows between unbounded preceding and 1 preceding) as prev_end
-        from sleep_intervals
-        where e_min > s_min
-    )
-),
-
-merged_intervals as (
-    select person_id, night_date, min(s_min) as s_min, max(e_min) as e_min
-    from interval_islands
-    group by person_id, night_date, island
-),
-
-state_strings as (
-    select person_id, night_date,
-        string_agg(repeat('0', (s_min - coalesce(prev_e, 0))::integer) || repeat('1', (e_min - s_min)::integer), ''
-                   order by s_min) as asleep_prefix,
-        max(e_min) as last_e
-    from (
-        select *, lag(e_min) over (partition by person_id, night_date order by s_min) as prev_e
-        from merged_intervals
-    )
-    group by person_id, night_date
+minute_masks as (
+    -- for every minute m of a 1,440-minute window: ones from m to the end, and ones before m. A stretch
+    -- [s_min, e_min) is then from_m[s_min] AND before_m[e_min], a bytewise AND of two looked-up bit strings
+    -- (building a mask per stretch from characters or bit shifts costs ~1,440 steps each)
+    select m,
+        (repeat('0', m) || repeat('1', 1440 - m))::bit as from_m,
+        (repeat('1', m) || repeat('0', 1440 - m))::bit as before_m
+    from range(0, 1441) r(m)
 ),
 
 sleep_state as (
+    -- a night's state is the OR of its stretches' masks: overlapping stretches need no merging and nothing is
+    -- built character by character (string building made the rebuild 2x slower; one row per minute, 40x)
     select w.person_id, w.night_date,
-        (coalesce(st.asleep_prefix, '') || repeat('0', (1440 - coalesce(st.last_e, 0))::integer))::bit
-            as sleep_state_bits
+        coalesce(bit_or(f.from_m & b.before_m), repeat('0', 1440)::bit) as sleep_state_bits
     from state_windows w
-    left join state_strings st using (person_id, night_date)
+    left join (
+        sleep_intervals i
+        join minute_masks f on f.m = i.s_min
+        join minute_masks b on b.m = i.e_min
+    ) on i.person_id = w.person_id and i.night_date = w.night_date and i.e_min > i.s_min
+    group by w.person_id, w.night_date
 ),
 
 activity as (
@@ -189,6 +196,7 @@ activity as (
         sum(a.sedentary_min)::double as sedentary_min
     from daily_activity a
     join targets t on a.person_id = t.person_id and a.day between t.first_night and t.last_night
+    where a.day between $first_target_night and $last_target_night
     group by a.person_id, a.day
 ),
 
@@ -216,6 +224,7 @@ resting_hr as (
     select r.person_id, r.day as night_date, avg(r.resting_hr_bpm) as resting_hr_bpm
     from daily_resting_hr r
     join targets t on r.person_id = t.person_id and r.day between t.first_night and t.last_night
+    where r.day between $first_target_night and $last_target_night
     group by r.person_id, r.day
 ),
 
@@ -223,6 +232,7 @@ hrv as (
     select h.person_id, h.night_date, ln(avg(h.rmssd_ms)) as ln_rmssd, avg(h.rmssd_ms) as rmssd_ms
     from nightly_hrv h
     join targets t on h.person_id = t.person_id and h.night_date between t.first_night and t.last_night
+    where h.night_date between $first_target_night and $last_target_night
     group by h.person_id, h.night_date
 ),
 
@@ -233,6 +243,7 @@ vitals as (
         avg(v.spo2_avg_pct) as spo2_avg_pct
     from nightly_vitals v
     join targets t on v.person_id = t.person_id and v.night_date between t.first_night and t.last_night
+    where v.night_date between $first_target_night and $last_target_night
     group by v.person_id, v.night_date
 ),
 
