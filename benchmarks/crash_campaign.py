@@ -314,9 +314,10 @@ class CampaignResult:
 
 
 def campaign(trials: int, seed: int, people: int = 8, nights: int = 60, keep: bool = False,
-             plans: list[tuple[str | None, float | None]] | None = None, echo=print) -> CampaignResult:
+             plans: list[tuple[str | None, float | None]] | None = None, echo=None) -> CampaignResult:
     from aiosmtpd.controller import Controller
 
+    echo = echo or (lambda line: print(line, flush=True))  # one line per trial as it finishes
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     started = time.monotonic()
     work = Path(tempfile.mkdtemp(prefix="ew-crash-"))
