@@ -73,3 +73,28 @@ class SyncState:
         with self.store.cursor() as cur:
             cur.execute("DELETE FROM sync_state WHERE person_id = ? AND source = ? AND data_type = '*backfill'",
                         [person_id, source])
+
+
+class BookmarksAfterStore(SyncState):
+    """Sync bookmarks that move only once the fetched payloads are stored.
+
+    A connector marks its data types synced when its fetch finishes; these marks are held until `commit()`, which
+    the one writer calls after archiving and upserting the payloads (pipelines.steps.ingest). A run that dies, or
+    whose store stage fails, between fetch and store leaves the bookmarks where they were, so the next run fetches
+    those nights again instead of starting after them. One instance per person's fetch (not shared by threads).
+    """
+
+    def __init__(self, store: Store) -> None:
+        super().__init__(store)
+        self._held: list[tuple[str, str, list[str], date]] = []
+
+    def mark_synced(self, person_id: str, source: str, data_type: str, through: date) -> None:
+        self._held.append((person_id, source, [data_type], through))
+
+    def mark_synced_many(self, person_id: str, source: str, data_types: list[str], through: date) -> None:
+        self._held.append((person_id, source, list(data_types), through))
+
+    def commit(self) -> None:
+        for person_id, source, data_types, through in self._held:
+            super().mark_synced_many(person_id, source, data_types, through)
+        self._held.clear()

@@ -52,17 +52,19 @@ def consent_lost_handler(store: Store):
 
 def live_source(person: Person, store: Store) -> Any:
     from connectors.token_vault import TokenCipher
-    from features.sync_state import SyncState
+    from features.sync_state import BookmarksAfterStore
     from features.token_store import DbTokenStore
 
     tokens = DbTokenStore(store, TokenCipher(), consent_lost_handler(store))
+    # Bookmarks move when the writer has stored the payloads (steps.ingest), not when the fetch ends.
+    bookmarks = BookmarksAfterStore(store)
     if person.source == "google-health":
         from connectors.google_health import GoogleHealthConfig, GoogleHealthSource
 
-        return GoogleHealthSource(tokens, SyncState(store), GoogleHealthConfig.from_env(person.source_config))
+        return GoogleHealthSource(tokens, bookmarks, GoogleHealthConfig.from_env(person.source_config))
     from connectors.fitbit_web import FitbitWebConfig, FitbitWebSource
 
-    return FitbitWebSource(tokens, SyncState(store), FitbitWebConfig.from_env(person.source_config))
+    return FitbitWebSource(tokens, bookmarks, FitbitWebConfig.from_env(person.source_config))
 
 
 def source_for(person: Person, store: Store | None = None) -> Source | None:

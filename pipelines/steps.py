@@ -24,6 +24,7 @@ from connectors.base import PersonContext, RawPayload, Source
 from features.crash_points import crash_point
 from features.engine import FeatureRun, compute_features
 from features.store import NightRange, Person, Store, utc_now
+from features.sync_state import BookmarksAfterStore
 from features.thresholds import Thresholds
 from pipelines.settings import Settings
 
@@ -84,6 +85,10 @@ def ingest(store: Store, batch: Iterable[Fetched]) -> IngestReport:
     for person_id, touched in store.upsert_records(records).items():
         if person_id in results:
             results[person_id].touched = touched
+    for f in batch:  # stored: now, and only now, the live sources' bookmarks may move past these nights
+        bookmarks = getattr(f.source, "bookmarks", None)
+        if isinstance(bookmarks, BookmarksAfterStore):
+            bookmarks.commit()
     for result in results.values():  # ids and counts only: never values, addresses or tokens
         log.debug("Person %s: %d payload(s), %d record(s), %d quarantined", result.person_id, result.payloads,
                   result.records, result.rejected)

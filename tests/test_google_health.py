@@ -286,3 +286,27 @@ def test_a_legacy_fitbit_login_is_told_to_use_a_google_account(live_env, fake, s
         403, "PERMISSION_DENIED", "Could not mint UberMint from GaiaMint"))))
     with pytest.raises(ApiError, match="legacy Fitbit account"):
         sync(store, date(2026, 11, 20))
+
+
+def test_bookmarks_move_only_after_the_payloads_are_stored(live_env, fake, store):
+    """A run that dies between fetch and store must not let the next run start after nights it never kept."""
+    from connectors.synthetic import SyntheticCohort
+    from features.sync_state import SyncState
+
+    cohort = SyntheticCohort(n_people=1, n_nights=20, seed=3)
+    records = cohort.records(cohort.people[0].person_id)
+    load_records(fake, [r.model_copy(update={"person_id": PERSON}) for r in records])
+    enrolled(store, fake)
+    person, night = store.person(PERSON), cohort.nights[-5]
+    bookmarks = SyncState(store)
+
+    def synced() -> set:
+        return {bookmarks.synced_through(PERSON, "google-health", t.name) for t in DATA_TYPES}
+
+    fetched = steps.fetch_person(person, source_for(person, store), night, 3)
+    assert fetched.payloads and synced() == {None}  # fetched, not stored: nothing moved
+    # the run "dies" here; the next run fetches the same nights again and stores them
+    again = steps.fetch_person(person, source_for(person, store), night, 3)
+    assert synced() == {None}
+    steps.ingest(store, [again])
+    assert synced() == {night}
