@@ -15,10 +15,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import random
 import re
 import secrets
-import threading
 import time
 import zlib
 from dataclasses import dataclass, field
@@ -29,7 +27,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlencode, urlparse
 from zoneinfo import ZoneInfo
 
-from tests.fake_google_health import QuietServer
+from tests.loopback_fake import LoopbackFake
 
 SAMPLES = Path(__file__).parent / "fixtures" / "fitbit_api_samples"
 _STAGE_LOG = json.loads((SAMPLES / "sleep-v1.2-stages-1-item.slack-health-bot.json").read_text())["sleep"][0]
@@ -44,7 +42,7 @@ def _errors(error_type: str, message: str) -> dict[str, Any]:
 
 
 @dataclass
-class FakeFitbit:
+class FakeFitbit(LoopbackFake):
     tz_name: str = "Europe/London"
     sleep: dict[date, list[dict]] = field(default_factory=dict)      # dateOfSleep -> logs
     heart: dict[date, int] = field(default_factory=dict)
@@ -63,30 +61,12 @@ class FakeFitbit:
     remaining: int = 150
     truncations: list[str] = field(default_factory=list)  # path parts: a 200 with half its body, once each
     stalls: list[tuple[str, float]] = field(default_factory=list)  # (path part, seconds before answering)
-    # Benchmarks: every API answer waits latency_s; a seeded share is a 429 with Retry-After; quota per token.
-    latency_s: float = 0.0
-    rate_429: float = 0.0
-    retry_after_429: str = "1"
-    seed: int = 0
-    throttled: int = 0
-    api_span_s: list[float] = field(default_factory=list)  # monotonic times of the first and the last API call
+    # Benchmarks (with LoopbackFake's latency and seeded 429s): Fitbit counts its quota per user.
     quota_per_token: bool = False
     remaining_by_token: dict[str, int] = field(default_factory=dict)
 
-    def __post_init__(self) -> None:
-        self._lock = threading.Lock()
-        self._random = random.Random(self.seed)
-        self.server = QuietServer(("127.0.0.1", 0), _handler(self))
-        self.base_url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self) -> "FakeFitbit":
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+    def handler_class(self) -> type[BaseHTTPRequestHandler]:
+        return _handler(self)
 
     def fail_next(self, path_part: str, status: int, headers: dict[str, str] | None = None, times: int = 1) -> None:
         self.faults.extend((path_part, status, headers or {}) for _ in range(times))
@@ -114,12 +94,6 @@ class FakeFitbit:
             left = max(self.remaining_by_token.get(token, 150) - 1, 0)
             self.remaining_by_token[token] = left
             return left
-
-    def should_throttle(self) -> bool:
-        with self._lock:
-            hit = self.rate_429 > 0 and self._random.random() < self.rate_429
-            self.throttled += hit
-            return hit
 
     def expire_access_tokens(self) -> None:
         self.access_tokens.clear()
@@ -306,13 +280,11 @@ def _handler(fake: FakeFitbit) -> type[BaseHTTPRequestHandler]:
 
         def _api(self, path: str) -> None:
             fake.requests.append(path)
-            now = time.monotonic()
-            fake.api_span_s[:] = [fake.api_span_s[0] if fake.api_span_s else now, now]
+            fake.api_call_arrived()
             remaining = fake.quota_left(self.headers.get("Authorization", "")[7:])
             rate = {"Fitbit-Rate-Limit-Limit": "150", "Fitbit-Rate-Limit-Remaining": str(remaining),
                     "Fitbit-Rate-Limit-Reset": "1"}
-            if fake.latency_s:
-                time.sleep(fake.latency_s)
+            fake.wait_latency()
             if fake.should_throttle():
                 self._send(429, _errors("system", "Too Many Requests (seeded)"),
                            {**rate, "Retry-After": fake.retry_after_429})

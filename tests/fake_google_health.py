@@ -14,20 +14,20 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import random
 import re
 import secrets
-import threading
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlparse
 
 import googleapiclient
+
+from tests.loopback_fake import LoopbackFake
 
 DISCOVERY = Path(googleapiclient.__file__).parent / "discovery_cache" / "documents" / "health.v4.json"
 _SCHEMAS: dict[str, Any] = json.loads(DISCOVERY.read_text())["schemas"]
@@ -108,20 +108,8 @@ class Fault:
     delay_s: float = 0.0  # wait this long before answering (longer than the client's timeout: a stall)
 
 
-class QuietServer(ThreadingHTTPServer):
-    """A client that timed out has closed its socket: the late answer's broken pipe is expected, not news."""
-
-    daemon_threads = True
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        import sys
-
-        if not isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
-            super().handle_error(request, client_address)
-
-
 @dataclass
-class FakeGoogleHealth:
+class FakeGoogleHealth(LoopbackFake):
     """Data keyed by type: list types hold (sort instant, civil date, DataPoint dict); roll-ups hold per-day dicts."""
 
     points: dict[str, list[tuple[datetime, date, dict]]] = field(default_factory=lambda: defaultdict(list))
@@ -137,28 +125,9 @@ class FakeGoogleHealth:
     granted_scopes: str | None = None  # None: everything asked for
     account_error: tuple[int, str, str] | None = None  # (status, rpc status, ErrorInfo reason)
     outage_after: int | None = None  # answer 503 to every API call after this many (an interrupted backfill)
-    # Benchmarks: every API answer waits latency_s; a seeded share of them is a 429 with Retry-After.
-    latency_s: float = 0.0
-    rate_429: float = 0.0
-    retry_after_429: str = "1"
-    seed: int = 0
-    throttled: int = 0  # 429s sent by rate_429
-    api_span_s: list[float] = field(default_factory=list)  # monotonic times of the first and the last API call
 
-    def __post_init__(self) -> None:
-        self._lock = threading.Lock()
-        self._random = random.Random(self.seed)
-        self.server = QuietServer(("127.0.0.1", 0), _handler(self))
-        self.base_url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self) -> "FakeGoogleHealth":
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+    def handler_class(self) -> type[BaseHTTPRequestHandler]:
+        return _handler(self)
 
     # --- scripting ----------------------------------------------------------------------------------------
 
@@ -189,12 +158,6 @@ class FakeGoogleHealth:
                     del self.faults[i]
                     return fault
         return None
-
-    def should_throttle(self) -> bool:
-        with self._lock:
-            hit = self.rate_429 > 0 and self._random.random() < self.rate_429
-            self.throttled += hit
-            return hit
 
     def expire_access_tokens(self) -> None:
         with self._lock:
@@ -302,15 +265,13 @@ def _handler(fake: FakeGoogleHealth) -> type[BaseHTTPRequestHandler]:
 
         def _api(self, method: str, path: str, query: dict[str, str], body: Any) -> None:
             fake.requests.append((method, path))
-            now = time.monotonic()
-            fake.api_span_s[:] = [fake.api_span_s[0] if fake.api_span_s else now, now]
+            fake.api_call_arrived()
             auth = self.headers.get("Authorization", "")
             if not auth.startswith("Bearer ") or auth[7:] not in fake.access_tokens:
                 self._send(401, status_body(401, "UNAUTHENTICATED", "Request had invalid authentication credentials."),
                            {"WWW-Authenticate": 'Bearer realm="https://accounts.google.com/", error="invalid_token"'})
                 return
-            if fake.latency_s:
-                time.sleep(fake.latency_s)
+            fake.wait_latency()
             if fake.should_throttle():
                 self._send(429, status_body(429, "RESOURCE_EXHAUSTED", "Quota exceeded (seeded)."),
                            {"Retry-After": fake.retry_after_429})
