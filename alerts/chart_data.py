@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 
 from features.catalog import FEATURES
-from features.store import Store
+from storage.store import Store
 from features.thresholds import Thresholds
 
 CHART_WEEKS = 6  # the issue asks for 4-8 weeks: long enough to show a usual, short enough to stay small

@@ -10,8 +10,8 @@ from alerts.model import AlertExplanation, FeatureMove
 from alerts.rules import AlertRules, NightSignal, Outcome, decide, persisting_nights
 from alerts.strategies import choose_strategy
 from features.catalog import FEATURES
-from features.compare import Comparison, compare_nights
-from features.store import Store, utc_now
+from features.recent_vs_usual import Comparison, compare_nights
+from storage.store import Store, utc_now
 from features.thresholds import Thresholds
 
 

@@ -8,8 +8,8 @@ from alerts.decide import to_move
 from alerts.model import WeekSummary
 from alerts.strategies import choose_strategy
 from features.catalog import FEATURES
-from features.compare import compare_nights
-from features.store import Store
+from features.recent_vs_usual import compare_nights
+from storage.store import Store
 from features.thresholds import Thresholds
 
 # A feature "went well" when it was steady (within half a robust SD of the usual) or moved the better way.

@@ -15,7 +15,7 @@ import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from features.store import Store
+from storage.store import Store
 
 
 def _naive_utc(value: datetime | None) -> datetime | None:

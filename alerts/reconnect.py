@@ -8,7 +8,7 @@ from email.message import EmailMessage
 from email.utils import format_datetime
 
 from alerts.ledger import enqueue, message_id_for
-from features.store import Person, Store
+from storage.store import Person, Store
 
 SUBJECT = "Please reconnect your watch to emberwatch"
 KIND = "reconnect"

@@ -1,5 +1,5 @@
 """Acceptance benchmark for issue 4: synthetic cohorts (>= 50 people x 180 nights, several seeds) imported
-through the real ingest step, features rebuilt, then alerts replayed night by night by `features.backtest`.
+through the real ingest step, features rebuilt, then alerts replayed night by night by `alerts.backtest`.
 
     .venv/bin/python benchmarks/backtest_synthetic.py [--people 50] [--nights 180] [--seeds 7 11 23]
 
@@ -21,9 +21,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from connectors.base import PersonContext  # noqa: E402
 from connectors.synthetic import SyntheticCohort, SyntheticSource  # noqa: E402
-from features.backtest import backtest  # noqa: E402
+from alerts.backtest import backtest  # noqa: E402
 from features.engine import rebuild_all  # noqa: E402
-from features.store import Store  # noqa: E402
+from storage.store import Store  # noqa: E402
 from features.thresholds import Thresholds  # noqa: E402
 from alerts.rules import AlertRules  # noqa: E402
 from pipelines import steps  # noqa: E402

@@ -10,7 +10,7 @@ What it does (all on loopback, in a temp folder; stops what it started):
     night under test fetches, stores, computes, queues and sends;
  3. reference: runs the real `nightly` flow for that night, in a subprocess, on a copy of the base;
  4. each trial: a fresh copy of the base; the flow in a subprocess killed with SIGKILL — half the trials at a
-    named point (features/crash_points.py: during fetch, after archiving, mid-upsert, between feature tables,
+    named point (storage/crash_points.py: during fetch, after archiving, mid-upsert, between feature tables,
     after queueing, between SMTP's 250 and the ledger's commit, after a send is recorded, before retention),
     half at a seeded random moment of the run; then a clean rerun;
  5. after each trial: every table equals the reference's (wall-clock columns aside), every email the reference
@@ -190,7 +190,7 @@ def build_base(work: Path, people: int, nights: int) -> tuple[Path, NightUnderTe
     """History replayed in-process up to the night before the last alert night, with mail left queued."""
     from alerts.digest import week_of
     from connectors.synthetic import SyntheticSource
-    from features.store import Store
+    from storage.store import Store
     from pipelines.demo import DemoCohort, enrol_cohort
     from pipelines.flows import morning_of
     from pipelines.replay import replay_nights
@@ -241,7 +241,7 @@ def plan_trials(count: int, seed: int, flow_from_s: float, flow_to_s: float,
                 sends: int) -> list[tuple[str | None, float | None]]:
     """Alternate named points (cycling through all of them, with a seeded hit number where a point repeats)
     and seeded random moments while the reference run's flow was running (not during Python's start-up)."""
-    from features.crash_points import POINTS
+    from storage.crash_points import POINTS
 
     rng = random.Random(seed)
     repeats = {"fetch": 3, "queue": 2, "send": max(sends, 1), "sent": max(sends, 1)}

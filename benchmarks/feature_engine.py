@@ -88,7 +88,7 @@ def generate(db: Path, people: int, nights: int) -> dict[str, float]:
     """Normalized tables as the connectors would fill them: one main sleep a night with stage segments,
     daily resting HR and nightly HRV. Deterministic (setseed)."""
     sys.path.insert(0, str(REPO))
-    from features.store import Store
+    from storage.store import Store
 
     started = time.perf_counter()
     with Store(db) as store, store.cursor() as cur:
@@ -117,7 +117,7 @@ def cpu_s():
     r = resource.getrusage(resource.RUSAGE_SELF)
     return r.ru_utime + r.ru_stime
 from datetime import date, timedelta
-from features.store import Store, NightRange
+from storage.store import Store, NightRange
 from features import engine
 step, db = {step!r}, {db!r}
 with Store(db) as store:
@@ -186,7 +186,7 @@ def check_sql_against(commit: str, people: int, nights: int, folder: Path) -> No
     sys.path.insert(0, str(REPO))
     from connectors.synthetic import SyntheticCohort, SyntheticSource
     from features import engine
-    from features.store import NightRange, Store
+    from storage.store import NightRange, Store
     from features.thresholds import Thresholds
 
     old_sql = {name: subprocess.run(["git", "-C", str(REPO), "show", f"{commit}:features/sql/{name}.sql"],

@@ -192,7 +192,7 @@ def main() -> None:
         os.environ["EMBERWATCH_SECRET_KEY"] = Fernet.generate_key().decode()
     from datetime import date
 
-    from features.store import Store
+    from storage.store import Store
     from pipelines.settings import load_settings
 
     settings = load_settings()

@@ -81,7 +81,7 @@ def run_demonstration(args: argparse.Namespace, work: Path, env: dict[str, str],
     sys.path.insert(0, str(REPO))
     os.environ.update({k: v for k, v in env.items() if k.startswith("EMBERWATCH_")})
     from connectors.synthetic import SyntheticCohort, SyntheticSource
-    from features.store import Store
+    from storage.store import Store
     from pipelines.flows import morning_of
     from pipelines.replay import replay_nights
     from pipelines.settings import Settings

@@ -1,6 +1,6 @@
 """What a source is: something that fetches raw payloads for a person and parses them into records.
 
-Fetching and parsing are separate on purpose: the pipeline archives every payload (features.store) *before*
+Fetching and parsing are separate on purpose: the pipeline archives every payload (storage.store) *before*
 parsing it, so a payload that fails to parse is never lost and can be parsed again after a fix.
 """
 
@@ -72,7 +72,7 @@ class TransientSourceError(RuntimeError):
 
 
 def mark_synced_all(bookmarks: Any, person_id: str, source: str, data_types: Iterable[str], through: date) -> None:
-    """Move a fetch's bookmarks together: in one transaction when the bookmark store offers it (features.sync_state),
+    """Move a fetch's bookmarks together: in one transaction when the bookmark store offers it (storage.sync_state),
     otherwise one by one. Called once a person's whole fetch is in hand (google_health, fitbit_web)."""
     names = list(data_types)
     many = getattr(bookmarks, "mark_synced_many", None)

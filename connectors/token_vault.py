@@ -1,7 +1,7 @@
 """OAuth tokens at rest: Fernet encryption, and the small interface a live connector uses to load and save them.
 
 The key comes from EMBERWATCH_SECRET_KEY (a Fernet key) or, failing that, a Prefect Secret block named
-`emberwatch-secret-key`. Where the ciphertext lives (DuckDB) is features.token_store's business, not ours.
+`emberwatch-secret-key`. Where the ciphertext lives (DuckDB) is storage.tokens's business, not ours.
 
 Key rotation: the setting may hold several keys separated by commas, newest first. Tokens are sealed with the
 first and opened with any, so a new key can be put in front while `emberwatch rotate-key` re-seals every stored

@@ -14,8 +14,8 @@ from importlib import resources
 
 import pandas as pd
 
-from features.crash_points import crash_point
-from features.store import NightRange, Store
+from storage.crash_points import crash_point
+from storage.store import NightRange, Store
 from features.thresholds import Thresholds
 
 _PARAM = re.compile(r"\$([a-z][a-z0-9_]*)")

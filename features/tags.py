@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from features.engine import FeatureRun, compute_features
-from features.store import NightRange, Store, utc_now
+from storage.store import NightRange, Store, utc_now
 from features.thresholds import Thresholds
 
 TAGS = ("illness", "travel", "on-call", "night-shift", "day-off")

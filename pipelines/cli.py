@@ -49,7 +49,7 @@ def demo(
     # creation for the database and each collision costs a 2 s client retry (half the demo's nights). The
     # demo's server is discarded at exit, so it records flow runs only. A real server keeps its own settings.
     os.environ.setdefault("PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_ENABLED", "false")
-    from features.store import Store
+    from storage.store import Store
     from pipelines.demo import DemoCohort, run_demo, summary_rows
 
     settings = _settings()
@@ -88,7 +88,7 @@ def person_add(
     """Enrol a person (or update their address and zone)."""
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-    from features.store import Store
+    from storage.store import Store
 
     try:
         ZoneInfo(timezone_name)
@@ -117,7 +117,7 @@ def person_set(
 ) -> None:
     """Change a person's preferences."""
     from alerts.schedule import ScheduleError
-    from features.store import Store, StoreError
+    from storage.store import Store, StoreError
     from pipelines.cli_email import set_delivery
 
     if detail is not None and detail not in ("minimal", "numbers", "charts"):
@@ -141,7 +141,7 @@ def forget(
     yes: bool = typer.Option(False, "--yes", help="Do not ask for confirmation."),
 ) -> None:
     """Delete everything held about a person: records, raw archive, features, alerts, ledger and outbox files."""
-    from features.store import Store, StoreError
+    from storage.store import Store, StoreError
     from pipelines.people import forget as forget_person
 
     if not yes:
@@ -161,7 +161,7 @@ def export(
     out: Path = typer.Option(..., "--out", help="Folder to write into (created, owner-only)."),
 ) -> None:
     """Everything held about a person, as Parquet and CSV files with a README of what each file is."""
-    from features.store import Store, StoreError
+    from storage.store import Store, StoreError
     from pipelines.people import export_person
 
     with Store(_settings().db_path, wait_s=10) as store:
@@ -178,8 +178,8 @@ def import_fitbit_export(
     person_id: str = typer.Option(..., "--person", help="The enrolled person this export belongs to."),
 ) -> None:
     """Import a Fitbit account export: archive every file, parse, quarantine what is malformed, compute features."""
-    from features.store import Store, StoreError
-    from pipelines.import_export import import_export
+    from storage.store import Store, StoreError
+    from pipelines.import_fitbit_export import import_export
 
     with Store(_settings().db_path) as store:
         try:
@@ -198,7 +198,7 @@ def import_fitbit_export(
 def nightly(night: Optional[str] = typer.Option(None, "--date", help="Night (wake date) YYYY-MM-DD; default yesterday.")) -> None:
     """Sync everyone, update features, decide alerts and deliver (the scheduled nightly job)."""
     _quiet_prefect()
-    from features.store import StoreError
+    from storage.store import StoreError
     from pipelines.flows import NightlyParams
     from pipelines.flows import nightly as nightly_flow
 
@@ -222,7 +222,7 @@ def nightly(night: Optional[str] = typer.Option(None, "--date", help="Night (wak
 def weekly(run_date: Optional[str] = typer.Option(None, "--date", help="Run date YYYY-MM-DD; the week before it.")) -> None:
     """Queue and deliver the weekly check-in for the last complete week."""
     _quiet_prefect()
-    from features.store import StoreError
+    from storage.store import StoreError
     from pipelines.flows import WeeklyParams
     from pipelines.flows import weekly as weekly_flow
 
@@ -252,7 +252,7 @@ def serve() -> None:
 def status() -> None:
     """Per person: source, last night synced, valid nights, warm-up, last alert (no health values)."""
     from pipelines.status import status_rows
-    from features.store import Store
+    from storage.store import Store
 
     with Store(_settings().db_path) as store:
         rows = status_rows(store)

@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 import typer
 
 from connectors.base import PersonContext
-from features.store import NightRange, Store
+from storage.store import NightRange, Store
 from pipelines.sources import LIVE_SOURCES, NEEDS_RECONSENT, live_source
 
 BACKFILL_SLICE_DAYS = 90  # one checkpoint per slice; also the longest window most data types accept
@@ -42,7 +42,7 @@ def enroll_person(store: Store, person_id: str, source: str, open_url: Callable[
     """Consent (PKCE) through a loopback redirect, then store the tokens encrypted with the granted scopes."""
     from connectors.oauth import Consent, LoopbackRedirect
     from connectors.token_vault import TokenCipher
-    from features.token_store import DbTokenStore
+    from storage.tokens import DbTokenStore
 
     if source not in LIVE_SOURCES:
         raise ValueError(f"'{source}' is not a live source; choose one of: {', '.join(LIVE_SOURCES)}.")
@@ -91,7 +91,7 @@ def backfill_person(store: Store, person_id: str, days: int, today: date | None 
     """Fetch the last `days` nights newest first in slices, archiving and upserting each slice and checkpointing
     after it, so an interrupted backfill resumes where it stopped. Features are rebuilt over the range at the
     end."""
-    from features.sync_state import SyncState
+    from storage.sync_state import SyncState
     from pipelines import steps
 
     person = store.person(person_id)
@@ -164,7 +164,7 @@ def register(app: typer.Typer, person_app: typer.Typer) -> None:
     def rotate_key() -> None:
         """Re-encrypt every stored token with the first key in EMBERWATCH_SECRET_KEY ("new,old")."""
         from connectors.token_vault import MissingSecretKey, TokenCipher
-        from features.token_store import DbTokenStore
+        from storage.tokens import DbTokenStore
         from pipelines.settings import load_settings
 
         try:

@@ -43,7 +43,7 @@ def register(app: typer.Typer, person_app: typer.Typer) -> None:
     @app.command()
     def deliver() -> None:
         """Send queued emails that are due now (inside each person's window); schedule it every 15 minutes."""
-        from features.store import Store, StoreError
+        from storage.store import Store, StoreError
         from pipelines.settings import load_settings
         from pipelines.steps import deliver_queued, transport_for
 

@@ -46,7 +46,7 @@ def register(app: typer.Typer, person_app: typer.Typer) -> None:
     ) -> None:
         """Tag nights with context (`emberwatch tag PERSON --from D --to D KIND`), or list a person's tags
         (`emberwatch tag list PERSON`). Tagged illness/travel/on-call nights stay out of baselines."""
-        from features.store import Store, StoreError
+        from storage.store import Store, StoreError
         from features.tags import TAGS, TagError, add_tag, list_tags
 
         with Store(_settings().db_path) as store:
@@ -78,8 +78,8 @@ def register(app: typer.Typer, person_app: typer.Typer) -> None:
     ) -> None:
         """One row per person-night: every nightly feature, the rolling features, the flags and `alert`
         (columns: docs/signals.md)."""
-        from features.export import export_features
-        from features.store import Store
+        from alerts.features_export import export_features
+        from storage.store import Store
 
         if out.suffix.lower() not in (".csv", ".parquet"):
             _fail(f"'{out.name}' should end in .csv or .parquet; those are the formats the export writes.")
@@ -93,8 +93,8 @@ def register(app: typer.Typer, person_app: typer.Typer) -> None:
     ) -> None:
         """Replay the stored history night by night through the alert rule; report alerts per person-month,
         time flagged, and on synthetic data recall of scripted rough patches and lead time."""
-        from features.backtest import backtest, format_report
-        from features.store import Store
+        from alerts.backtest import backtest, format_report
+        from storage.store import Store
 
         with Store(_settings().db_path) as store:
             report = backtest(store)
@@ -108,7 +108,7 @@ def register(app: typer.Typer, person_app: typer.Typer) -> None:
         """Recompute every night's features and signals from the normalized tables (after an upgrade, or
         after changing thresholds)."""
         from features.engine import rebuild_all
-        from features.store import Store
+        from storage.store import Store
 
         with Store(_settings().db_path) as store:
             run = rebuild_all(store)

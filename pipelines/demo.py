@@ -14,7 +14,7 @@ from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settin
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from connectors.synthetic import SyntheticCohort
-from features.store import Store
+from storage.store import Store
 from pipelines import flows, steps
 from pipelines.settings import Settings
 

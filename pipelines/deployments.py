@@ -2,7 +2,7 @@
 
 Each person's night is their own local wake date, so one nightly schedule serves people in every zone; the
 schedule's zone only decides when the run starts. Both deployments allow one run at a time (the database
-has one writer; a manual run started meanwhile waits for the store, see features.store.Store).
+has one writer; a manual run started meanwhile waits for the store, see storage.store.Store).
 """
 
 from __future__ import annotations

@@ -21,9 +21,9 @@ from prefect.tasks import exponential_backoff
 
 from alerts.digest import period_key, week_of
 from connectors.base import TransientSourceError
-from features.crash_points import crash_point
-from features.retention import apply_retention
-from features.store import Person, Store, StoreError
+from storage.crash_points import crash_point
+from storage.retention import apply_retention
+from storage.store import Person, Store, StoreError
 from features.thresholds import Thresholds
 from pipelines import steps
 from pipelines.run_report import RunReport, artifact_key

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 from alerts.transport import outbox_stem
-from features.store import Store
+from storage.store import Store
 
 
 def forget(store: Store, person_id: str, outbox_dir: Path) -> tuple[int, int]:

@@ -7,7 +7,7 @@ from datetime import date, datetime, timezone
 from typing import Iterable
 
 from connectors.base import Source
-from features.store import Store
+from storage.store import Store
 from pipelines import steps
 from pipelines.settings import Settings
 

@@ -17,7 +17,7 @@ from typing import Any
 from connectors.base import Source
 from connectors.fitbit_export import FitbitExportSource
 from connectors.synthetic import SyntheticCohort, SyntheticSource
-from features.store import Person, Store
+from storage.store import Person, Store
 
 log = logging.getLogger("emberwatch")
 
@@ -52,8 +52,8 @@ def consent_lost_handler(store: Store):
 
 def live_source(person: Person, store: Store) -> Any:
     from connectors.token_vault import TokenCipher
-    from features.sync_state import BookmarksAfterStore
-    from features.token_store import DbTokenStore
+    from storage.sync_state import BookmarksAfterStore
+    from storage.tokens import DbTokenStore
 
     tokens = DbTokenStore(store, TokenCipher(), consent_lost_handler(store))
     # Bookmarks move when the writer has stored the payloads (steps.ingest), not when the fetch ends.

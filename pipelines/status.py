@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
-from features.store import Store
+from storage.store import Store
 
 
 @dataclass(frozen=True)

@@ -21,10 +21,10 @@ from alerts.rules import AlertRules, Outcome
 from alerts.transport import (PermanentDeliveryError, SmtpConfig, TransientDeliveryError, send_smtp,
                               with_retries, write_to_outbox)
 from connectors.base import PersonContext, RawPayload, Source
-from features.crash_points import crash_point
+from storage.crash_points import crash_point
 from features.engine import FeatureRun, compute_features
-from features.store import NightRange, Person, Store, utc_now
-from features.sync_state import BookmarksAfterStore
+from storage.store import NightRange, Person, Store, utc_now
+from storage.sync_state import BookmarksAfterStore
 from features.thresholds import Thresholds
 from pipelines.settings import Settings
 

@@ -32,7 +32,7 @@ def prefect_harness():
 
 @pytest.fixture
 def store(tmp_path):
-    from features.store import Store
+    from storage.store import Store
 
     with Store(tmp_path / "emberwatch.duckdb") as s:
         yield s

@@ -6,7 +6,7 @@ from datetime import date, datetime, timedelta, timezone
 
 from alerts.rules import NightSignal
 from connectors.synthetic import SyntheticCohort, SyntheticSource
-from features.backtest import backtest, replay_person
+from alerts.backtest import backtest, replay_person
 from pipelines import steps
 from pipelines.settings import Settings
 from tests.test_pipeline import replay
@@ -22,7 +22,7 @@ def test_replay_keeps_the_budget_and_rearm_state_across_nights():
 
 
 def test_backtest_finds_the_same_alerts_as_the_nightly_run_and_scores_ground_truth(tmp_path):
-    from features.store import Store
+    from storage.store import Store
 
     cohort = SyntheticCohort(n_people=2, n_nights=62, seed=7)  # c01 calm, c02 rough
     settings = Settings(home=tmp_path)

@@ -162,7 +162,7 @@ def test_chart_data_leaves_out_sparse_features_and_draws_no_band_while_warming_u
 
 
 def test_the_pipeline_builds_charts_only_for_people_who_chose_them(store):
-    from features.store import Person
+    from storage.store import Person
     from pipelines.steps import chart_builder
 
     add_nights(store, "c01", LAST_NIGHT - timedelta(days=99), 100)

@@ -34,7 +34,7 @@ def test_table_differences_name_the_table_and_what_is_missing():
 
 
 def test_trial_plans_cover_every_crash_point_and_aim_random_kills_inside_the_flow():
-    from features.crash_points import POINTS
+    from storage.crash_points import POINTS
 
     plans = crash_campaign.plan_trials(24, seed=1, flow_from_s=1.5, flow_to_s=6.0, sends=11)
     named = {p.split(":")[0] for p, _ in plans if p}

@@ -89,7 +89,7 @@ def test_window_is_honoured_with_a_frozen_clock_across_the_autumn_dst_change(sto
 
 
 def test_the_audit_table_holds_no_content():
-    from features.store import Store
+    from storage.store import Store
 
     with Store(":memory:") as store:
         columns = {r[0] for r in store.query_rows(
@@ -215,7 +215,7 @@ def test_queued_before_the_window_migration_means_due_now(store):
 def test_person_set_takes_a_window_and_days_and_refuses_night_hours(ew_home):
     from typer.testing import CliRunner
 
-    from features.store import Store
+    from storage.store import Store
     from pipelines.cli import app
 
     runner = CliRunner()

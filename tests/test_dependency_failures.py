@@ -32,7 +32,7 @@ from cryptography.fernet import Fernet
 from alerts.transport import SmtpConfig, send_smtp, with_retries
 from connectors.base import PersonContext, RawPayload, TransientSourceError
 from connectors.synthetic import SyntheticCohort
-from features.store import Store
+from storage.store import Store
 from pipelines import steps
 from pipelines.cli_connectors import enroll_person
 from pipelines.settings import load_settings

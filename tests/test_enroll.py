@@ -5,7 +5,7 @@ from __future__ import annotations
 import requests
 from typer.testing import CliRunner
 
-from features.store import Store
+from storage.store import Store
 from pipelines.cli import app
 from pipelines.cli_connectors import enroll_person
 from pipelines.settings import load_settings

@@ -7,14 +7,14 @@ from datetime import date
 import pandas as pd
 from typer.testing import CliRunner
 
-from features.dictionary import DOC, EXPORT_ORDER, render
+from alerts.data_dictionary import DOC, EXPORT_ORDER, render
 from features.engine import compute_features
-from features.export import export_columns, export_features
+from alerts.features_export import export_columns, export_features
 from tests.helpers import calm_history
 
 
 def test_the_data_dictionary_page_is_generated_from_the_catalog_and_current():
-    assert DOC.read_text(encoding="utf-8") == render(), "run `python -m features.dictionary` to refresh docs/signals.md"
+    assert DOC.read_text(encoding="utf-8") == render(), "run `python -m alerts.data_dictionary` to refresh docs/signals.md"
 
 
 def test_every_exported_column_is_documented_in_order(store):

@@ -9,7 +9,7 @@ import pytest
 
 from connectors.records import DailyRestingHeartRate, NightlyHrv, night_date_of_wake
 from features.engine import compute_features, rebuild_all
-from features.store import NightRange
+from storage.store import NightRange
 from tests.helpers import calm_history, local, session
 
 
@@ -109,7 +109,7 @@ def test_rough_patch_raises_both_domain_flags_and_calm_stays_quiet(store):
 
 
 def test_incremental_runs_equal_a_full_rebuild(store, tmp_path):
-    from features.store import Store
+    from storage.store import Store
 
     recs = calm_history("i", date(2026, 1, 1), 50, jitter=_jitter) + \
         calm_history("i", date(2026, 2, 20), 12, tst_min=330, rhr=66.0, rmssd=29.0, jitter=_jitter)

@@ -15,7 +15,7 @@ from connectors.base import PersonContext, RawPayload, TransientSourceError
 from connectors.fitbit_web import DATA_TYPES, FitbitWebSource
 from connectors.http import ApiError
 from connectors.token_vault import ConsentRequired
-from features.store import Store
+from storage.store import Store
 from pipelines import steps
 from pipelines.cli_connectors import backfill_person, enroll_person
 from pipelines.sources import source_for

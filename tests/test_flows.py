@@ -7,7 +7,7 @@ from datetime import timedelta, timezone
 import pytest
 
 from connectors.synthetic import SyntheticCohort
-from features.store import Store
+from storage.store import Store
 from pipelines import flows, steps
 from pipelines.demo import DemoCohort, run_demo
 from pipelines.settings import load_settings

@@ -1094,7 +1094,7 @@ def run_property(prop: FuzzProperty, run_settings: settings, store: Any = None,
 
 def open_fuzz_store(folder: Path) -> Any:
     """A real DuckDB store with the fuzz person enrolled (quarantine rows reference the person)."""
-    from features.store import Store
+    from storage.store import Store
 
     store = Store(folder / "fuzz.duckdb")
     store.add_person(PERSON_ID, "fuzz@example.org", "Europe/Oslo", "synthetic", {})

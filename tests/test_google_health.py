@@ -16,7 +16,7 @@ from connectors.base import PersonContext, RawPayload, TransientSourceError
 from connectors.google_health import DATA_TYPES, GoogleHealthSource
 from connectors.http import ApiError
 from connectors.token_vault import ConsentRequired
-from features.store import Store
+from storage.store import Store
 from pipelines import steps
 from pipelines.cli_connectors import backfill_person, enroll_person
 from pipelines.sources import source_for
@@ -291,7 +291,7 @@ def test_a_legacy_fitbit_login_is_told_to_use_a_google_account(live_env, fake, s
 def test_bookmarks_move_only_after_the_payloads_are_stored(live_env, fake, store):
     """A run that dies between fetch and store must not let the next run start after nights it never kept."""
     from connectors.synthetic import SyntheticCohort
-    from features.sync_state import SyncState
+    from storage.sync_state import SyncState
 
     cohort = SyntheticCohort(n_people=1, n_nights=20, seed=3)
     records = cohort.records(cohort.people[0].person_id)

@@ -14,7 +14,7 @@ from cryptography.fernet import Fernet
 
 from connectors import fitbit_web, google_health
 from connectors.synthetic import SyntheticCohort
-from features.store import Store
+from storage.store import Store
 from pipelines import flows, steps
 from pipelines.cli_connectors import backfill_person, enroll_person
 from pipelines.settings import load_settings

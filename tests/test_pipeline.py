@@ -13,7 +13,7 @@ from alerts.transport import SmtpConfig, send_smtp, write_to_outbox
 from connectors.synthetic import SyntheticCohort, SyntheticSource
 from features.engine import compute_features
 from pipelines import steps
-from pipelines.import_export import import_export
+from pipelines.import_fitbit_export import import_export
 from pipelines.people import forget
 from pipelines.replay import replay_nights
 from pipelines.settings import Settings
@@ -69,7 +69,7 @@ def replay(store, cohort: SyntheticCohort, settings: Settings, nights: list[date
 @pytest.fixture(scope="module")
 def replayed(tmp_path_factory):
     """Six synthetic clinicians x 100 nights replayed night by night into one DuckDB file."""
-    from features.store import Store
+    from storage.store import Store
 
     path = tmp_path_factory.mktemp("replay") / "e.duckdb"
     cohort = SyntheticCohort(n_people=6, n_nights=100, seed=7)
@@ -83,7 +83,7 @@ def replayed(tmp_path_factory):
 
 
 def test_rough_patches_alert_and_calm_people_do_not(replayed):
-    from features.store import Store
+    from storage.store import Store
 
     path, cohort, _ = replayed
     with Store(path) as store:
@@ -99,7 +99,7 @@ def test_rough_patches_alert_and_calm_people_do_not(replayed):
 
 
 def test_replaying_again_changes_no_row_and_queues_nothing(replayed):
-    from features.store import Store
+    from storage.store import Store
 
     path, cohort, settings = replayed
     with Store(path) as store:
@@ -109,7 +109,7 @@ def test_replaying_again_changes_no_row_and_queues_nothing(replayed):
 
 
 def test_alert_email_is_delivered_by_real_smtp_exactly_once(replayed, smtp_server, tmp_path):
-    from features.store import Store
+    from storage.store import Store
 
     handler, port = smtp_server
     path, _, _ = replayed
@@ -133,7 +133,7 @@ def test_alert_email_is_delivered_by_real_smtp_exactly_once(replayed, smtp_serve
 
 
 def test_smtp_outage_keeps_the_email_queued_and_a_later_run_sends_it_once(replayed, smtp_server, tmp_path):
-    from features.store import Store
+    from storage.store import Store
     from tests.smtp_server import free_port
 
     handler, port = smtp_server
@@ -154,7 +154,7 @@ def test_smtp_outage_keeps_the_email_queued_and_a_later_run_sends_it_once(replay
 
 
 def test_permanent_rejection_is_recorded_and_not_retried(replayed, smtp_server, tmp_path):
-    from features.store import Store
+    from storage.store import Store
 
     handler, port = smtp_server
     handler.data_reply = "550 5.7.1 Message rejected"
@@ -171,7 +171,7 @@ def test_permanent_rejection_is_recorded_and_not_retried(replayed, smtp_server, 
 
 
 def test_forget_removes_every_row_and_outbox_file_about_a_person(replayed, tmp_path):
-    from features.store import Store
+    from storage.store import Store
 
     path, cohort, _ = replayed
     copy = tmp_path / "copy.duckdb"
@@ -195,7 +195,7 @@ def test_forget_removes_every_row_and_outbox_file_about_a_person(replayed, tmp_p
 def test_export_holds_every_row_about_the_person_and_nothing_about_others(replayed, tmp_path):
     import pandas as pd
 
-    from features.store import Store
+    from storage.store import Store
     from pipelines.people import export_person
 
     path, cohort, _ = replayed

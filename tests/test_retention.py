@@ -6,7 +6,7 @@ from datetime import date, datetime, timezone
 
 from connectors.base import RawPayload
 from features.engine import compute_features
-from features.retention import apply_retention
+from storage.retention import apply_retention
 from tests.helpers import calm_history
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from connectors.records import DailyRestingHeartRate, NightlyHrv
 from features.engine import compute_features
-from features.store import NightRange
+from storage.store import NightRange
 from features.tags import add_tag
 from tests.helpers import calm_history, local, session
 
@@ -128,7 +128,7 @@ def test_tagged_illness_and_on_call_nights_leave_the_baseline(store):
     add_tag(store, "b", "illness", date(2026, 1, 11), date(2026, 1, 20))
     add_tag(store, "b", "on-call", date(2026, 1, 21), date(2026, 1, 30))
     assert at_40().baseline_valid_nights == 14
-    from features.compare import compare_nights
+    from features.recent_vs_usual import compare_nights
 
     # explanations compare against the same nights as the signals
     assert {c.baseline_nights for c in compare_nights(store, "b", [night_40], night_40)} == {14}
@@ -141,7 +141,7 @@ def test_tagged_illness_and_on_call_nights_leave_the_baseline(store):
 def test_incremental_nights_equal_a_full_rebuild_with_shifts_travel_naps_and_tags(store, tmp_path):
     from connectors.synthetic import SyntheticCohort, record_civil_date
     from features.engine import rebuild_all
-    from features.store import Store
+    from storage.store import Store
 
     cohort = SyntheticCohort(n_people=5, n_nights=45, seed=3)
     people = ["c03", "c05"]  # night shift, traveller

@@ -11,8 +11,8 @@ import pytest
 
 from connectors.base import RawPayload, Rejected
 from connectors.records import DailyActivity, DailyRestingHeartRate
-from features.schema import MIGRATIONS
-from features.store import Store, StoreError
+from storage.migrate import MIGRATIONS
+from storage.store import Store, StoreError
 from tests.helpers import calm_history
 
 
@@ -82,7 +82,7 @@ def test_a_second_process_gets_a_clear_message_while_the_file_is_in_use(tmp_path
         import sys
 
         code = (
-            "from features.store import Store, StoreError\n"
+            "from storage.store import Store, StoreError\n"
             f"try:\n    Store({str(path)!r})\nexcept StoreError as e:\n    print('CLEAR:', e)\n"
         )
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)

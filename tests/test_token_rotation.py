@@ -8,8 +8,8 @@ from cryptography.fernet import Fernet
 from typer.testing import CliRunner
 
 from connectors.token_vault import MissingSecretKey, TokenCipher
-from features.store import Store
-from features.token_store import DbTokenStore
+from storage.store import Store
+from storage.tokens import DbTokenStore
 from pipelines.cli import app
 
 TOKEN = {"access_token": "ya29.secret-access", "refresh_token": "1//secret-refresh", "expires_at": 1_800_000_000}

@@ -9,11 +9,11 @@ from datetime import date
 
 import pytest
 
-from features.store import Store, StoreError
+from storage.store import Store, StoreError
 
 HOLD = """
 import sys, time
-from features.store import Store
+from storage.store import Store
 with Store(sys.argv[1], wait_s=60) as s:
     s.add_person(sys.argv[2], sys.argv[2] + "@example.org", "Europe/London", "fitbit-export")
     print("holding", flush=True)

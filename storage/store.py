@@ -31,8 +31,8 @@ from connectors.records import (
     NightlyVitals,
     SleepSession,
 )
-from features.crash_points import crash_point
-from features.schema import MIGRATIONS
+from storage.crash_points import crash_point
+from storage.migrate import MIGRATIONS
 
 
 class StoreError(RuntimeError):

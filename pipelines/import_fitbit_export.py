@@ -7,7 +7,7 @@ from pathlib import Path
 
 from connectors.base import PersonContext
 from features.engine import FeatureRun
-from features.store import Person, Store
+from storage.store import Person, Store
 from features.thresholds import Thresholds
 from pipelines import steps
 from pipelines.sources import export_source

@@ -1,4 +1,4 @@
-"""The DuckDB schema, as numbered migration files in features/migrations/ (`NNN_name.sql`, first line a `--`
+"""The DuckDB schema, as numbered migration files in storage/migrations/ (`NNN_name.sql`, first line a `--`
 comment that describes it). Add a file; never edit one that has shipped.
 
 Tables, by layer:
@@ -21,7 +21,7 @@ _NAME = re.compile(r"^(\d{3})_([a-z0-9_]+)\.sql$")
 
 def _load() -> list[tuple[int, str, str]]:
     out = []
-    for entry in resources.files("features").joinpath("migrations").iterdir():
+    for entry in resources.files("storage").joinpath("migrations").iterdir():
         match = _NAME.match(entry.name)
         if not match:
             continue
@@ -32,7 +32,7 @@ def _load() -> list[tuple[int, str, str]]:
     out.sort()
     versions = [v for v, _, _ in out]
     if versions != list(range(1, len(versions) + 1)):
-        raise RuntimeError(f"features/migrations must be numbered 001, 002, … without gaps; found {versions}")
+        raise RuntimeError(f"storage/migrations must be numbered 001, 002, … without gaps; found {versions}")
     return out
 
 

@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from typing import Any, Iterator
 
 from connectors.token_vault import StoredToken, TokenCipher
-from features.store import Store, utc_now
+from storage.store import Store, utc_now
 
 _LOCKS: dict[tuple[str, str], threading.Lock] = {}
 _LOCKS_GUARD = threading.Lock()

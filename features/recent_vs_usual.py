@@ -9,7 +9,7 @@ from typing import Sequence
 import pandas as pd
 
 from features.catalog import FEATURES
-from features.store import Store
+from storage.store import Store
 from features.thresholds import Thresholds
 
 

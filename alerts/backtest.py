@@ -17,7 +17,7 @@ from datetime import date, timedelta
 from typing import Any, Sequence
 
 from alerts.rules import AlertRules, NightSignal, Outcome, decide
-from features.store import Store
+from storage.store import Store
 
 DAYS_PER_MONTH = 30.44
 # The nightly run reads this many days of signals before deciding (alerts.decide.load_signals).

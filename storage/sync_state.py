@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from features.store import Store, utc_now
+from storage.store import Store, utc_now
 
 
 class SyncState:

@@ -8,8 +8,8 @@ from pathlib import Path
 import pandas as pd
 
 from alerts.rules import AlertRules
-from features.backtest import load_all_signals, replay_person
-from features.store import Store
+from alerts.backtest import load_all_signals, replay_person
+from storage.store import Store
 
 # The per-minute sleep state is an SRI input, not a feature a person reads.
 INTERNAL_COLUMNS = frozenset({"sleep_state_bits"})

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from features.store import Store
+from storage.store import Store
 
 # table -> the date column retention reads (tables not listed are people, ledgers and logs: kept)
 DATED_TABLES = {
