@@ -12,7 +12,7 @@ import hashlib
 import math
 import re
 import textwrap
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime
@@ -47,8 +47,9 @@ PERSON_ID_PLACEHOLDER = "<your id>"
 CHART_ALT_TEXT = "A chart of your recent nights compared with your usual."
 TEXT_WIDTH_CHARS = 72
 
-# explanation or summary -> content-id -> PNG bytes, or an object with `.png` and `.alt` (alerts.charts.ChartImage)
-ChartBuilder = Callable[[Any], Mapping[str, Any]]
+# content-id -> PNG bytes, or an object with `.png` and `.alt` (alerts.charts.ChartImage): drawn by the caller
+# from data it read, so composition stays pure.
+Charts = Mapping[str, Any]
 
 # Below this |robust z| a move is said to be "a little" different: a wording choice so that ordinary heavy
 # weeks are not made to sound dramatic (no source; MESSAGES.md asks for "no exaggeration").
@@ -300,7 +301,7 @@ def compose_alert(
     explanation: AlertExplanation,
     settings: MessageSettings,
     *,
-    chart_builder: ChartBuilder | None = None,
+    charts: Charts | None = None,
 ) -> ComposedEmail:
     _check_same_person(recipient, explanation.person_id)
     rotation_key = f"{explanation.person_id}:{explanation.night_date.isoformat()}"
@@ -321,7 +322,7 @@ def compose_alert(
         )
         if explanation.persisting_nights > len(explanation.window_nights):
             basis += f" It has shown for {explanation.persisting_nights} nights in a row."
-    images, alts = _build_images(recipient, chart_builder, explanation)
+    images, alts = _chart_images(recipient, charts)
 
     context = {
         "subject": ALERT_SUBJECT,
@@ -343,7 +344,7 @@ def compose_digest(
     summary: WeekSummary,
     settings: MessageSettings,
     *,
-    chart_builder: ChartBuilder | None = None,
+    charts: Charts | None = None,
 ) -> ComposedEmail:
     _check_same_person(recipient, summary.person_id)
     rotation_key = f"{summary.person_id}:{summary.week_start.isoformat()}"
@@ -401,7 +402,7 @@ def compose_digest(
     # An illness flag outranks the week's pattern (SIGNALS.md: it explains the signals), so the step is rest
     # even when the summary carries a strategy chosen from the flagged domains alone.
     strategy_key = "rest" if summary.illness_held_back else (summary.strategy or default_strategy)
-    images, alts = _build_images(recipient, chart_builder, summary)
+    images, alts = _chart_images(recipient, charts)
 
     context = {
         "subject": DIGEST_SUBJECT,
@@ -433,15 +434,13 @@ def _shows_numbers(recipient: Recipient) -> bool:
     return recipient.detail_level in ("numbers", "charts")
 
 
-def _build_images(
-    recipient: Recipient, chart_builder: ChartBuilder | None, subject: object
-) -> tuple[dict[str, bytes], dict[str, str]]:
+def _chart_images(recipient: Recipient, charts: Charts | None) -> tuple[dict[str, bytes], dict[str, str]]:
     """(content-id -> PNG bytes, content-id -> alt text); empty unless the person chose charts."""
-    if recipient.detail_level != "charts" or chart_builder is None:
+    if recipient.detail_level != "charts" or charts is None:
         return {}, {}
     images: dict[str, bytes] = {}
     alts: dict[str, str] = {}
-    for cid, image in chart_builder(subject).items():
+    for cid, image in charts.items():
         if isinstance(image, bytes):
             images[cid], alts[cid] = image, CHART_ALT_TEXT
         else:

@@ -12,10 +12,14 @@ the person to be active: a paused or stopped person's mail is held, not sent.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from email.message import EmailMessage
 
-from storage.store import Store
+from alerts.schedule import next_delivery_utc
+from storage.crash_points import crash_point
+from storage.store import Person, Store
 
 
 def _naive_utc(value: datetime | None) -> datetime | None:
@@ -59,6 +63,32 @@ def enqueue(store: Store, person_id: str, kind: str, period_key: str, message_id
              _naive_utc(deliver_after_utc or now_utc)],
         ).fetchone()[0]
         return inserted == 1
+
+
+def deliver_after(store: Store, person: Person, now_utc: datetime) -> datetime:
+    """The start of the person's next delivery window (their zone, their working days), or now inside one."""
+    window, days = store.delivery_preferences(person.person_id)
+    return next_delivery_utc(now_utc, person.tz_name, window, working_days=days)
+
+
+def queue_email(store: Store, person: Person, kind: str, period_key: str,
+                build_message: Callable[[str], EmailMessage], now_utc: datetime,
+                deliver_after_utc: datetime | None = None) -> bool:
+    """The one way an email is queued (alerts, weekly check-ins, reconnect notes): once per person, kind and
+    period, with the Message-ID derived from them, to go out from the start of the person's next delivery window
+    (like every note, it waits for their window rather than arriving at 3 a.m.).
+
+    `build_message` turns the Message-ID into the message; it runs only when nothing is queued yet for this
+    key, so charts are not drawn for an email that already exists. False when it was already queued.
+    """
+    if already_queued(store, person.person_id, kind, period_key):
+        return False
+    message_id = message_id_for(person.person_id, kind, period_key)
+    message = build_message(message_id)
+    when = deliver_after_utc or deliver_after(store, person, now_utc)
+    added = enqueue(store, person.person_id, kind, period_key, message_id, bytes(message), now_utc, when)
+    crash_point("queue")
+    return added
 
 
 def queued(store: Store, due_at: datetime | None = None) -> list[QueuedEmail]:

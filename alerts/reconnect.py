@@ -7,7 +7,7 @@ from datetime import date, datetime, timezone
 from email.message import EmailMessage
 from email.utils import format_datetime
 
-from alerts.ledger import enqueue, message_id_for
+from alerts.ledger import queue_email
 from storage.store import Person, Store
 
 SUBJECT = "Please reconnect your watch to emberwatch"
@@ -44,8 +44,8 @@ def compose_reconnect(person: Person, from_address: str, message_id: str, now_ut
 
 def queue_reconnect(store: Store, person: Person, day: date, from_address: str, now_utc: datetime,
                     deliver_after_utc: datetime | None = None) -> bool:
-    """Queue the email once per person and date (the ledger's key); False when it was already queued."""
-    period = day.isoformat()
-    message_id = message_id_for(person.person_id, KIND, period)
-    msg = compose_reconnect(person, from_address, message_id, now_utc)
-    return enqueue(store, person.person_id, KIND, period, message_id, bytes(msg), now_utc, deliver_after_utc)
+    """Queue the email once per person and date (the ledger's key), for the person's next delivery window
+    unless `deliver_after_utc` says otherwise; False when it was already queued."""
+    return queue_email(store, person, KIND, day.isoformat(),
+                       lambda message_id: compose_reconnect(person, from_address, message_id, now_utc),
+                       now_utc, deliver_after_utc)

@@ -38,13 +38,9 @@ def consent_lost_handler(store: Store):
         from alerts.reconnect import queue_reconnect
         from pipelines.settings import load_settings
 
-        from pipelines.steps import deliver_after
-
         person = store.set_person(person_id, status=NEEDS_RECONSENT)
         now = datetime.now(timezone.utc)
-        # Like every note, it waits for the person's delivery window rather than arriving at 3 a.m.
-        queue_reconnect(store, person, now.date(), load_settings().email_from, now,
-                        deliver_after(store, person, now))
+        queue_reconnect(store, person, now.date(), load_settings().email_from, now)
         log.warning("Person %s must reconnect %s; a reconnect email is queued.", person_id, source)
 
     return handle

@@ -13,10 +13,8 @@ from typing import Callable, Iterable
 from alerts.compose import compose_alert, compose_digest, to_email_message
 from alerts.decide import decide_night
 from alerts.digest import build_week_summary, period_key
-from alerts.ledger import (already_queued, enqueue, mark_attempt, mark_failed, mark_sent, message_id_for, queued,
-                           waiting)
-from alerts.schedule import next_delivery_utc
-from alerts.model import MessageSettings, Recipient
+from alerts.ledger import already_queued, mark_attempt, mark_failed, mark_sent, queue_email, queued, waiting
+from alerts.model import ComposedEmail, MessageSettings, Recipient
 from alerts.rules import AlertRules, Outcome
 from alerts.transport import (PermanentDeliveryError, SmtpConfig, TransientDeliveryError, send_smtp,
                               with_retries, write_to_outbox)
@@ -108,24 +106,26 @@ def recipient(person: Person) -> Recipient:
     return Recipient(person.person_id, person.email, person.tz_name, person.detail_level)  # type: ignore[arg-type]
 
 
-def deliver_after(store: Store, person: Person, now_utc: datetime) -> datetime:
-    """The start of the person's next delivery window (their zone, their working days), or now inside one."""
-    window, days = store.delivery_preferences(person.person_id)
-    return next_delivery_utc(now_utc, person.tz_name, window, working_days=days)
-
-
-def chart_builder(store: Store, person: Person) -> Callable | None:
-    """Charts for a person who chose them: a few weeks of sleep, resting HR and HRV against their usual band."""
+def charts_for(store: Store, person: Person, last_night: date) -> dict | None:
+    """Charts for a person who chose them: a few weeks of sleep, resting HR and HRV against their usual band,
+    drawn here from what the store holds so that composition never reads the database."""
     if person.detail_level != "charts":
         return None
-    from alerts.chart_data import load_series
+    from alerts.chart_data import load_series  # matplotlib: paid only by people who chose charts
     from alerts.charts import render_charts
 
-    def build(subject) -> dict:
-        last_night = getattr(subject, "night_date", None) or subject.week_end
-        return render_charts(load_series(store, person.person_id, last_night))
+    return render_charts(load_series(store, person.person_id, last_night))
 
-    return build
+
+def queue_composed(store: Store, person: Person, kind: str, period: str, settings: Settings, now_utc: datetime,
+                   compose: Callable[[Recipient, MessageSettings], ComposedEmail]) -> bool:
+    """compose -> MIME -> ledger for one person's alert or check-in (alerts.ledger.queue_email: once per key)."""
+    to, message_settings_ = recipient(person), message_settings(settings)
+    return queue_email(
+        store, person, kind, period,
+        lambda message_id: to_email_message(compose(to, message_settings_), to, message_settings_, message_id,
+                                            now_utc),
+        now_utc)
 
 
 @dataclass
@@ -144,16 +144,9 @@ def decide_and_queue_alerts(
         result.outcomes[person.person_id] = outcome
         if explanation is None or person.status != "active":
             continue
-        period = night.isoformat()
-        if already_queued(store, person.person_id, "alert", period):
-            continue
-        message_id = message_id_for(person.person_id, "alert", period)
-        composed = compose_alert(recipient(person), explanation, message_settings(settings),
-                                 chart_builder=chart_builder(store, person))
-        msg = to_email_message(composed, recipient(person), message_settings(settings), message_id, now_utc)
-        result.queued += enqueue(store, person.person_id, "alert", period, message_id, bytes(msg), now_utc,
-                                 deliver_after(store, person, now_utc))
-        crash_point("queue")
+        result.queued += queue_composed(
+            store, person, "alert", night.isoformat(), settings, now_utc,
+            lambda to, ms, e=explanation, p=person: compose_alert(to, e, ms, charts=charts_for(store, p, e.night_date)))
     return result
 
 
@@ -169,13 +162,9 @@ def queue_digests(
         summary = build_week_summary(store, person.person_id, week_start, thresholds)
         if summary.valid_nights_total == 0:
             continue  # nothing synced yet: a welcome with no data would only be noise
-        message_id = message_id_for(person.person_id, "digest", period)
-        composed = compose_digest(recipient(person), summary, message_settings(settings),
-                                  chart_builder=chart_builder(store, person))
-        msg = to_email_message(composed, recipient(person), message_settings(settings), message_id, now_utc)
-        count += enqueue(store, person.person_id, "digest", period, message_id, bytes(msg), now_utc,
-                         deliver_after(store, person, now_utc))
-        crash_point("queue")
+        count += queue_composed(
+            store, person, "digest", period, settings, now_utc,
+            lambda to, ms, w=summary, p=person: compose_digest(to, w, ms, charts=charts_for(store, p, w.week_end)))
     return count
 
 

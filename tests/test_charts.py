@@ -77,7 +77,7 @@ def test_a_chart_without_a_usual_yet_says_so():
 @pytest.mark.parametrize("name", sorted(ALERTS))
 def test_every_alert_variant_with_charts_is_valid_mime_with_cid_images(name):
     expl, strategy_keys, humanity_kind, opener = ALERTS[name]
-    composed = compose_alert(CHARTS, expl, SETTINGS, chart_builder=builder)
+    composed = compose_alert(CHARTS, expl, SETTINGS, charts=builder(expl))
     assert_three_beats(composed, opener, humanity_kind, strategy_keys)
     assert_charts_email(composed)
 
@@ -85,7 +85,7 @@ def test_every_alert_variant_with_charts_is_valid_mime_with_cid_images(name):
 @pytest.mark.parametrize("name", sorted(DIGESTS))
 def test_every_digest_variant_with_charts_is_valid_mime_with_cid_images(name):
     week, strategy_keys, humanity_kind, observation = DIGESTS[name]
-    composed = compose_digest(CHARTS, week, SETTINGS, chart_builder=builder)
+    composed = compose_digest(CHARTS, week, SETTINGS, charts=builder(week))
     assert_three_beats(composed, observation, humanity_kind, strategy_keys)
     assert_charts_email(composed)
 
@@ -163,14 +163,14 @@ def test_chart_data_leaves_out_sparse_features_and_draws_no_band_while_warming_u
 
 def test_the_pipeline_builds_charts_only_for_people_who_chose_them(store):
     from storage.store import Person
-    from pipelines.steps import chart_builder
+    from pipelines.steps import charts_for
 
     add_nights(store, "c01", LAST_NIGHT - timedelta(days=99), 100)
     charts = Person("c01", "a@example.org", "Europe/London", "test", {}, "active", "charts")
     numbers = Person("c01", "a@example.org", "Europe/London", "test", {}, "active", "numbers")
-    assert chart_builder(store, numbers) is None
-    images = chart_builder(store, charts)(ALERTS["both"][0])
+    assert charts_for(store, numbers, LAST_NIGHT) is None
+    images = charts_for(store, charts, ALERTS["both"][0].night_date)
     assert len(images) == 3
-    composed = compose_alert(CHARTS, ALERTS["both"][0], SETTINGS, chart_builder=chart_builder(store, charts))
+    composed = compose_alert(CHARTS, ALERTS["both"][0], SETTINGS, charts=images)
     assert len(composed.images) == 3
     assert "within that range" in visible_text(composed.html)

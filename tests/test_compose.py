@@ -390,19 +390,18 @@ def test_html_escapes_what_it_prints():
     assert "&lt;your id&gt;" in html
 
 
-def test_charts_only_when_chosen_and_a_builder_is_given():
+def test_charts_only_when_chosen_and_given():
     png = b"\x89PNG\r\n\x1a\nfake"
 
-    def builder(_explanation):
-        return {"chart-sleep@emberwatch.local": png}
+    charts = {"chart-sleep@emberwatch.local": png}
 
-    with_charts = compose_alert(recipient("charts"), ALERTS["both"][0], SETTINGS, chart_builder=builder)
+    with_charts = compose_alert(recipient("charts"), ALERTS["both"][0], SETTINGS, charts=charts)
     assert with_charts.images == {"chart-sleep@emberwatch.local": png}
     assert 'src="cid:chart-sleep@emberwatch.local"' in with_charts.html
     assert 'alt="A chart of your recent nights compared with your usual."' in with_charts.html
     assert "The charts are in the HTML version of this email." in with_charts.text
 
-    minimal = compose_alert(recipient("minimal"), ALERTS["both"][0], SETTINGS, chart_builder=builder)
+    minimal = compose_alert(recipient("minimal"), ALERTS["both"][0], SETTINGS, charts=charts)
     no_builder = compose_alert(recipient("charts"), ALERTS["both"][0], SETTINGS)
     assert minimal.images == {} and no_builder.images == {}
     assert "<img" not in no_builder.html
@@ -444,7 +443,7 @@ def test_email_message_carries_chart_images_as_related_parts():
         recipient("charts"),
         ALERTS["both"][0],
         SETTINGS,
-        chart_builder=lambda _: {"chart-1@emberwatch.local": png},
+        charts={"chart-1@emberwatch.local": png},
     )
     msg = to_email_message(composed, recipient("charts"), SETTINGS, MESSAGE_ID, SENT_AT)
     parsed = email.message_from_bytes(msg.as_bytes(), policy=email.policy.default)

@@ -10,7 +10,7 @@ import pytest
 
 from alerts import ledger
 from alerts.compose import compose_alert, compose_digest, to_email_message
-from alerts.ledger import enqueue, message_id_for
+from alerts.ledger import deliver_after, enqueue, message_id_for
 from alerts.model import MessageSettings
 from alerts.transport import SmtpConfig, TransientDeliveryError, send_smtp, with_retries
 from pipelines import steps
@@ -40,7 +40,7 @@ def queue(store, person, kind: str, period: str, now_utc: datetime) -> str:
     message_id = message_id_for(person.person_id, kind, period)
     msg = to_email_message(composed, recipient, SETTINGS, message_id, now_utc)
     assert enqueue(store, person.person_id, kind, period, message_id, bytes(msg), now_utc,
-                   steps.deliver_after(store, person, now_utc))
+                   deliver_after(store, person, now_utc))
     return message_id
 
 
@@ -199,7 +199,7 @@ def test_changing_the_window_moves_mail_already_queued(store):
     person = enrol(store)
     queue(store, person, "alert", "2026-10-22", utc(2026, 10, 23, 2, 0))
     store.set_delivery_preferences("c01", window="09:00-10:00", days="Mon-Fri")
-    assert reschedule(store, "c01", steps.deliver_after(store, person, utc(2026, 10, 23, 2, 0))) == 1
+    assert reschedule(store, "c01", deliver_after(store, person, utc(2026, 10, 23, 2, 0))) == 1
     assert store.query_rows("SELECT deliver_after_utc FROM email_ledger") == [(datetime(2026, 10, 23, 8, 0),)]
     assert store.delivery_preferences("c01") == ("09:00-10:00", "Mon-Fri")
 

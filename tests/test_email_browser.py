@@ -56,11 +56,11 @@ def chromium() -> str:
 def variant_html(kind: str, name: str, detail: str) -> str:
     """The HTML body as a mail client gets it, with the CID images inlined as data: URIs (as the outbox does)."""
     recipient = Recipient(person_id="c01", email="ana@example.org", tz_name="Europe/London", detail_level=detail)
-    charts = chart_builder if detail == "charts" else None
+    charts = chart_builder(None) if detail == "charts" else None
     if kind == "alert":
-        composed = compose_alert(recipient, ALERTS[name][0], SETTINGS, chart_builder=charts)
+        composed = compose_alert(recipient, ALERTS[name][0], SETTINGS, charts=charts)
     else:
-        composed = compose_digest(recipient, DIGESTS[name][0], SETTINGS, chart_builder=charts)
+        composed = compose_digest(recipient, DIGESTS[name][0], SETTINGS, charts=charts)
     msg = to_email_message(composed, recipient, SETTINGS, f"<{kind}.{name}.{detail}@emberwatch.local>",
                            datetime(2024, 5, 3, 6, 30, tzinfo=UTC))
     return viewable_html(msg)

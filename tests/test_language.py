@@ -170,9 +170,9 @@ def test_every_rendered_variant_at_every_detail_level_is_clean():
     checked = 0
     for detail in ("minimal", "numbers", "charts"):
         recipient = Recipient(person_id="c01", email="ana@example.org", tz_name="Europe/London", detail_level=detail)
-        composed = [compose.compose_alert(recipient, a[0], MessageSettings(), chart_builder=builder)
+        composed = [compose.compose_alert(recipient, a[0], MessageSettings(), charts=builder(a[0]))
                     for a in ALERTS.values()]
-        composed += [compose.compose_digest(recipient, d[0], MessageSettings(), chart_builder=builder)
+        composed += [compose.compose_digest(recipient, d[0], MessageSettings(), charts=builder(d[0]))
                      for d in DIGESTS.values()]
         for email_ in composed:
             for content in (email_.subject, email_.text, visible_text(email_.html)):

@@ -30,7 +30,7 @@ MESSAGE_ID = "<alert-c01-2024-05-03@emberwatch.local>"
 OBSERVATION = "Over the last few nights, you slept a little less than your usual"
 
 
-def build_message(detail: str = "minimal", chart_builder=None, message_id: str = MESSAGE_ID):
+def build_message(detail: str = "minimal", charts=None, message_id: str = MESSAGE_ID):
     recipient = Recipient(
         person_id="c01", email=RECIPIENT_EMAIL, tz_name="Europe/London", detail_level=detail
     )
@@ -48,7 +48,7 @@ def build_message(detail: str = "minimal", chart_builder=None, message_id: str =
         persisting_nights=4,
     )
     settings = MessageSettings()
-    composed = compose_alert(recipient, explanation, settings, chart_builder=chart_builder)
+    composed = compose_alert(recipient, explanation, settings, charts=charts)
     sent_at = datetime(2024, 5, 3, 6, 45, tzinfo=UTC)
     return to_email_message(composed, recipient, settings, message_id, sent_at)
 
@@ -213,7 +213,7 @@ def test_outbox_is_idempotent_per_message_id(tmp_path):
 
 def test_outbox_html_inlines_chart_images_as_data_uris(tmp_path):
     png = b"\x89PNG\r\n\x1a\nfake"
-    msg = build_message(detail="charts", chart_builder=lambda _: {"chart-1@emberwatch.local": png})
+    msg = build_message(detail="charts", charts={"chart-1@emberwatch.local": png})
     html = write_to_outbox(msg, tmp_path / "outbox").with_suffix(".html").read_text(encoding="utf-8")
     assert "cid:" not in html
     assert 'src="data:image/png;base64,iVBORw0KGgpmYWtl"' in html
