@@ -16,22 +16,15 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any, Sequence
 
+from alerts.nightly_alert import HISTORY_DAYS, load_signals
 from alerts.rules import AlertRules, NightSignal, Outcome, decide
 from storage.store import Store
 
 DAYS_PER_MONTH = 30.44
-# The nightly run reads this many days of signals before deciding (alerts.decide.load_signals).
-HISTORY_DAYS = 120
 # A scripted rough patch counts as caught when an alert falls within this many days of its onset (issue 4).
 RECALL_WITHIN_DAYS = 7
 # An alert this many days after an illness patch ends is still attributed to the illness.
 ILLNESS_TAIL_DAYS = 7
-
-SIGNAL_COLUMNS = (
-    "night_date, valid_night, warming_up, sleep_flag, recovery_flag, illness_flag, sleep_deviates, "
-    "recovery_deviates, travel_context, sleep_strong_flag, recovery_strong_flag"
-)
-
 
 @dataclass
 class PersonBacktest:
@@ -121,12 +114,6 @@ class BacktestReport:
         }
 
 
-def load_all_signals(store: Store, person_id: str) -> list[NightSignal]:
-    rows = store.query_rows(
-        f"SELECT {SIGNAL_COLUMNS} FROM night_signals WHERE person_id = ? ORDER BY night_date", [person_id])
-    return [NightSignal(*r) for r in rows]
-
-
 def replay_person(signals: Sequence[NightSignal], rules: AlertRules = AlertRules()) -> tuple[list[date], int]:
     """Decide every night in order, as the nightly run would, keeping the alerts already 'sent'.
     Returns the alert nights and how many nights were held back by an illness flag."""
@@ -171,7 +158,7 @@ def backtest(store: Store, rules: AlertRules = AlertRules()) -> BacktestReport:
     people: list[PersonBacktest] = []
     alerts_of: dict[str, list[date]] = {}
     for person in store.people(active_only=False):
-        signals = load_all_signals(store, person.person_id)
+        signals = load_signals(store, person.person_id)
         if not signals:
             continue
         alerts, held = replay_person(signals, rules)

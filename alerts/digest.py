@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
-from alerts.decide import to_move
+from alerts.nightly_alert import to_move
 from alerts.model import WeekSummary
 from alerts.strategies import choose_strategy
 from features.catalog import FEATURES

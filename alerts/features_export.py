@@ -8,7 +8,8 @@ from pathlib import Path
 import pandas as pd
 
 from alerts.rules import AlertRules
-from alerts.backtest import load_all_signals, replay_person
+from alerts.backtest import replay_person
+from alerts.nightly_alert import load_signals
 from storage.store import Store
 
 # The per-minute sleep state is an SRI input, not a feature a person reads.
@@ -36,7 +37,7 @@ def features_frame(store: Store, rules: AlertRules = AlertRules()) -> pd.DataFra
         "ORDER BY f.person_id, f.night_date")
     alerts: set[tuple[str, object]] = set()
     for person_id in df["person_id"].unique():
-        nights, _ = replay_person(load_all_signals(store, person_id), rules)
+        nights, _ = replay_person(load_signals(store, person_id), rules)
         alerts.update((person_id, pd.Timestamp(d)) for d in nights)
     df["night_date"] = pd.to_datetime(df["night_date"])
     df["alert"] = [(p, d) in alerts for p, d in zip(df["person_id"], df["night_date"])]

@@ -73,7 +73,7 @@ def compute_features(store: Store, results: list[steps.SyncResult]):
 
 @task(name="decide_alerts", **_TASK_OPTIONS)
 def decide_alerts(store: Store, people: list[Person], night: date, settings: Settings, now_utc: datetime):
-    return steps.decide_and_queue_alerts(store, people, night, settings, now_utc)
+    return steps.queue_alerts(store, people, night, settings, now_utc)
 
 
 @task(name="queue_digests", **_TASK_OPTIONS)

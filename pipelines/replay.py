@@ -19,5 +19,5 @@ def replay_nights(store: Store, source: Source, settings: Settings, nights: Iter
         fetched = [steps.fetch_person(p, source, night, settings.refetch_nights) for p in people]
         report = steps.ingest(store, fetched)
         steps.update_features(store, report.people.values())
-        steps.decide_and_queue_alerts(store, people, night, settings,
+        steps.queue_alerts(store, people, night, settings,
                                       now_utc or datetime(2026, 1, 1, tzinfo=timezone.utc))

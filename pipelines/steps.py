@@ -11,7 +11,7 @@ from datetime import date, datetime, timedelta, timezone
 from typing import Callable, Iterable
 
 from alerts.compose import compose_alert, compose_digest, to_email_message
-from alerts.decide import decide_night
+from alerts.nightly_alert import alert_for_night
 from alerts.digest import build_week_summary, period_key
 from alerts.ledger import already_queued, mark_attempt, mark_failed, mark_sent, queue_email, queued, waiting
 from alerts.model import ComposedEmail, MessageSettings, Recipient
@@ -134,13 +134,13 @@ class AlertStepResult:
     queued: int = 0
 
 
-def decide_and_queue_alerts(
+def queue_alerts(
     store: Store, people: Iterable[Person], night: date, settings: Settings, now_utc: datetime,
     thresholds: Thresholds = Thresholds(), rules: AlertRules = AlertRules(),
 ) -> AlertStepResult:
     result = AlertStepResult()
     for person in people:
-        outcome, explanation = decide_night(store, person.person_id, night, thresholds, rules)
+        outcome, explanation = alert_for_night(store, person.person_id, night, thresholds, rules)
         result.outcomes[person.person_id] = outcome
         if explanation is None or person.status != "active":
             continue

@@ -35,7 +35,7 @@ def test_backtest_finds_the_same_alerts_as_the_nightly_run_and_scores_ground_tru
         fetched = [steps.fetch_person(p, SyntheticSource(cohort), early[-1], len(early)) for p in people]
         steps.update_features(store, steps.ingest(store, fetched).people.values())
         for night in early:
-            steps.decide_and_queue_alerts(store, people, night, settings, now)
+            steps.queue_alerts(store, people, night, settings, now)
         replay(store, cohort, settings, cohort.nights[30:])
         nightly = store.query_rows("SELECT person_id, night_date FROM alerts ORDER BY 1, 2")
         report = backtest(store)

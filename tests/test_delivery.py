@@ -30,7 +30,7 @@ def enrol(store, person_id: str = "c01", tz: str = "Europe/London", detail: str 
 
 
 def queue(store, person, kind: str, period: str, now_utc: datetime) -> str:
-    """What steps.decide_and_queue_alerts / queue_digests do once they have an explanation or a summary."""
+    """What steps.queue_alerts / queue_digests do once they have an explanation or a summary."""
     recipient = steps.recipient(person)
     if kind == "alert":
         explanation = ALERTS["both"][0]

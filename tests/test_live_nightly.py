@@ -116,7 +116,7 @@ def test_nightly_steps_with_live_sources_match_the_records_path(live_env, ew_hom
                 fetched = [steps.fetch_person(p, source_for(p, store), night, settings.refetch_nights) for p in people]
                 report = steps.ingest(store, fetched)
                 steps.update_features(store, report.people.values())
-                queued = steps.decide_and_queue_alerts(store, people, night, settings,
+                queued = steps.queue_alerts(store, people, night, settings,
                                                        flows.morning_of(night, settings)).queued
             assert len(gfake.requests) <= len(google_health.DATA_TYPES)
             assert len(ffake.requests) <= len(fitbit_web.DATA_TYPES)

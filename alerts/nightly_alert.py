@@ -1,9 +1,9 @@
-"""Run the alert rule for a person-night against the store, and keep each decision with its explanation."""
+"""Run the alert rule (alerts.rules) for a person-night against the store, and keep each alert with its explanation."""
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from datetime import date, timedelta
 
 from alerts.model import AlertExplanation, FeatureMove
@@ -15,13 +15,21 @@ from storage.store import Store, utc_now
 from features.thresholds import Thresholds
 
 
-def load_signals(store: Store, person_id: str, through: date, days_back: int = 120) -> list[NightSignal]:
-    rows = store.query_rows(
-        "SELECT night_date, valid_night, warming_up, sleep_flag, recovery_flag, illness_flag, sleep_deviates, "
-        "recovery_deviates, travel_context, sleep_strong_flag, recovery_strong_flag FROM night_signals "
-        "WHERE person_id = ? AND night_date BETWEEN ? AND ? ORDER BY night_date",
-        [person_id, through - timedelta(days=days_back), through],
-    )
+# The rule reads this many days of signals before deciding a night (the backtest replays with the same window).
+HISTORY_DAYS = 120
+_SIGNAL_COLUMNS = ", ".join(f.name for f in fields(NightSignal))
+
+
+def load_signals(store: Store, person_id: str, through: date | None = None,
+                 days_back: int = HISTORY_DAYS) -> list[NightSignal]:
+    """The person's night signals in date order: the `days_back` days up to `through`, or all of them."""
+    if through is None:
+        rows = store.query_rows(
+            f"SELECT {_SIGNAL_COLUMNS} FROM night_signals WHERE person_id = ? ORDER BY night_date", [person_id])
+    else:
+        rows = store.query_rows(
+            f"SELECT {_SIGNAL_COLUMNS} FROM night_signals WHERE person_id = ? AND night_date BETWEEN ? AND ? "
+            "ORDER BY night_date", [person_id, through - timedelta(days=days_back), through])
     return [NightSignal(*r) for r in rows]
 
 
@@ -74,7 +82,7 @@ def explanation_from_json(text: str) -> AlertExplanation:
     )
 
 
-def decide_night(
+def alert_for_night(
     store: Store, person_id: str, night: date,
     thresholds: Thresholds = Thresholds(), rules: AlertRules = AlertRules(),
 ) -> tuple[Outcome, AlertExplanation | None]:
