@@ -1,6 +1,7 @@
 """Compose the three-beat emails (MESSAGES.md) from an explanation or a week summary; wrap them as MIME.
 
-Composition never reads the database: everything it says comes from the dataclasses of alerts.model.
+Composition never reads the database: everything it says comes from the dataclasses of alerts.message_types,
+and charts are drawn by the caller and passed in.
 Health values reach the body only at the `numbers` and `charts` detail levels; at `minimal` the email
 holds no digits at all, and every email passes the language check before it leaves this module (both
 are enforced here, failing closed).
@@ -23,7 +24,7 @@ import css_inline
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from alerts.language import TEMPLATE_DIR, check_message, visible_text
-from alerts.model import (
+from alerts.message_types import (
     AlertExplanation,
     ComposedEmail,
     FeatureMove,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 from alerts.nightly_alert import to_move
-from alerts.model import WeekSummary
+from alerts.message_types import WeekSummary
 from alerts.strategies import choose_strategy
 from features.catalog import FEATURES
 from features.recent_vs_usual import compare_nights

@@ -6,7 +6,7 @@ import json
 from dataclasses import asdict, fields
 from datetime import date, timedelta
 
-from alerts.model import AlertExplanation, FeatureMove
+from alerts.message_types import AlertExplanation, FeatureMove
 from alerts.rules import AlertRules, NightSignal, Outcome, decide, persisting_nights
 from alerts.strategies import choose_strategy
 from features.catalog import FEATURES

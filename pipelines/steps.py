@@ -14,7 +14,7 @@ from alerts.compose import compose_alert, compose_digest, to_email_message
 from alerts.nightly_alert import alert_for_night
 from alerts.digest import build_week_summary, period_key
 from alerts.ledger import already_queued, mark_attempt, mark_failed, mark_sent, queue_email, queued, waiting
-from alerts.model import ComposedEmail, MessageSettings, Recipient
+from alerts.message_types import ComposedEmail, MessageSettings, Recipient
 from alerts.rules import AlertRules, Outcome
 from alerts.transport import (PermanentDeliveryError, SmtpConfig, TransientDeliveryError, send_smtp,
                               with_retries, write_to_outbox)

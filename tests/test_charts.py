@@ -15,7 +15,7 @@ from alerts.chart_data import CHART_FEATURES, ChartSeries, load_series
 from alerts.charts import VIEWS, alt_text, render_charts
 from alerts.compose import compose_alert, compose_digest, to_email_message
 from alerts.language import check_message, visible_text
-from alerts.model import MessageSettings, Recipient
+from alerts.message_types import MessageSettings, Recipient
 from tests.test_compose import ALERTS, DIGESTS, assert_clean_language, assert_footer, assert_three_beats
 
 SETTINGS = MessageSettings()

@@ -21,7 +21,7 @@ from alerts.compose import (
     to_email_message,
 )
 from alerts.language import check_message, find_banned, visible_text
-from alerts.model import AlertExplanation, FeatureMove, MessageSettings, Recipient, WeekSummary
+from alerts.message_types import AlertExplanation, FeatureMove, MessageSettings, Recipient, WeekSummary
 from alerts.strategies import STRATEGIES, choose_strategy, pick_line
 
 SETTINGS = MessageSettings()
@@ -523,7 +523,7 @@ def test_composing_the_same_email_twice_gives_the_same_bytes():
     from datetime import datetime, timezone
 
     from alerts.compose import to_email_message
-    from alerts.model import ComposedEmail, MessageSettings, Recipient
+    from alerts.message_types import ComposedEmail, MessageSettings, Recipient
 
     composed = ComposedEmail(subject="A gentle note", text="Hello.\n", html="<p>Hello.</p>",
                              images={"chart-sleep": b"\x89PNG fake"})

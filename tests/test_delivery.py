@@ -11,7 +11,7 @@ import pytest
 from alerts import ledger
 from alerts.compose import compose_alert, compose_digest, to_email_message
 from alerts.ledger import deliver_after, enqueue, message_id_for
-from alerts.model import MessageSettings
+from alerts.message_types import MessageSettings
 from alerts.transport import SmtpConfig, TransientDeliveryError, send_smtp, with_retries
 from pipelines import steps
 from tests.smtp_server import free_port, smtp_server  # noqa: F401  (fixture)

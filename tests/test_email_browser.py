@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from alerts.compose import compose_alert, compose_digest, to_email_message
-from alerts.model import MessageSettings, Recipient
+from alerts.message_types import MessageSettings, Recipient
 from alerts.transport import viewable_html
 from tests.test_charts import builder as chart_builder
 from tests.test_compose import ALERTS, DIGESTS

@@ -17,7 +17,7 @@ from alerts.language import (
     find_banned,
     visible_text,
 )
-from alerts.model import AlertExplanation, FeatureMove, MessageSettings, Recipient
+from alerts.message_types import AlertExplanation, FeatureMove, MessageSettings, Recipient
 from alerts.strategies import STRATEGIES
 
 

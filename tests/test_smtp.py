@@ -13,7 +13,7 @@ import pytest
 
 from alerts.compose import compose_alert, to_email_message
 from tests.smtp_server import RecordingHandler, free_port, smtp_server  # noqa: F401 (fixture)
-from alerts.model import AlertExplanation, FeatureMove, MessageSettings, Recipient
+from alerts.message_types import AlertExplanation, FeatureMove, MessageSettings, Recipient
 from alerts.transport import (
     PermanentDeliveryError,
     SmtpConfig,
