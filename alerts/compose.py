@@ -42,9 +42,6 @@ from alerts.strategies import (
 
 ALERT_SUBJECT = "A gentle note about your week"
 DIGEST_SUBJECT = "Your weekly check-in"
-# At `minimal` the person id is not printed: it may hold digits, and the postcard rule says print only what is
-# needed.
-PERSON_ID_PLACEHOLDER = "<your id>"
 CHART_ALT_TEXT = "A chart of your recent nights compared with your usual."
 TEXT_WIDTH_CHARS = 72
 
@@ -453,9 +450,8 @@ def _image_context(images: Mapping[str, bytes], alts: Mapping[str, str]) -> dict
     return {"images": [{"cid": cid, "alt": alts.get(cid, CHART_ALT_TEXT)} for cid in images]}
 
 
-def _footer_context(recipient: Recipient, settings: MessageSettings) -> dict[str, str]:
-    person_ref = PERSON_ID_PLACEHOLDER if recipient.detail_level == "minimal" else recipient.person_id
-    return {"cli": settings.cli_name, "person_ref": person_ref, "support_resource": settings.support_resource}
+def _footer_context(recipient: Recipient, settings: MessageSettings) -> dict[str, Any]:
+    return {"links": recipient.links, "support_resource": settings.support_resource}
 
 
 # ------------------------------------------------------------------------------------------------ rendering
@@ -514,7 +510,7 @@ def _render(
     for part, content in (("subject", subject), ("text", text), ("html", seen_html)):
         check_message(content, source=f"{name} email {part}")
     if recipient.detail_level == "minimal":
-        _check_no_digits(" ".join((subject, text, seen_html)), settings, name)
+        _check_no_digits(" ".join((subject, text, seen_html)), recipient, settings, name)
     return ComposedEmail(subject=subject, text=text, html=html, images=images)
 
 
@@ -533,11 +529,13 @@ def inline_css(html: str) -> str:
     return _CLASS_ATTR_RE.sub("", _css_inliner().inline(html))
 
 
-def _check_no_digits(content: str, settings: MessageSettings, name: str) -> None:
+def _check_no_digits(content: str, recipient: Recipient, settings: MessageSettings, name: str) -> None:
     # The support resource is configured by the organisation (a helpline number is welcome there); it says
     # nothing about the person, so it is the one place digits may appear in a minimal email.
     content = " ".join(content.split())  # wrapping may have broken the resource across lines
-    for allowed in (settings.support_resource, settings.cli_name):
+    # Links carry signed tokens (and perhaps a port); they say nothing about the person's nights.
+    links = [recipient.links.page, recipient.links.pause, recipient.links.unsubscribe] if recipient.links else []
+    for allowed in (settings.support_resource, *links):
         content = content.replace(" ".join(allowed.split()), "")
     if re.search(r"\d", content):
         raise ValueError(
@@ -574,6 +572,11 @@ def to_email_message(
     # RFC 3834: marks the mail as automatic so auto-responders stay quiet; Exchange reads the second header.
     msg["Auto-Submitted"] = "auto-generated"
     msg["X-Auto-Response-Suppress"] = "All"
+    if recipient.links is not None:
+        # RFC 8058 one-click: a mail client's "unsubscribe" POSTs `List-Unsubscribe=One-Click` to this link, which
+        # stops the emails at once; a GET (a person, or a scanner following links) only shows a confirm button.
+        msg["List-Unsubscribe"] = f"<{recipient.links.unsubscribe}>"
+        msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     # quoted-printable keeps the message 7-bit clean, so servers without 8BITMIME accept it unchanged.
     msg.set_content(composed.text, subtype="plain", charset="utf-8", cte="quoted-printable")
     msg.add_alternative(composed.html, subtype="html", charset="utf-8", cte="quoted-printable")

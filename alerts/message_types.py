@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Literal
 
+from alerts.signed_links import PersonLinks
+
 DetailLevel = Literal["minimal", "numbers", "charts"]
 Domain = Literal["sleep", "recovery"]
 Direction = Literal["up", "down"]
@@ -21,6 +23,8 @@ class Recipient:
     email: str
     tz_name: str
     detail_level: DetailLevel = "minimal"
+    # Signed links to the person's page (alerts.signed_links); every email the pipeline sends carries them.
+    links: PersonLinks | None = None
 
 
 @dataclass(frozen=True)
@@ -75,7 +79,6 @@ class WeekSummary:
 class MessageSettings:
     from_address: str = "emberwatch <no-reply@emberwatch.local>"
     support_resource: str = "your employee assistance programme, your GP, or a trusted colleague"
-    cli_name: str = "emberwatch"
 
 
 @dataclass(frozen=True)

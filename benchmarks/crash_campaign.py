@@ -329,7 +329,9 @@ def campaign(trials: int, seed: int, people: int = 8, nights: int = 60, keep: bo
         base_home, target = build_base(work, people, nights)
         with prefect_server(work) as server_env:
             env = {**server_env, "EMBERWATCH_SMTP_HOST": "127.0.0.1", "EMBERWATCH_SMTP_PORT": str(smtp_port),
-                   "EMBERWATCH_SMTP_SECURITY": "none", "EMBERWATCH_SMTP_TIMEOUT_S": "10"}
+                   "EMBERWATCH_SMTP_SECURITY": "none", "EMBERWATCH_SMTP_TIMEOUT_S": "10",
+                   # One link key for every trial: the emails' signed links must equal the reference's.
+                   "EMBERWATCH_LINK_KEY": "crash-campaign-link-key-0123456789"}
             reference_home = fresh_copy(base_home, work / "reference")
             reference = run_child(reference_home, env, target)
             if reference.returncode != 0:

@@ -45,6 +45,13 @@ class Settings(BaseSettings):
     email_from: str = "emberwatch <no-reply@emberwatch.local>"
     support_resource: str = "your employee assistance programme, your GP, or someone you trust"
 
+    # The clinician's web door (`emberwatch web`): every email link starts here. HTTPS in production, behind a
+    # reverse proxy (README); the loopback default serves a local demo.
+    public_url: str = "http://127.0.0.1:8000"
+    # Keys that sign email links, newest first (`NEW,OLD` while rotating). Unset: a Prefect Secret block
+    # `emberwatch-link-key`, else a key created once in `home` (owner-only), which is enough for one machine.
+    link_key: SecretStr | None = None
+
     # Scale-out (docs/scaling.md): people are spread over `shard_count` DuckDB files by a stable hash of their
     # id, one writer per file; a run with `shard` set works on that file only.
     shard_count: int = Field(default=1, ge=1, le=1024)
@@ -78,3 +85,40 @@ class Settings(BaseSettings):
 
 def load_settings(**overrides: object) -> Settings:
     return Settings(**overrides)  # type: ignore[arg-type]
+
+
+LINK_KEY_BLOCK = "emberwatch-link-key"
+LINK_KEY_FILE = "link-signing.key"
+
+
+def link_keys(settings: Settings) -> list[str]:
+    """The email-link signing keys, newest first: the setting, a Prefect Secret block, or a key file in `home`
+    made on first use. Losing the file only means links already sent stop working; nothing is locked away."""
+    raw = settings.link_key.get_secret_value() if settings.link_key else None
+    # Blocks live on a Prefect server; without one configured, asking would start a throwaway server for nothing.
+    if not raw and os.environ.get("PREFECT_API_URL"):
+        try:
+            from prefect.blocks.system import Secret
+
+            raw = Secret.load(LINK_KEY_BLOCK, _sync=True).get()  # type: ignore[call-arg]
+        except Exception:
+            raw = None
+    if not raw:
+        path = settings.home / LINK_KEY_FILE
+        if not path.exists():
+            import secrets
+
+            settings.home.mkdir(parents=True, exist_ok=True, mode=0o700)
+            # O_EXCL: two processes starting together agree on one key (the loser reads the winner's).
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                with os.fdopen(fd, "w") as out:
+                    out.write(secrets.token_urlsafe(32))
+            except FileExistsError:
+                pass
+        raw = path.read_text().strip()
+    keys = [k.strip() for k in str(raw).split(",") if k.strip()]
+    if not keys or any(len(k) < 16 for k in keys):
+        raise ValueError("EMBERWATCH_LINK_KEY must hold one or more keys of at least 16 characters, newest first, "
+                         "separated by commas.")
+    return keys

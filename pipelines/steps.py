@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from functools import lru_cache
 from datetime import date, datetime, timedelta, timezone
 from typing import Callable, Iterable
 
@@ -16,6 +17,7 @@ from alerts.digest import build_week_summary, period_key
 from alerts.ledger import already_queued, mark_attempt, mark_failed, mark_sent, queue_email, queued, waiting
 from alerts.message_types import ComposedEmail, MessageSettings, Recipient
 from alerts.rules import AlertRules, Outcome
+from alerts.signed_links import LinkSigner, PersonLinks, person_links
 from alerts.transport import (PermanentDeliveryError, SmtpConfig, TransientDeliveryError, send_smtp,
                               with_retries, write_to_outbox)
 from connectors.base import PersonContext, RawPayload, Source
@@ -24,7 +26,7 @@ from features.engine import FeatureRun, compute_features
 from storage.store import NightRange, Person, Store, utc_now
 from storage.sync_state import BookmarksAfterStore
 from features.thresholds import Thresholds
-from pipelines.settings import Settings
+from pipelines.settings import Settings, link_keys
 
 log = logging.getLogger("emberwatch")
 
@@ -102,8 +104,20 @@ def message_settings(settings: Settings) -> MessageSettings:
     return MessageSettings(from_address=settings.email_from, support_resource=settings.support_resource)
 
 
-def recipient(person: Person) -> Recipient:
-    return Recipient(person.person_id, person.email, person.tz_name, person.detail_level)  # type: ignore[arg-type]
+@lru_cache(maxsize=4)
+def _link_signer(keys: tuple[str, ...]) -> LinkSigner:
+    return LinkSigner(list(keys))
+
+
+def links_for(person: Person, settings: Settings, issued_at: datetime) -> PersonLinks:
+    """The signed links in the person's emails, dated by the email's own clock (so a re-composed email is the
+    same bytes)."""
+    return person_links(settings.public_url, _link_signer(tuple(link_keys(settings))), person.person_id, issued_at)
+
+
+def recipient(person: Person, links: PersonLinks | None = None) -> Recipient:
+    return Recipient(person.person_id, person.email, person.tz_name, person.detail_level,  # type: ignore[arg-type]
+                     links)
 
 
 def charts_for(store: Store, person: Person, last_night: date) -> dict | None:
@@ -120,7 +134,7 @@ def charts_for(store: Store, person: Person, last_night: date) -> dict | None:
 def queue_composed(store: Store, person: Person, kind: str, period: str, settings: Settings, now_utc: datetime,
                    compose: Callable[[Recipient, MessageSettings], ComposedEmail]) -> bool:
     """compose -> MIME -> ledger for one person's alert or check-in (alerts.ledger.queue_email: once per key)."""
-    to, message_settings_ = recipient(person), message_settings(settings)
+    to, message_settings_ = recipient(person, links_for(person, settings, now_utc)), message_settings(settings)
     return queue_email(
         store, person, kind, period,
         lambda message_id: to_email_message(compose(to, message_settings_), to, message_settings_, message_id,

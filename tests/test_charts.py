@@ -16,11 +16,13 @@ from alerts.charts import VIEWS, alt_text, render_charts
 from alerts.compose import compose_alert, compose_digest, to_email_message
 from alerts.language import check_message, visible_text
 from alerts.message_types import MessageSettings, Recipient
-from tests.test_compose import ALERTS, DIGESTS, assert_clean_language, assert_footer, assert_three_beats
+from tests.test_compose import (ALERTS, DIGESTS, LINKS, assert_clean_language, assert_footer,
+                                assert_three_beats)
 
 SETTINGS = MessageSettings()
 LAST_NIGHT = date(2024, 5, 3)
-CHARTS = Recipient(person_id="c01", email="ana@example.org", tz_name="Europe/London", detail_level="charts")
+CHARTS = Recipient(person_id="c01", email="ana@example.org", tz_name="Europe/London", detail_level="charts",
+                   links=LINKS)
 
 
 def series(feature: str, recent_shift: float = 0.0, band: bool = True) -> ChartSeries:
@@ -114,7 +116,7 @@ def assert_charts_email(composed) -> None:
     alts = re.findall(r'<img [^>]*alt="([^"]+)"', html)
     assert len(alts) == 3 and all(a.startswith("A line chart of") for a in alts)
     assert "<h2" in html and "in pictures" in visible_text(html)
-    assert not re.search(r"https?://", html)  # no remote images, no tracking pixels
+    assert not re.search(r"<img[^>]+src=\"https?:", html)  # no remote images, no tracking pixels
 
 
 # ------------------------------------------------------------------------------------------------ from the store

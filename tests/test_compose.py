@@ -22,10 +22,13 @@ from alerts.compose import (
 )
 from alerts.language import check_message, find_banned, visible_text
 from alerts.message_types import AlertExplanation, FeatureMove, MessageSettings, Recipient, WeekSummary
+from alerts.signed_links import LinkSigner, person_links
 from alerts.strategies import STRATEGIES, choose_strategy, pick_line
 
 SETTINGS = MessageSettings()
 NIGHT = date(2024, 5, 3)
+PUBLIC_URL = "https://emberwatch.example.org"
+LINKS = person_links(PUBLIC_URL, LinkSigner(["test-link-key-0123456789"]), "c01", datetime(2024, 5, 3, 6, 45, tzinfo=UTC))
 WEEK_START = date(2024, 4, 29)
 
 TST_DOWN = FeatureMove("tst_min", "down", True, -1.6, 425.0, 370.0, "min")
@@ -48,16 +51,18 @@ FOOTER_PHRASES = (
     "Wellness information, not medical advice or therapy.",
     "Nobody watches these signals in real time.",
     f"If you are struggling, reach out to {SETTINGS.support_resource}.",
-    "person set",
-    "--pause",
-    "--detail minimal|numbers|charts",
-    "--stop",
-    "forget",
+    "These emails are yours to shape.",
+    "change how much detail they show and when they arrive, pause or stop them, and take or delete your data",
+    "Pause them for a while",
+    "Stop them",
 )
+# A shell command in an email is a feature that is not finished (the clinician never opens a terminal).
+SHELL_COMMAND = re.compile(r"\bemberwatch\s+(person|forget|export|enroll|tag|backfill)\b|\s--[a-z]|<your id>")
 
 
 def recipient(detail: str = "minimal") -> Recipient:
-    return Recipient(person_id="c01", email="ana@example.org", tz_name="Europe/London", detail_level=detail)
+    return Recipient(person_id="c01", email="ana@example.org", tz_name="Europe/London", detail_level=detail,
+                     links=LINKS)
 
 
 def explanation(domains, moves, persisting_nights: int = 4, strategy: str = "") -> AlertExplanation:
@@ -168,8 +173,12 @@ def flat(text: str) -> str:
 
 
 def seen(composed) -> str:
-    """Everything a reader sees: subject, plain text and the HTML's visible text."""
-    return flat(" ".join((composed.subject, composed.text, visible_text(composed.html))))
+    """Everything a reader sees: subject, plain text and the HTML's visible text (the footer's link addresses,
+    which carry signed tokens, left out)."""
+    text = composed.text
+    for url in (LINKS.page, LINKS.pause, LINKS.unsubscribe):
+        text = text.replace(url, "")
+    return flat(" ".join((composed.subject, text, visible_text(composed.html))))
 
 
 def assert_three_beats(composed, observation: str, humanity_kind: str, strategy_keys: set[str]) -> None:
@@ -185,6 +194,10 @@ def assert_footer(composed) -> None:
     for body in (flat(composed.text), visible_text(composed.html)):
         for phrase in FOOTER_PHRASES:
             assert phrase in body
+        assert not SHELL_COMMAND.search(body), body
+    for url in (LINKS.page, LINKS.pause, LINKS.unsubscribe):
+        assert url in composed.text.split()
+        assert f'href="{url}"' in composed.html
 
 
 def assert_clean_language(composed) -> None:
@@ -210,11 +223,9 @@ def test_alert_variants_have_three_beats_footer_and_clean_words(name, detail):
     if detail == "minimal":
         assert_no_digits(composed)
         assert "c01" not in seen(composed)
-        assert "<your id>" in composed.text
     else:
         assert "What the numbers say, compared with your usual" in seen(composed)
         assert re.search(r"\d", flat(composed.text))
-        assert "emberwatch person set c01 --pause" in composed.text
 
 
 @pytest.mark.parametrize("detail", ["minimal", "numbers"])
@@ -372,7 +383,9 @@ def test_html_is_single_column_self_contained_and_neither_red_nor_green():
     html = composed.html
     assert re.search(r"max-width:\s*600px", html)
     assert "<h1" in html and "<ul" in html and "<p" in html
-    assert not re.search(r"https?://", html)  # no remote images, no tracking pixels, no links out
+    # No remote images, no tracking pixels: the only addresses are the footer's links to the person's own page.
+    assert set(re.findall(r"https?://[^/\"]+", html)) == {PUBLIC_URL}
+    assert not re.search(r"<img[^>]+src=\"https?:", html)
     assert "<img" not in html
     # The template's stylesheet was inlined by css-inline: no <style> block and no classes are left.
     assert "<style" not in html and "class=" not in html
@@ -387,7 +400,6 @@ def test_html_escapes_what_it_prints():
     settings = MessageSettings(support_resource="<b>the wellbeing team</b>")
     html = compose_alert(recipient(), ALERTS["both"][0], settings).html
     assert "&lt;b&gt;the wellbeing team&lt;/b&gt;" in html
-    assert "&lt;your id&gt;" in html
 
 
 def test_charts_only_when_chosen_and_given():
@@ -429,7 +441,9 @@ def test_email_message_is_multipart_alternative_text_then_html_with_headers():
     assert parsed["Date"] == "Fri, 03 May 2024 06:45:00 +0000"
     assert parsed["MIME-Version"] == "1.0"
     assert parsed["Auto-Submitted"] == "auto-generated"
-    assert parsed["List-Unsubscribe"] is None
+    # RFC 8058 one-click unsubscribe: the link, and the header that says a POST is enough.
+    assert parsed["List-Unsubscribe"] == f"<{LINKS.unsubscribe}>"
+    assert parsed["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     plain = flat(parts[0].get_content())
     assert "Over the last few nights, you slept a little less than your usual" in plain
     assert "Wellness information, not medical advice or therapy." in plain

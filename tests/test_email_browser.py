@@ -23,7 +23,7 @@ from alerts.compose import compose_alert, compose_digest, to_email_message
 from alerts.message_types import MessageSettings, Recipient
 from alerts.transport import viewable_html
 from tests.test_charts import builder as chart_builder
-from tests.test_compose import ALERTS, DIGESTS
+from tests.test_compose import ALERTS, DIGESTS, LINKS
 
 REPO = Path(__file__).resolve().parents[1]
 SCREENSHOT_DIR = REPO / "docs" / "screenshots"
@@ -55,7 +55,8 @@ def chromium() -> str:
 
 def variant_html(kind: str, name: str, detail: str) -> str:
     """The HTML body as a mail client gets it, with the CID images inlined as data: URIs (as the outbox does)."""
-    recipient = Recipient(person_id="c01", email="ana@example.org", tz_name="Europe/London", detail_level=detail)
+    recipient = Recipient(person_id="c01", email="ana@example.org", tz_name="Europe/London", detail_level=detail,
+                          links=LINKS)
     charts = chart_builder(None) if detail == "charts" else None
     if kind == "alert":
         composed = compose_alert(recipient, ALERTS[name][0], SETTINGS, charts=charts)

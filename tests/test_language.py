@@ -165,11 +165,12 @@ def test_visible_text_drops_markup_and_styles_and_keeps_alt_text():
 def test_every_rendered_variant_at_every_detail_level_is_clean():
     """Each alert kind and digest state at minimal, numbers and charts (alt text of the real charts included)."""
     from tests.test_charts import builder
-    from tests.test_compose import ALERTS, DIGESTS
+    from tests.test_compose import ALERTS, DIGESTS, LINKS
 
     checked = 0
     for detail in ("minimal", "numbers", "charts"):
-        recipient = Recipient(person_id="c01", email="ana@example.org", tz_name="Europe/London", detail_level=detail)
+        recipient = Recipient(person_id="c01", email="ana@example.org", tz_name="Europe/London", detail_level=detail,
+                              links=LINKS)
         composed = [compose.compose_alert(recipient, a[0], MessageSettings(), charts=builder(a[0]))
                     for a in ALERTS.values()]
         composed += [compose.compose_digest(recipient, d[0], MessageSettings(), charts=builder(d[0]))
