@@ -14,6 +14,7 @@ import math
 import re
 import textwrap
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime
@@ -419,6 +420,72 @@ def compose_digest(
     return _render("digest", context, recipient, settings, images)
 
 
+# The short notes the web door sends: a link to the person's page, the two confirmations, an invitation, the
+# reconnect and no-data notes. No health value in any of them, at any detail level.
+DOOR_NOTES: dict[str, dict[str, Any]] = {
+    "page-link": {
+        "subject": "Your emberwatch page",
+        "paragraphs": ["Here is the link to your page that you asked for. It works for a few weeks; every email "
+                       "from emberwatch carries a fresh one."],
+        "action": "Open your page",
+        "closing": "If you did not ask for this, nothing needs doing: the link only opens your own page.",
+    },
+    "confirm-export": {
+        "subject": "Your data from emberwatch",
+        "paragraphs": ["You asked to take a copy of everything emberwatch holds about you. The link below "
+                       "downloads it as one file; it works once, within half an hour."],
+        "action": "Download your data",
+        "closing": "If you did not ask for this, nothing needs doing: without this link nothing is downloaded.",
+    },
+    "confirm-erase": {
+        "subject": "Deleting your data from emberwatch",
+        "paragraphs": ["You asked to delete everything emberwatch holds about you. The link below asks you "
+                       "once more, then deletes it all; it works once, within half an hour."],
+        "action": "Delete my data",
+        "closing": "If you did not ask for this, nothing needs doing: without this link nothing is deleted.",
+    },
+    "invite": {
+        "subject": "Welcome to emberwatch",
+        "paragraphs": [
+            "emberwatch notices when your sleep and overnight recovery drift away from your own usual, and "
+            "sends you a short, kind note when they do, plus a gentle weekly check-in.",
+            "Only you see your data and your emails. Nobody at work does.",
+        ],
+        "action": "Connect your watch",
+        "closing": "Connecting takes a minute or two, whenever suits you.",
+    },
+    "reconnect": {
+        "subject": "Please reconnect your watch to emberwatch",
+        "paragraphs": [
+            "emberwatch can no longer read your watch's data: the connection you gave it has ended. That "
+            "happens now and then (a password change, a permission taken back, or simply time) and nothing "
+            "is wrong on your side.",
+            "Until you reconnect you will get no notes from us, and nothing about you is shared with anyone.",
+        ],
+        "action": "Reconnect your watch",
+        "closing": "Reconnect whenever suits you; it takes a minute or two.",
+    },
+    "no-data": {
+        "subject": "emberwatch has not heard from your watch",
+        "paragraphs": [
+            "emberwatch has received no nights from your watch for a few days. Often the watch simply has not "
+            "synced with its app, or has been resting on a charger, and that is fine.",
+            "Your page shows whether the connection still stands, and lets you reconnect if it does not.",
+        ],
+        "action": "Check your connection",
+        "closing": "There will be no second note about this until data arrives again.",
+    },
+}
+
+
+def compose_door_note(kind: str, recipient: Recipient, url: str, settings: MessageSettings) -> ComposedEmail:
+    """One of DOOR_NOTES, with its link; footers as in every email."""
+    note = DOOR_NOTES[kind]
+    context = {**note, "url": url, **_footer_context(recipient, settings)}
+    # Minimal at every level: these notes carry no health value, whatever the person chose.
+    return _render("door", context, replace(recipient, detail_level="minimal"), settings, {})
+
+
 def _check_same_person(recipient: Recipient, person_id: str) -> None:
     # Each person's signals go to that person and nobody else: a mix-up here must stop the email, not send it.
     if recipient.person_id != person_id:
@@ -529,13 +596,16 @@ def inline_css(html: str) -> str:
     return _CLASS_ATTR_RE.sub("", _css_inliner().inline(html))
 
 
+_URL_RE = re.compile(r"https?://\S+")
+
+
 def _check_no_digits(content: str, recipient: Recipient, settings: MessageSettings, name: str) -> None:
     # The support resource is configured by the organisation (a helpline number is welcome there); it says
     # nothing about the person, so it is the one place digits may appear in a minimal email.
     content = " ".join(content.split())  # wrapping may have broken the resource across lines
     # Links carry signed tokens (and perhaps a port); they say nothing about the person's nights.
     links = [recipient.links.page, recipient.links.pause, recipient.links.unsubscribe] if recipient.links else []
-    for allowed in (settings.support_resource, *links):
+    for allowed in (settings.support_resource, *links, *_URL_RE.findall(content)):
         content = content.replace(" ".join(allowed.split()), "")
     if re.search(r"\d", content):
         raise ValueError(

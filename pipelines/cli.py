@@ -264,9 +264,9 @@ def status() -> None:
 
 
 def _register_areas() -> None:
-    from pipelines import cli_connectors, cli_email, cli_signals
+    from pipelines import cli_connectors, cli_email, cli_signals, cli_web
 
-    for area in (cli_connectors, cli_email, cli_signals):
+    for area in (cli_connectors, cli_email, cli_signals, cli_web):
         area.register(app, person_app)
 
 

@@ -1,12 +1,124 @@
-"""A person's rights over their own data: change preferences, stop, and be forgotten."""
+"""What a person may do about their own emails and data: see where they stand, shape or stop their emails, take
+their data, be forgotten. The CLI and the web door call these same functions."""
 
 from __future__ import annotations
 
+import logging
 import os
+from dataclasses import dataclass
+from datetime import date, datetime, timezone
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
+from alerts.ledger import reschedule
+from alerts.schedule import ScheduleError, next_delivery_utc, parse_window, parse_working_days
 from alerts.transport import outbox_stem
-from storage.store import Store
+from features.thresholds import Thresholds
+from storage.clicks import ClickLog
+from storage.store import Person, Store, StoreError
+
+log = logging.getLogger("emberwatch")
+
+DETAIL_LEVELS = ("minimal", "numbers", "charts")
+EMAIL_STATUSES = ("active", "paused", "stopped")
+
+
+class ChoiceError(ValueError):
+    """A choice that cannot be applied; the message is a sentence for the person who made it."""
+
+
+@dataclass(frozen=True)
+class EmailChoices:
+    """A change to a person's emails. None leaves that part as it is."""
+
+    detail_level: str | None = None
+    window: str | None = None  # "07:30-08:30", local time
+    days: str | None = None    # "Mon-Fri", "Sun-Thu", "Mon,Wed,Fri"
+    status: str | None = None  # active (resume), paused, stopped
+    paused_until: date | None = None  # with status "paused": emails resume after this local date
+
+
+def change_emails(store: Store, person_id: str, choices: EmailChoices, now_utc: datetime | None = None) -> Person:
+    """Check every part of the change first, then apply it all; queued mail moves to the new window, so the
+    change holds for the very next email."""
+    now_utc = now_utc or datetime.now(timezone.utc)
+    person = store.person(person_id)
+    if choices.detail_level is not None and choices.detail_level not in DETAIL_LEVELS:
+        raise ChoiceError("The detail level is minimal, numbers or charts.")
+    if choices.status is not None and choices.status not in EMAIL_STATUSES:
+        raise ChoiceError("Emails can be active, paused or stopped.")
+    if choices.paused_until is not None:
+        if choices.status != "paused":
+            raise ChoiceError("A pause end date goes with pausing.")
+        if choices.paused_until < now_utc.astimezone(ZoneInfo(person.tz_name)).date():
+            raise ChoiceError("The pause would end in the past; choose today or a later date.")
+    window = days = None
+    try:
+        if choices.window is not None:
+            start, end = parse_window(choices.window)
+            window = f"{start:%H:%M}-{end:%H:%M}"
+        if choices.days is not None:
+            parse_working_days(choices.days)
+            days = choices.days.replace(" ", "")
+    except ScheduleError as exc:
+        raise ChoiceError(str(exc)) from None
+    if window is not None or days is not None:
+        store.set_delivery_preferences(person_id, window=window, days=days)
+        current_window, current_days = store.delivery_preferences(person_id)
+        reschedule(store, person_id, next_delivery_utc(now_utc, person.tz_name, current_window,
+                                                       working_days=current_days))
+    return store.set_person(person_id, status=choices.status, detail_level=choices.detail_level,
+                            paused_until=choices.paused_until)
+
+
+def resume_ended_pauses(store: Store, now_utc: datetime) -> list[str]:
+    """People whose pause end date has passed in their own zone get their emails back. Returns their ids."""
+    resumed = []
+    for person in store.people(active_only=False):
+        if person.status == "paused" and person.paused_until is not None \
+                and now_utc.astimezone(ZoneInfo(person.tz_name)).date() > person.paused_until:
+            store.set_person(person.person_id, status="active")
+            resumed.append(person.person_id)
+    return resumed
+
+
+@dataclass(frozen=True)
+class Overview:
+    """Where a person stands, for their own page: no health value."""
+
+    person_id: str
+    tz_name: str
+    source: str
+    needs_reconnect: bool
+    last_night: date | None
+    valid_nights: int
+    warming_up: bool
+    nights_until_comparisons: int
+    emails: str  # active, paused, stopped
+    paused_until: date | None
+    detail_level: str
+    window: str
+    days: str
+    next_email_from_utc: datetime | None  # the start of the next window an email could go out in
+
+
+def overview(store: Store, person_id: str, now_utc: datetime, thresholds: Thresholds = Thresholds()) -> Overview:
+    person = store.person(person_id)
+    window, days = store.delivery_preferences(person_id)
+    last_night, valid_nights = store.query_rows(
+        "SELECT max(night_date), count(*) FILTER (WHERE valid_night) FROM nightly_features WHERE person_id = ?",
+        [person_id])[0]
+    latest = store.query_rows(
+        "SELECT warming_up FROM night_signals WHERE person_id = ? ORDER BY night_date DESC LIMIT 1", [person_id])
+    warming_up = latest[0][0] if latest else True
+    # The usual is learnt from valid nights that end a week before the night compared (features/sql).
+    nights_left = max(thresholds.warmup_nights + thresholds.baseline_end_days - valid_nights, 1) if warming_up else 0
+    next_from = None if person.status != "active" else next_delivery_utc(now_utc, person.tz_name, window,
+                                                                        working_days=days)
+    return Overview(person_id, person.tz_name, person.source, person.status == "needs_reconsent", last_night,
+                    int(valid_nights or 0), bool(warming_up), nights_left,
+                    "stopped" if person.status == "stopped" else "paused" if person.status == "paused" else "active",
+                    person.paused_until, person.detail_level, window, days, next_from)
 
 
 def forget(store: Store, person_id: str, outbox_dir: Path) -> tuple[int, int]:
@@ -21,6 +133,8 @@ def forget(store: Store, person_id: str, outbox_dir: Path) -> tuple[int, int]:
             if path.exists():
                 path.unlink()
                 files += 1
+    if str(store.path) != ":memory:":
+        ClickLog(store.path).forget(person_id)  # what they clicked on their page goes too
     return store.forget_person(person_id, files_removed=files), files
 
 
@@ -72,3 +186,28 @@ def export_person(store: Store, person_id: str, out_dir: Path) -> list[Path]:
     readme.write_text("\n".join(lines) + "\n", encoding="utf-8")
     os.chmod(readme, 0o600)
     return written + [readme]
+
+
+def apply_clicks(store: Store, clicks: ClickLog, outbox_dir: Path, now_utc: datetime | None = None) -> int:
+    """Apply what people chose on their page while the database was busy, oldest first. Returns how many."""
+    applied = 0
+    for click in clicks.pending():
+        try:
+            if click.action == "emails":
+                params = dict(click.params)
+                if params.get("paused_until"):
+                    params["paused_until"] = date.fromisoformat(params["paused_until"])
+                change_emails(store, click.person_id, EmailChoices(**params), now_utc)
+            elif click.action == "erase":
+                forget(store, click.person_id, outbox_dir)
+                applied += 1
+                continue  # the click itself went with the person's data
+            else:
+                log.warning("A recorded click of unknown kind %r was skipped.", click.action)
+        except StoreError:
+            pass  # the person was forgotten since: nothing left to change
+        except ChoiceError as exc:
+            log.warning("A recorded choice of person %s could not be applied: %s", click.person_id, exc)
+        clicks.mark_applied(click.click_id)
+        applied += 1
+    return applied

@@ -56,6 +56,7 @@ class Person:
     source_config: dict[str, Any]
     status: str
     detail_level: str
+    paused_until: date | None = None  # a pause with an end: emails resume after this local date
 
 
 @dataclass(frozen=True)
@@ -218,16 +219,19 @@ class Store:
     def people(self, *, active_only: bool = True) -> list[Person]:
         where = "WHERE status = 'active'" if active_only else ""
         rows = self.query_rows(
-            f"SELECT person_id, email, tz_name, source, source_config, status, detail_level FROM persons {where} "
-            "ORDER BY person_id"
+            "SELECT person_id, email, tz_name, source, source_config, status, detail_level, paused_until "
+            f"FROM persons {where} ORDER BY person_id"
         )
-        return [Person(r[0], r[1], r[2], r[3], json.loads(r[4] or "{}"), r[5], r[6]) for r in rows]
+        return [Person(r[0], r[1], r[2], r[3], json.loads(r[4] or "{}"), r[5], r[6], r[7]) for r in rows]
 
-    def set_person(self, person_id: str, *, status: str | None = None, detail_level: str | None = None) -> Person:
+    def set_person(self, person_id: str, *, status: str | None = None, detail_level: str | None = None,
+                   paused_until: date | None = None) -> Person:
+        """Change a person's email status or detail. A status change clears any pause end unless one is given."""
         self.person(person_id)  # a clear error for an unknown id
         with self.cursor() as cur:
             if status is not None:
-                cur.execute("UPDATE persons SET status = ? WHERE person_id = ?", [status, person_id])
+                cur.execute("UPDATE persons SET status = ?, paused_until = ? WHERE person_id = ?",
+                            [status, paused_until if status == "paused" else None, person_id])
             if detail_level is not None:
                 cur.execute("UPDATE persons SET detail_level = ? WHERE person_id = ?", [detail_level, person_id])
         return self.person(person_id)

@@ -1,4 +1,4 @@
-"""Data flows one way: connectors -> storage -> features -> alerts -> pipelines (docs/architecture.md).
+"""Data flows one way: connectors -> storage -> features -> alerts -> pipelines and web (docs/architecture.md).
 
 A package may import the packages below it, never one above, not even inside a function: a back-edge is how
 "fetching touches no database" and "composition never reads the store" quietly stop being true.
@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-LAYERS = ("connectors", "storage", "features", "alerts", "pipelines")
+# pipelines and web share the top: the CLI starts the web door, and the door calls what the CLI calls.
+LAYERS = ("connectors", "storage", "features", "alerts", "pipelines", "web")
 
 
 def imported_packages(path: Path) -> set[str]:
@@ -35,7 +36,7 @@ def upward_imports(package: str) -> list[str]:
     return found
 
 
-@pytest.mark.parametrize("package", LAYERS[:-1])
+@pytest.mark.parametrize("package", LAYERS[:-2])
 def test_no_package_imports_a_package_above_it(package):
     assert upward_imports(package) == []
 

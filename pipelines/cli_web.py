@@ -1,0 +1,75 @@
+"""CLI commands for the clinician's door, registered on the main `emberwatch` app by pipelines/cli.py:
+`emberwatch web` (serve it), `emberwatch invite PERSON` (the welcome email with the link to connect), and
+`emberwatch person list` / `person show PERSON` (what the operator sees, as text or JSON)."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+
+import typer
+
+
+def _person_json(store, person_id: str) -> dict:
+    from pipelines.people import overview
+
+    person = store.person(person_id)
+    o = overview(store, person_id, datetime.now(timezone.utc))
+    # What the operator needs to run the service; no health value (counts of nights are not one).
+    return {"person_id": person.person_id, "email": person.email, "timezone": person.tz_name,
+            "source": person.source, "emails": o.emails,
+            "paused_until": o.paused_until.isoformat() if o.paused_until else None,
+            "detail": o.detail_level, "window": o.window, "days": o.days,
+            "needs_reconnect": o.needs_reconnect,
+            "last_night": o.last_night.isoformat() if o.last_night else None,
+            "valid_nights": o.valid_nights, "warming_up": o.warming_up}
+
+
+def register(app: typer.Typer, person_app: typer.Typer) -> None:
+    @app.command()
+    def web(host: str = typer.Option("127.0.0.1", help="Address to listen on (put HTTPS in front: README)."),
+            port: int = typer.Option(8000, min=1, max=65535, help="Port to listen on.")) -> None:
+        """Serve the clinician's door: the pages every email links to (EMBERWATCH_PUBLIC_URL)."""
+        import uvicorn
+
+        from pipelines.settings import load_settings
+        from web.app import create_app
+
+        settings = load_settings()
+        typer.echo(f"Serving the clinician's door on http://{host}:{port} (emails link to {settings.public_url}).")
+        # No access log: every path holds a signed link, which is the key to a person's page.
+        uvicorn.run(create_app(settings), host=host, port=port, access_log=False, log_level="warning",
+                    proxy_headers=True, forwarded_allow_ips="127.0.0.1")
+
+    @person_app.command("list")
+    def person_list(as_json: bool = typer.Option(False, "--json", help="One JSON array of objects.")) -> None:
+        """Everyone enrolled: id, address, zone, source, and whether their emails are active, paused or stopped."""
+        from pipelines.settings import load_settings
+        from storage.store import Store
+
+        with Store(load_settings().db_path, wait_s=10) as store:
+            people = [_person_json(store, p.person_id) for p in store.people(active_only=False)]
+        if as_json:
+            typer.echo(json.dumps(people, indent=2))
+            return
+        for p in people:
+            typer.echo(f"{p['person_id']:<12}{p['emails']:<9}{p['source']:<15}{p['timezone']:<22}{p['email']}")
+
+    @person_app.command("show")
+    def person_show(person_id: str = typer.Argument(...),
+                    as_json: bool = typer.Option(False, "--json", help="One JSON object.")) -> None:
+        """One person's enrolment and email choices (no health value)."""
+        from pipelines.settings import load_settings
+        from storage.store import Store, StoreError
+
+        with Store(load_settings().db_path, wait_s=10) as store:
+            try:
+                data = _person_json(store, person_id)
+            except StoreError as exc:
+                typer.secho(str(exc), fg=typer.colors.RED, err=True)
+                raise typer.Exit(code=1)
+        if as_json:
+            typer.echo(json.dumps(data, indent=2))
+            return
+        for key, value in data.items():
+            typer.echo(f"{key:<16}{value if value is not None else '-'}")

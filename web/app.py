@@ -1,0 +1,466 @@
+"""The clinician's door: the pages a clinician reaches from the links in their emails (`emberwatch web`).
+
+Routes, templates and signed-link checks only. What a click does is a function of pipelines.people, the same the
+CLI calls. Every change is first recorded durably (storage.clicks), then applied to the database at once if it
+is free, or before the next email goes out if the nightly run holds it; the person sees "done" either way.
+
+Safe by default: links are signed per purpose (alerts.signed_links); tampered, expired, used or wrong-purpose
+links get a plain 4xx page and change nothing; forms carry a signed token (CSRF); the "email me a link" form
+answers the same for every address and is rate-limited; pages send no referrer, cannot be framed and load
+nothing from elsewhere; no address, token or health value is logged (uvicorn's access log is off: paths hold
+signed tokens).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import tempfile
+import zipfile
+from collections.abc import Callable
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+from zoneinfo import ZoneInfo
+
+from fastapi import FastAPI, Request
+from jinja2 import Environment, FileSystemLoader
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from alerts.compose import compose_door_note, to_email_message
+from alerts.ledger import message_id_for
+from alerts.message_types import MessageSettings
+from alerts.signed_links import LinkError, LinkSigner, SignedLink
+from pipelines.people import (DETAIL_LEVELS, ChoiceError, EmailChoices, Overview, apply_clicks, change_emails,
+                              export_person, overview)
+from pipelines.settings import Settings, link_keys, load_settings
+from pipelines.steps import links_for, message_settings, recipient, transport_for
+from storage.clicks import ClickLog
+from storage.store import Store, StoreError
+from web.limits import RateLimiter
+
+log = logging.getLogger("emberwatch")
+HERE = Path(__file__).resolve().parent
+
+# How long a page waits for the database before it says "busy" (the nightly run holds it only while writing).
+READ_WAIT_S = 3.0
+APPLY_WAIT_S = 1.0
+DAYS_CHOICES = ("Mon-Fri", "Sun-Thu", "Mon-Sat", "Mon-Sun")
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
+                               "frame-ancestors 'none'; base-uri 'none'",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Cache-Control": "no-store",
+    "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
+}
+
+
+class PageError(Exception):
+    """Ends a request with a plain page: a status and one or two sentences."""
+
+    def __init__(self, status: int, title: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.title, self.message = status, title, message
+
+
+def _utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def create_app(settings: Settings | None = None, *, clock: Callable[[], datetime] = _utc_now,
+               send: Callable[[Any], object] | None = None) -> FastAPI:
+    settings = settings or load_settings()
+    signer = LinkSigner(link_keys(settings))
+    clicks = ClickLog(settings.db_path)
+    deliver = send or transport_for(settings)
+    # Every template is HTML: escape everything (the default would leave `.j2` files unescaped).
+    templates = Jinja2Templates(env=Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=True))
+    link_requests = RateLimiter(per_window=5, window=timedelta(minutes=10))
+    link_requests_per_address = RateLimiter(per_window=3, window=timedelta(hours=1))
+
+    app = FastAPI(title="emberwatch", docs_url=None, redoc_url=None, openapi_url=None)
+    app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
+
+    @app.middleware("http")
+    async def security_headers(request: Request, call_next):
+        response = await call_next(request)
+        for name, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
+        return response
+
+    # --- plumbing -------------------------------------------------------------------------------------------
+
+    def page(request: Request, template: str, title: str, status: int = 200, **context: Any) -> HTMLResponse:
+        return templates.TemplateResponse(request, template, {
+            "title": title, "support_resource": settings.support_resource, "notice": None, **context},
+            status_code=status)
+
+    @app.exception_handler(PageError)
+    async def page_error(request: Request, exc: PageError) -> HTMLResponse:
+        headers = {"Retry-After": "120"} if exc.status == 503 else None
+        response = page(request, "message.html.j2", exc.title, exc.status, message=exc.message)
+        if headers:
+            response.headers.update(headers)
+        return response
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> HTMLResponse:
+        if exc.status_code == 404:
+            return page(request, "message.html.j2", "Nothing here", 404,
+                        message="This address does not lead to a page. The links in your emails do.")
+        return page(request, "message.html.j2", "That did not work", exc.status_code,
+                    message="This request could not be handled. The links in your emails lead to your page.")
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_request(request: Request, exc: RequestValidationError) -> HTMLResponse:
+        return page(request, "message.html.j2", "That did not work", 400,
+                    message="Something in that request was missing or out of place. Please go back and try again.")
+
+    def verify(purpose: str, token: str) -> SignedLink:
+        try:
+            return signer.verify(purpose, token, clock())
+        except LinkError as exc:
+            status = 410 if "expired" in str(exc) else 403
+            raise PageError(status, "This link cannot be used", str(exc)) from None
+
+    def form_token(person_id: str) -> str:
+        return signer.sign("form", person_id, clock())
+
+    async def form_of(request: Request, person_id: str) -> dict[str, str]:
+        """The posted form, after its CSRF token proves it came from this person's own page."""
+        form = {k: str(v) for k, v in (await request.form()).items()}
+        try:
+            token = signer.verify("form", form.get("form_token", ""), clock())
+        except LinkError:
+            token = None
+        if token is None or token.person_id != person_id:
+            raise PageError(403, "Please try that again",
+                            "This form has expired or did not come from your page. Please reload your page and "
+                            "try again; nothing was changed.")
+        return form
+
+    def open_store(wait_s: float) -> Store:
+        try:
+            return Store(settings.db_path, wait_s=wait_s)
+        except StoreError:
+            raise PageError(503, "Back in a few minutes",
+                            "emberwatch is busy with its nightly update for a few minutes. Please try again "
+                            "shortly; anything you saved is kept.") from None
+
+    def apply_now() -> bool:
+        """Apply recorded clicks if the database is free; False when they wait for the next run."""
+        try:
+            store = Store(settings.db_path, wait_s=APPLY_WAIT_S)
+        except StoreError:
+            return False
+        with store:
+            apply_clicks(store, clicks, settings.outbox_dir, clock())
+        return True
+
+    def record(person_id: str, action: str, params: dict[str, Any]) -> bool:
+        clicks.record(person_id, action, params)
+        return apply_now()
+
+    def known_person(link: SignedLink) -> Overview:
+        with open_store(READ_WAIT_S) as store:
+            try:
+                return overview(store, link.person_id, clock())
+            except StoreError:
+                # Erased since the email was sent: the same answer as any link that no longer works.
+                raise PageError(410, "This link cannot be used",
+                                "This link no longer leads to a page. If you are enrolled, the link in your most "
+                                "recent email will work.") from None
+
+    def send_note(kind: str, person_id: str, url: str) -> None:
+        with open_store(READ_WAIT_S) as store:
+            person = store.person(person_id)
+        now = clock()
+        to = recipient(person, links_for(person, settings, now))
+        ms = message_settings(settings)
+        # Unique per request (these are not ledger emails): the Message-ID names the kind and the moment.
+        message_id = message_id_for(person_id, kind, now.isoformat())
+        deliver(to_email_message(compose_door_note(kind, to, url, ms), to, ms, message_id, now))
+
+    def url_for(path: str) -> str:
+        return settings.public_url.rstrip("/") + path
+
+    # --- the person's page ----------------------------------------------------------------------------------
+
+    @app.get("/me/{token}", response_class=HTMLResponse)
+    def my_page(request: Request, token: str, done: str | None = None) -> HTMLResponse:
+        link = verify("page", token)
+        status = known_person(link)
+        pending = bool(clicks.pending(link.person_id))
+        return page(request, "me.html.j2", "Your emberwatch page", token=token, s=status,
+                    form_token=form_token(link.person_id), notice=_notice(done, pending),
+                    words=_status_words(status), detail_levels=DETAIL_LEVELS,
+                    days_choices=_days_choices(status.days), window_start=status.window.split("-")[0],
+                    window_end=status.window.split("-")[1], today=_local_today(status, clock()).isoformat())
+
+    @app.get("/me/{token}/pause", response_class=HTMLResponse)
+    def pause_page(request: Request, token: str) -> HTMLResponse:
+        link = verify("page", token)
+        status = known_person(link)
+        return page(request, "pause.html.j2", "Pause your emails", token=token, s=status,
+                    form_token=form_token(link.person_id),
+                    today=_local_today(status, clock()).isoformat(),
+                    in_two_weeks=(_local_today(status, clock()) + timedelta(days=14)).isoformat())
+
+    @app.post("/me/{token}/emails")
+    async def save_emails(request: Request, token: str) -> Response:
+        link = verify("page", token)
+        form = await form_of(request, link.person_id)
+        choices = EmailChoices(
+            detail_level=form.get("detail_level") or None,
+            window=f"{form['window_start']}-{form['window_end']}" if form.get("window_start") and form.get(
+                "window_end") else None,
+            days=form.get("days") or None)
+        _check_choices(choices)
+        applied = record(link.person_id, "emails", _params(choices))
+        return _back(token, "saved" if applied else "saved-later")
+
+    @app.post("/me/{token}/pause")
+    async def pause(request: Request, token: str) -> Response:
+        link = verify("page", token)
+        form = await form_of(request, link.person_id)
+        until = None
+        if form.get("until"):
+            try:
+                until = date.fromisoformat(form["until"])
+            except ValueError:
+                raise PageError(400, "Please check the date", "The date was not one we could read; please "
+                                "pick it again.") from None
+        choices = EmailChoices(status="paused", paused_until=until)
+        applied = record(link.person_id, "emails", _params(choices))
+        return _back(token, "paused" if applied else "paused-later")
+
+    @app.post("/me/{token}/resume")
+    async def resume(request: Request, token: str) -> Response:
+        link = verify("page", token)
+        await form_of(request, link.person_id)
+        applied = record(link.person_id, "emails", _params(EmailChoices(status="active")))
+        return _back(token, "resumed" if applied else "resumed-later")
+
+    @app.post("/me/{token}/stop")
+    async def stop(request: Request, token: str) -> Response:
+        link = verify("page", token)
+        await form_of(request, link.person_id)
+        applied = record(link.person_id, "emails", _params(EmailChoices(status="stopped")))
+        return _back(token, "stopped" if applied else "stopped-later")
+
+    @app.post("/me/{token}/data/{kind}")
+    async def ask_for_confirmation(request: Request, token: str, kind: str) -> Response:
+        """Taking or erasing data needs a fresh link sent to the person's own address: a forwarded email is
+        not enough to download or delete anything."""
+        if kind not in ("export", "erase"):
+            raise PageError(404, "Nothing here", "This address does not lead to a page.")
+        link = verify("page", token)
+        await form_of(request, link.person_id)
+        confirm = quote(signer.sign(f"confirm-{kind}", link.person_id, clock()), safe="")
+        send_note(f"confirm-{kind}", link.person_id, url_for(f"/confirm/{kind}/{confirm}"))
+        return _back(token, f"sent-{kind}")
+
+    # --- confirmations ---------------------------------------------------------------------------------------
+
+    @app.get("/confirm/{kind}/{token}", response_class=HTMLResponse)
+    def confirm_page(request: Request, kind: str, token: str) -> HTMLResponse:
+        link = _confirmation(kind, token, consume=False)
+        return page(request, "confirm.html.j2",
+                    "Take a copy of your data" if kind == "export" else "Delete all your data",
+                    kind=kind, token=token, form_token=form_token(link.person_id))
+
+    @app.post("/confirm/{kind}/{token}")
+    async def confirm(request: Request, kind: str, token: str) -> Response:
+        link = _confirmation(kind, token, consume=False)
+        await form_of(request, link.person_id)
+        if kind == "export":
+            store = open_store(READ_WAIT_S)  # busy: answer before the link is used up
+            with store:
+                if not clicks.use_once(link.nonce, link.purpose):
+                    raise _used()
+                body = _export_zip(store, link.person_id)
+            return Response(body, media_type="application/zip", headers={
+                "Content-Disposition": 'attachment; filename="emberwatch-my-data.zip"'})
+        if not clicks.use_once(link.nonce, link.purpose):
+            raise _used()
+        applied = record(link.person_id, "erase", {})
+        return page(request, "message.html.j2", "Your data is deleted" if applied else "Your data is being deleted",
+                    message=("Everything emberwatch held about you is deleted, and no more emails will come. "
+                             "Only the fact that a deletion happened is kept.") if applied else
+                            ("emberwatch is in the middle of its nightly update; everything it holds about you "
+                             "will be deleted within minutes, before any email could go out."))
+
+    def _confirmation(kind: str, token: str, *, consume: bool) -> SignedLink:
+        if kind not in ("export", "erase"):
+            raise PageError(404, "Nothing here", "This address does not lead to a page.")
+        return verify(f"confirm-{kind}", token)
+
+    def _used() -> PageError:
+        return PageError(410, "This link has been used",
+                         "Each of these links works once. Your page can send you a new one.")
+
+    # --- one-click unsubscribe (RFC 8058) ---------------------------------------------------------------------
+
+    @app.get("/unsubscribe/{token}", response_class=HTMLResponse)
+    def unsubscribe_page(request: Request, token: str) -> HTMLResponse:
+        # Mail scanners open links: a GET only shows the button.
+        verify("unsubscribe", token)
+        return page(request, "unsubscribe.html.j2", "Stop emberwatch emails?", token=token)
+
+    @app.post("/unsubscribe/{token}", response_class=HTMLResponse)
+    async def unsubscribe(request: Request, token: str) -> HTMLResponse:
+        # A mail client's one-click POST carries `List-Unsubscribe=One-Click` and no form token: the signed
+        # link is the authority here, and stopping email is the one action safe to take on it alone.
+        link = verify("unsubscribe", token)
+        form = await request.form()
+        if form.get("List-Unsubscribe") != "One-Click":
+            raise PageError(400, "That did not work", "Please use the button on the page to stop your emails.")
+        record(link.person_id, "emails", _params(EmailChoices(status="stopped")))
+        return page(request, "message.html.j2", "Your emails are stopped",
+                    message="No more emails will come from emberwatch. Your page, from any earlier email, can "
+                            "start them again or delete your data.")
+
+    # --- asking for a fresh link -----------------------------------------------------------------------------
+
+    @app.get("/", response_class=HTMLResponse)
+    def home(request: Request) -> HTMLResponse:
+        return page(request, "home.html.j2", "emberwatch", form_token=form_token("-"))
+
+    @app.post("/link", response_class=HTMLResponse)
+    async def email_me_a_link(request: Request) -> HTMLResponse:
+        form = await form_of(request, "-")
+        address = " ".join(form.get("email", "").split()).lower()
+        client = request.client.host if request.client else "?"
+        address_key = hashlib.sha256(address.encode()).hexdigest()
+        if not link_requests.allow(client, clock()) or not link_requests_per_address.allow(address_key, clock()):
+            raise PageError(429, "Please wait a little",
+                            "Several links were asked for in a short time. Please try again in a while.")
+        person_id = _person_with_address(address)
+        if person_id is not None:
+            to_page = quote(signer.sign("page", person_id, clock()), safe="")
+            send_note("page-link", person_id, url_for(f"/me/{to_page}"))
+        # The same answer whether or not the address is enrolled: the page must not tell who uses emberwatch.
+        return page(request, "message.html.j2", "Check your inbox",
+                    message="If that address is enrolled in emberwatch, a link to your page is on its way.")
+
+    def _person_with_address(address: str) -> str | None:
+        if "@" not in address or len(address) > 320:
+            return None
+        try:
+            store = Store(settings.db_path, wait_s=READ_WAIT_S)
+        except StoreError:
+            log.warning("A page link was asked for while the database was busy; none was sent.")
+            return None
+        with store:
+            rows = store.query_rows("SELECT person_id FROM persons WHERE lower(email) = ? AND status != 'stopped'",
+                                    [address])
+        return rows[0][0] if rows else None
+
+    return app
+
+
+# --- helpers ------------------------------------------------------------------------------------------------------
+
+NOTICES = {
+    "saved": "Saved. Your next email follows these choices.",
+    "saved-later": "Saved. emberwatch is in its nightly update; your choices apply before your next email.",
+    "paused": "Your emails are paused.",
+    "paused-later": "Your emails are paused; this applies before any email could go out.",
+    "resumed": "Your emails are back on.",
+    "resumed-later": "Your emails are back on from the next email.",
+    "stopped": "Your emails are stopped.",
+    "stopped-later": "Your emails are stopped; this applies before any email could go out.",
+    "sent-export": "We have emailed you a link to download your data. It works once, within half an hour.",
+    "sent-erase": "We have emailed you a link to delete your data. It works once, within half an hour.",
+}
+
+
+def _notice(done: str | None, pending: bool) -> str | None:
+    if done in NOTICES:
+        return NOTICES[done]
+    return "Your latest choices are saved and apply before your next email." if pending else None
+
+
+def _back(token: str, done: str) -> RedirectResponse:
+    # Post/redirect/get: reloading the page does not post the form again.
+    return RedirectResponse(f"/me/{quote(token, safe='')}?done={done}", status_code=303)
+
+
+def _params(choices: EmailChoices) -> dict[str, Any]:
+    return {k: (v.isoformat() if isinstance(v, date) else v) for k, v in vars(choices).items() if v is not None}
+
+
+def _check_choices(choices: EmailChoices) -> None:
+    """Refuse a choice now, with a sentence, rather than record one that could never be applied."""
+    from alerts.schedule import ScheduleError, parse_window, parse_working_days
+
+    try:
+        if choices.detail_level is not None and choices.detail_level not in DETAIL_LEVELS:
+            raise ChoiceError("The detail level is minimal, numbers or charts.")
+        if choices.window is not None:
+            parse_window(choices.window)
+        if choices.days is not None:
+            parse_working_days(choices.days)
+    except (ChoiceError, ScheduleError) as exc:
+        raise PageError(400, "Please check your choices", str(exc)) from None
+
+
+def _local_today(status: Overview, now_utc: datetime) -> date:
+    return now_utc.astimezone(ZoneInfo(status.tz_name)).date()
+
+
+def _days_choices(current: str) -> list[str]:
+    return list(DAYS_CHOICES) if current in DAYS_CHOICES else [current, *DAYS_CHOICES]
+
+
+def _day_words(day: date) -> str:
+    return f"{day:%A} {day.day} {day:%B %Y}"
+
+
+def _status_words(s: Overview) -> dict[str, str]:
+    """The page's sentences about where things stand (no health value)."""
+    source = {
+        "google-health": "Your watch, through Google Health (Fitbit or Pixel Watch).",
+        "fitbit-web": "Your Fitbit, through the old Fitbit connection (retired by Google).",
+        "fitbit-export": "A Fitbit export you shared; no watch is connected.",
+        "synthetic": "Practice data (a demonstration).",
+    }.get(s.source, s.source)
+    if s.needs_reconnect:
+        source = "The connection to your watch has ended; you can reconnect it below."
+    if s.warming_up:
+        usual = (f"Still learning your usual: comparisons begin after about {s.nights_until_comparisons} more "
+                 f"night{'s' if s.nights_until_comparisons != 1 else ''} with data.")
+    else:
+        usual = f"Learnt from your own nights ({s.valid_nights} nights with data so far)."
+    if s.emails == "stopped":
+        emails = "Stopped. Nothing will be sent until you start them again."
+    elif s.emails == "paused":
+        emails = (f"Paused until {_day_words(s.paused_until)}; they start again the day after."
+                  if s.paused_until else "Paused until you start them again.")
+    else:
+        emails = f"On: {s.detail_level} detail, {s.window} on {s.days}, your time ({s.tz_name})."
+    next_email = "None while your emails are paused or stopped."
+    if s.next_email_from_utc is not None:
+        local = s.next_email_from_utc.astimezone(ZoneInfo(s.tz_name))
+        next_email = f"From {_day_words(local.date())}, {local:%H:%M}, if there is something to send."
+    return {"source": source, "last_night": _day_words(s.last_night) if s.last_night else "None yet.",
+            "usual": usual, "emails": emails, "next_email": next_email}
+
+
+def _export_zip(store: Store, person_id: str) -> bytes:
+    """The existing export (Parquet + CSV + README), as one zip download built in memory."""
+    with tempfile.TemporaryDirectory(prefix="emberwatch-export-") as folder:
+        files = export_person(store, person_id, Path(folder) / "data")
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+            for path in files:
+                archive.write(path, f"emberwatch-my-data/{path.name}")
+        return buffer.getvalue()
