@@ -45,7 +45,7 @@ def register(app: typer.Typer, person_app: typer.Typer) -> None:
         """Send queued emails that are due now (inside each person's window); schedule it every 15 minutes."""
         from storage.store import Store, StoreError
         from pipelines.settings import load_settings
-        from pipelines.steps import deliver_queued, transport_for
+        from pipelines.steps import apply_recorded_choices, deliver_queued, transport_for
 
         settings = load_settings()
         try:
@@ -54,7 +54,9 @@ def register(app: typer.Typer, person_app: typer.Typer) -> None:
             typer.secho(str(exc), fg=typer.colors.RED, err=True)  # a sentence, not a traceback
             raise typer.Exit(code=1)
         with store:
-            result = deliver_queued(store, transport_for(settings), datetime.now(timezone.utc))
+            now_utc = datetime.now(timezone.utc)
+            apply_recorded_choices(store, settings, now_utc)
+            result = deliver_queued(store, transport_for(settings), now_utc)
         typer.echo(f"{result.sent} sent, {result.deferred} deferred (will retry), {result.failed} failed, "
                    f"{result.waiting} waiting for their window")
         if result.failed:

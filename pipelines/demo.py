@@ -61,6 +61,7 @@ def deliver_until(settings: Settings, until_utc: datetime) -> int:
             "SELECT DISTINCT deliver_after_utc FROM email_ledger WHERE status = 'queued' AND deliver_after_utc < ? "
             "ORDER BY 1", [until_utc.replace(tzinfo=None)])]
         for due in due_times:
+            steps.apply_recorded_choices(store, settings, due.replace(tzinfo=timezone.utc))
             sent += steps.deliver_queued(store, steps.transport_for(settings), due.replace(tzinfo=timezone.utc)).sent
     return sent
 

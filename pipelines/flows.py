@@ -73,6 +73,7 @@ def compute_features(store: Store, results: list[steps.SyncResult]):
 
 @task(name="decide_alerts", **_TASK_OPTIONS)
 def decide_alerts(store: Store, people: list[Person], night: date, settings: Settings, now_utc: datetime):
+    steps.queue_no_data_notes(store, people, night, settings, now_utc)
     return steps.queue_alerts(store, people, night, settings, now_utc)
 
 
@@ -88,6 +89,7 @@ def retention(store: Store, settings: Settings, now_utc: datetime):
 
 @task(name="deliver", **_TASK_OPTIONS)
 def deliver(store: Store, settings: Settings, now_utc: datetime) -> steps.DeliveryResult:
+    steps.apply_recorded_choices(store, settings, now_utc)  # a click made during the run counts for this send
     return steps.deliver_queued(store, steps.transport_for(settings), now_utc)
 
 

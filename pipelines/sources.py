@@ -35,12 +35,12 @@ def consent_lost_handler(store: Store):
     """Mark the person needs_reconsent and queue exactly one kind "please reconnect" email."""
 
     def handle(person_id: str, source: str, reason: str) -> None:
-        from alerts.reconnect import queue_reconnect
         from pipelines.settings import load_settings
+        from pipelines.steps import queue_door_note
 
         person = store.set_person(person_id, status=NEEDS_RECONSENT)
         now = datetime.now(timezone.utc)
-        queue_reconnect(store, person, now.date(), load_settings().email_from, now)
+        queue_door_note(store, person, "reconnect", now.date().isoformat(), load_settings(), now, to_connect=True)
         log.warning("Person %s must reconnect %s; a reconnect email is queued.", person_id, source)
 
     return handle

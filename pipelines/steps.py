@@ -11,7 +11,7 @@ from functools import lru_cache
 from datetime import date, datetime, timedelta, timezone
 from typing import Callable, Iterable
 
-from alerts.compose import compose_alert, compose_digest, to_email_message
+from alerts.compose import compose_alert, compose_digest, compose_door_note, to_email_message
 from alerts.nightly_alert import alert_for_night
 from alerts.digest import build_week_summary, period_key
 from alerts.ledger import already_queued, mark_attempt, mark_failed, mark_sent, queue_email, queued, waiting
@@ -142,6 +142,43 @@ def queue_composed(store: Store, person: Person, kind: str, period: str, setting
         now_utc)
 
 
+def queue_door_note(store: Store, person: Person, kind: str, period: str, settings: Settings, now_utc: datetime,
+                    *, to_connect: bool = False, deliver_now: bool = False) -> bool:
+    """One of the door's short notes (alerts.compose.DOOR_NOTES: invite, reconnect, no-data), once per person,
+    kind and period. Its link opens the person's page, or goes straight to connecting their watch."""
+    to = recipient(person, links_for(person, settings, now_utc))
+    url = to.links.page + ("/connect" if to_connect else "")  # type: ignore[union-attr]
+    ms = message_settings(settings)
+    return queue_email(
+        store, person, kind, period,
+        lambda message_id: to_email_message(compose_door_note(kind, to, url, ms), to, ms, message_id, now_utc),
+        now_utc, now_utc if deliver_now else None)
+
+
+# A watch that has sent nothing for this many nights gets one note (docs/email.md): long enough that a weekend
+# off the wrist or a missed sync says nothing, short enough to catch a dead connection within the week.
+NO_DATA_AFTER_NIGHTS = 4
+
+
+def queue_no_data_notes(store: Store, people: Iterable[Person], night: date, settings: Settings,
+                        now_utc: datetime) -> int:
+    """One kind note when a connected watch has sent nothing for NO_DATA_AFTER_NIGHTS nights; keyed on the last
+    night received, so there is no second note until data comes back (and a later gap gets its own)."""
+    from pipelines.sources import LIVE_SOURCES
+
+    queued = 0
+    for person in people:
+        if person.source not in LIVE_SOURCES or person.status != "active":
+            continue
+        last, enrolled = store.query_rows(
+            "SELECT (SELECT max(night_date) FROM sleep_sessions WHERE person_id = ?), "
+            "(SELECT enrolled_at FROM persons WHERE person_id = ?)", [person.person_id, person.person_id])[0]
+        since = last or enrolled.date()
+        if (night - since).days >= NO_DATA_AFTER_NIGHTS:
+            queued += queue_door_note(store, person, "no-data", since.isoformat(), settings, now_utc)
+    return queued
+
+
 @dataclass
 class AlertStepResult:
     outcomes: dict[str, Outcome] = field(default_factory=dict)
@@ -204,6 +241,18 @@ class DeliveryResult:
     deferred: int = 0  # tried and failed for now (transient): stays queued for a later run
     failed: int = 0
     waiting: int = 0  # queued but not due yet (outside the person's window), or the person is paused
+
+
+def apply_recorded_choices(store: Store, settings: Settings, now_utc: datetime) -> int:
+    """Before anything is sent: what people chose on their page while the database was busy, and pauses whose
+    end date has passed. Returns how many changes were applied."""
+    from pipelines.people import apply_clicks, resume_ended_pauses
+    from storage.clicks import ClickLog
+
+    if str(store.path) == ":memory:":
+        return len(resume_ended_pauses(store, now_utc))
+    return apply_clicks(store, ClickLog(store.path), settings.outbox_dir, now_utc) + \
+        len(resume_ended_pauses(store, now_utc))
 
 
 def deliver_queued(store: Store, send: Callable, now_utc: datetime | None = None) -> DeliveryResult:

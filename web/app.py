@@ -100,7 +100,8 @@ def create_app(settings: Settings | None = None, *, clock: Callable[[], datetime
 
     def page(request: Request, template: str, title: str, status: int = 200, **context: Any) -> HTMLResponse:
         return templates.TemplateResponse(request, template, {
-            "title": title, "support_resource": settings.support_resource, "notice": None, **context},
+            "title": title, "support_resource": settings.support_resource, "notice": None, "back": None,
+            **context},
             status_code=status)
 
     @app.exception_handler(PageError)
@@ -189,6 +190,14 @@ def create_app(settings: Settings | None = None, *, clock: Callable[[], datetime
         message_id = message_id_for(person_id, kind, now.isoformat())
         deliver(to_email_message(compose_door_note(kind, to, url, ms), to, ms, message_id, now))
 
+    def answer(request: Request, token: str, done: str, applied: bool = True) -> Response:
+        """Back to the page that was changed; while the database is busy the page cannot be drawn, so the
+        answer is the sentence alone (the choice is recorded and applies before the next email)."""
+        if applied:
+            return _back(token, done)
+        return page(request, "message.html.j2", "Saved", message=NOTICES[f"{done}-later"],
+                    back=f"/me/{quote(token, safe='')}")
+
     def url_for(path: str) -> str:
         return settings.public_url.rstrip("/") + path
 
@@ -224,8 +233,7 @@ def create_app(settings: Settings | None = None, *, clock: Callable[[], datetime
                 "window_end") else None,
             days=form.get("days") or None)
         _check_choices(choices)
-        applied = record(link.person_id, "emails", _params(choices))
-        return _back(token, "saved" if applied else "saved-later")
+        return answer(request, token, "saved", record(link.person_id, "emails", _params(choices)))
 
     @app.post("/me/{token}/pause")
     async def pause(request: Request, token: str) -> Response:
@@ -239,22 +247,21 @@ def create_app(settings: Settings | None = None, *, clock: Callable[[], datetime
                 raise PageError(400, "Please check the date", "The date was not one we could read; please "
                                 "pick it again.") from None
         choices = EmailChoices(status="paused", paused_until=until)
-        applied = record(link.person_id, "emails", _params(choices))
-        return _back(token, "paused" if applied else "paused-later")
+        return answer(request, token, "paused", record(link.person_id, "emails", _params(choices)))
 
     @app.post("/me/{token}/resume")
     async def resume(request: Request, token: str) -> Response:
         link = verify("page", token)
         await form_of(request, link.person_id)
-        applied = record(link.person_id, "emails", _params(EmailChoices(status="active")))
-        return _back(token, "resumed" if applied else "resumed-later")
+        return answer(request, token, "resumed",
+                      record(link.person_id, "emails", _params(EmailChoices(status="active"))))
 
     @app.post("/me/{token}/stop")
     async def stop(request: Request, token: str) -> Response:
         link = verify("page", token)
         await form_of(request, link.person_id)
-        applied = record(link.person_id, "emails", _params(EmailChoices(status="stopped")))
-        return _back(token, "stopped" if applied else "stopped-later")
+        return answer(request, token, "stopped",
+                      record(link.person_id, "emails", _params(EmailChoices(status="stopped"))))
 
     @app.post("/me/{token}/data/{kind}")
     async def ask_for_confirmation(request: Request, token: str, kind: str) -> Response:

@@ -1,0 +1,294 @@
+"""The clinician's door over real HTTP (uvicorn on loopback): signed links, forms, one-click unsubscribe,
+taking and erasing data behind emailed single-use links, and the "email me a link" form."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import io
+import re
+import zipfile
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import requests
+
+from pipelines.settings import load_settings
+from pipelines.steps import links_for
+from storage.clicks import ClickLog
+from storage.store import Store
+from tests.web_server import serve
+from web.app import create_app
+
+NOW = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
+LINK_KEY = "web-test-link-key-0123456789"
+
+
+class Clock:
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture
+def door(tmp_path):
+    """A home with two people and the door serving it; emails go to the outbox folder."""
+    home = tmp_path / "home"
+    settings = load_settings(home=home, link_key=LINK_KEY, public_url="http://door.test")
+    with Store(settings.db_path) as store:
+        store.add_person("c01", "ana@example.org", "Europe/London", "synthetic")
+        store.add_person("c02", "ben@example.org", "Europe/Oslo", "synthetic")
+    clock = Clock(NOW)
+    with serve(create_app(settings, clock=clock)) as base:
+        yield Door(settings, base, clock)
+
+
+class Door:
+    def __init__(self, settings, base: str, clock: Clock) -> None:
+        self.settings, self.base, self.clock = settings, base, clock
+        self.http = requests.Session()
+
+    def link(self, person_id: str = "c01"):
+        with Store(self.settings.db_path) as store:
+            person = store.person(person_id)
+        links = links_for(person, self.settings, self.clock.now)
+        return type(links)(*(u.replace(self.settings.public_url, self.base) for u in vars(links).values()))
+
+    def person(self, person_id: str = "c01"):
+        with Store(self.settings.db_path) as store:
+            return store.person(person_id)
+
+    def rows(self) -> dict[str, int]:
+        with Store(self.settings.db_path) as store:
+            return store.table_counts()
+
+    def form_token(self, html: str) -> str:
+        return re.search(r'name="form_token" value="([^"]+)"', html).group(1)
+
+    def page(self, person_id: str = "c01") -> tuple[str, str]:
+        page_url = self.link(person_id).page
+        response = self.http.get(page_url)
+        assert response.status_code == 200, response.text
+        return page_url, response.text
+
+    def emails(self) -> list[email.message.EmailMessage]:
+        return [email.message_from_bytes(p.read_bytes(), policy=email.policy.default)
+                for p in sorted(self.settings.outbox_dir.glob("*.eml"))]
+
+    def link_in_last_email(self, pattern: str) -> str:
+        text = self.emails()[-1].get_body(("plain",)).get_content()
+        url = re.search(rf"{re.escape(self.settings.public_url)}({pattern}\S+)", text).group(1)
+        return self.base + url
+
+
+def visible(html: str) -> str:
+    return " ".join(re.sub(r"<[^>]+>", " ", html).split())
+
+
+def test_the_page_opens_from_an_email_link_and_says_where_things_stand(door):
+    response = door.http.get(door.link().page)
+    assert response.status_code == 200
+    text = visible(response.text)
+    assert "Your emberwatch page" in text
+    assert "Still learning your usual" in text
+    assert "On: minimal detail, 07:30-08:30 on Mon-Fri, your time (Europe/London)." in text
+    assert "ana@example.org" not in response.text  # the page never shows (or leaks) the address
+
+
+def test_every_page_carries_the_safety_headers(door):
+    for response in (door.http.get(door.link().page), door.http.get(door.base + "/"),
+                     door.http.get(door.base + "/me/forged")):
+        headers = response.headers
+        assert headers["Referrer-Policy"] == "no-referrer"
+        assert "frame-ancestors 'none'" in headers["Content-Security-Policy"]
+        assert "default-src 'none'" in headers["Content-Security-Policy"]
+        assert headers["X-Frame-Options"] == "DENY"
+        assert headers["Cache-Control"] == "no-store"
+
+
+def test_changing_the_detail_and_window_takes_effect_at_once(door):
+    page_url, html = door.page()
+    response = door.http.post(page_url + "/emails", data={
+        "form_token": door.form_token(html), "detail_level": "numbers", "window_start": "08:00",
+        "window_end": "09:00", "days": "Sun-Thu"}, allow_redirects=False)
+    assert response.status_code == 303
+    after = door.http.get(door.base + response.headers["Location"])
+    assert "Saved. Your next email follows these choices." in visible(after.text)
+    assert door.person().detail_level == "numbers"
+    with Store(door.settings.db_path) as store:
+        assert store.delivery_preferences("c01") == ("08:00-09:00", "Sun-Thu")
+    assert door.person("c02").detail_level == "minimal"
+
+
+@pytest.mark.parametrize("form_token", ["", "forged", "other-person"])
+def test_a_form_without_its_own_token_changes_nothing(door, form_token):
+    page_url, html = door.page()
+    if form_token == "other-person":
+        form_token = door.form_token(door.page("c02")[1])
+    before = door.rows()
+    response = door.http.post(page_url + "/stop", data={"form_token": form_token})
+    assert response.status_code == 403
+    assert "nothing was changed" in visible(response.text)
+    assert door.person().status == "active" and door.rows() == before
+
+
+@pytest.mark.parametrize("change", ["tampered", "wrong purpose", "cut short", "expired"])
+def test_a_bad_link_gets_a_plain_4xx_page_and_changes_nothing(door, change):
+    links = door.link()
+    token = links.page.rsplit("/", 1)[1]
+    if change == "tampered":
+        url = links.page[:-2] + ("AA" if not links.page.endswith("AA") else "BB")
+    elif change == "wrong purpose":
+        url = door.base + "/me/" + links.unsubscribe.rsplit("/", 1)[1]
+    elif change == "cut short":
+        url = door.base + "/me/" + token[: len(token) // 2]
+    else:
+        door.clock.now = NOW + timedelta(days=61)
+        url = links.page
+    before = door.rows()
+    response = door.http.get(url)
+    assert response.status_code == (410 if change == "expired" else 403)
+    assert "Traceback" not in response.text and "This link cannot be used" in response.text
+    stop = door.http.post(url + "/stop", data={"form_token": "x"})
+    assert stop.status_code in (403, 410)
+    assert door.person().status == "active" and door.rows() == before
+
+
+def test_one_click_unsubscribe_stops_at_once_but_a_get_only_asks(door):
+    unsubscribe = door.link().unsubscribe
+    shown = door.http.get(unsubscribe)  # what a mail scanner does
+    assert shown.status_code == 200 and "Stop my emails" in shown.text
+    assert door.person().status == "active"
+    # What a mail client sends for RFC 8058: a POST with exactly this body, no cookies, no form token.
+    response = requests.post(unsubscribe, data="List-Unsubscribe=One-Click",
+                             headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert response.status_code == 200
+    assert door.person().status == "stopped"
+    assert door.person("c02").status == "active"
+
+
+def test_a_post_to_the_unsubscribe_link_without_the_one_click_body_changes_nothing(door):
+    response = door.http.post(door.link().unsubscribe, data={"something": "else"})
+    assert response.status_code == 400
+    assert door.person().status == "active"
+
+
+def test_pause_until_a_date_then_emails_resume_after_it_by_themselves(door):
+    from pipelines.people import resume_ended_pauses
+
+    page_url, html = door.page()
+    pause_page = door.http.get(page_url + "/pause")
+    assert pause_page.status_code == 200 and door.person().status == "active"  # a GET changes nothing
+    response = door.http.post(page_url + "/pause", data={"form_token": door.form_token(pause_page.text),
+                                                        "until": "2026-12-20"})
+    assert response.status_code == 200 and "Your emails are paused." in visible(response.text)
+    assert (door.person().status, door.person().paused_until) == ("paused", date(2026, 12, 20))
+    assert "Paused until Sunday 20 December 2026" in visible(door.page()[1])
+    with Store(door.settings.db_path) as store:
+        assert resume_ended_pauses(store, datetime(2026, 12, 20, 23, 0, tzinfo=UTC)) == []
+        assert resume_ended_pauses(store, datetime(2026, 12, 21, 0, 30, tzinfo=UTC)) == ["c01"]
+    assert (door.person().status, door.person().paused_until) == ("active", None)
+
+
+def test_taking_your_data_needs_a_fresh_single_use_link_sent_to_your_own_address(door):
+    page_url, html = door.page()
+    response = door.http.post(page_url + "/data/export", data={"form_token": door.form_token(html)})
+    assert "We have emailed you a link to download your data" in visible(response.text)
+    [note] = door.emails()
+    assert note["To"] == "ana@example.org" and note["Subject"] == "Your data from emberwatch"
+    confirm_url = door.link_in_last_email("/confirm/export/")
+    confirm_page = door.http.get(confirm_url)
+    assert confirm_page.status_code == 200 and "Download my data" in confirm_page.text
+    download = door.http.post(confirm_url, data={"form_token": door.form_token(confirm_page.text)})
+    assert download.status_code == 200 and download.headers["Content-Type"] == "application/zip"
+    names = zipfile.ZipFile(io.BytesIO(download.content)).namelist()
+    assert "emberwatch-my-data/README.md" in names and "emberwatch-my-data/persons.csv" in names
+    persons = zipfile.ZipFile(io.BytesIO(download.content)).read("emberwatch-my-data/persons.csv").decode()
+    assert "c01" in persons and "c02" not in persons
+    again = door.http.post(confirm_url, data={"form_token": door.form_token(confirm_page.text)})
+    assert again.status_code == 410  # single use
+    door.clock.now = NOW + timedelta(minutes=31)
+    assert door.http.get(confirm_url).status_code == 410  # and short-lived
+
+
+def test_a_page_link_alone_cannot_download_or_erase(door):
+    page_token = door.link().page.rsplit("/", 1)[1]
+    for kind in ("export", "erase"):
+        response = door.http.get(f"{door.base}/confirm/{kind}/{page_token}")
+        assert response.status_code == 403
+    assert door.person().status == "active"
+
+
+def test_erasing_your_data_deletes_everything_after_a_second_yes(door):
+    page_url, html = door.page()
+    door.http.post(page_url + "/data/erase", data={"form_token": door.form_token(html)})
+    confirm_url = door.link_in_last_email("/confirm/erase/")
+    confirm_page = door.http.get(confirm_url)
+    assert "Delete all my data" in confirm_page.text and door.person().status == "active"
+    response = door.http.post(confirm_url, data={"form_token": door.form_token(confirm_page.text)})
+    assert response.status_code == 200 and "Your data is deleted" in response.text
+    with Store(door.settings.db_path) as store:
+        assert [p.person_id for p in store.people(active_only=False)] == ["c02"]
+        assert store.query_rows("SELECT count(*) FROM deletions")[0][0] == 1
+    assert ClickLog(door.settings.db_path).pending() == []
+    assert door.http.get(page_url).status_code == 410  # the old page link leads nowhere now
+
+
+def test_asking_for_a_link_answers_the_same_for_any_address_and_emails_only_the_enrolled(door):
+    home = door.http.get(door.base + "/")
+    token = door.form_token(home.text)
+    known = door.http.post(door.base + "/link", data={"form_token": token, "email": "Ana@Example.org "})
+    unknown = door.http.post(door.base + "/link", data={"form_token": token, "email": "nobody@example.org"})
+    assert known.status_code == unknown.status_code == 200
+    assert visible(known.text) == visible(unknown.text)
+    [note] = door.emails()
+    assert note["To"] == "ana@example.org" and note["Subject"] == "Your emberwatch page"
+    assert door.http.get(door.link_in_last_email("/me/")).status_code == 200
+
+
+def test_asking_for_links_is_rate_limited(door):
+    token = door.form_token(door.http.get(door.base + "/").text)
+    answers = [door.http.post(door.base + "/link", data={"form_token": token, "email": f"x{i}@example.org"})
+               .status_code for i in range(7)]
+    assert answers == [200] * 5 + [429] * 2
+
+
+def test_a_click_while_the_database_is_held_is_kept_and_applied_before_the_next_send(door):
+    from tests.test_writer import hold, wait_until_holding
+
+    page_url, html = door.page()
+    holder = hold(door.settings.db_path, "z01", 4)  # another process holds the database (the nightly run)
+    wait_until_holding(holder)
+    try:
+        response = door.http.post(page_url + "/emails", data={
+            "form_token": door.form_token(html), "detail_level": "charts", "window_start": "07:30",
+            "window_end": "08:30", "days": "Mon-Fri"})
+        assert response.status_code == 200
+        assert "your choices apply before your next email" in visible(response.text)
+    finally:
+        assert holder.wait(timeout=60) == 0
+    assert door.person().detail_level == "minimal"  # not applied yet: the database was busy
+    assert len(ClickLog(door.settings.db_path).pending("c01")) == 1
+    from pipelines.steps import apply_recorded_choices
+
+    with Store(door.settings.db_path) as store:
+        assert apply_recorded_choices(store, door.settings, NOW) == 1
+    assert door.person().detail_level == "charts"
+    assert ClickLog(door.settings.db_path).pending() == []
+
+
+def test_no_address_or_token_reaches_a_log_line(door, caplog):
+    caplog.set_level("DEBUG")
+    page_url, html = door.page()
+    door.http.post(page_url + "/data/export", data={"form_token": door.form_token(html)})
+    home = door.http.get(door.base + "/").text
+    asked = door.http.post(door.base + "/link", data={"form_token": door.form_token(home), "email": "ana@example.org"})
+    assert asked.status_code == 200 and len(door.emails()) == 2
+    token = page_url.rsplit("/", 1)[1]
+    # The server's side: everything but the test's own HTTP client (urllib3 logs the URLs it requests).
+    logged = "\n".join(r.getMessage() for r in caplog.records if not r.name.startswith("urllib3"))
+    assert caplog.records
+    assert "ana@example.org" not in logged and token not in logged
