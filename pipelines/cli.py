@@ -11,7 +11,7 @@ from typing import Optional
 import typer
 
 from pipelines import validate
-from pipelines.cli_common import RefusingGroup, person_store, refuse
+from pipelines.cli_common import RefusingGroup, person_store, refuse, retention_sentence
 from pipelines.cli_common import settings as _settings
 
 app = typer.Typer(help="emberwatch: gentle early warning on the physical signals of burnout.", no_args_is_help=True,
@@ -205,24 +205,10 @@ def import_fitbit_export(
     typer.echo(f"Imported {result.sync.records} records from {result.sync.payloads} files "
                f"({result.new_payloads} new); {result.features.feature_rows} nights of features.")
     if result.nights is not None:
-        typer.echo(_retention_sentence(result.nights.first, result.nights.last, result.arrived_on))
+        typer.echo(retention_sentence(result.nights.first, result.nights.last, result.arrived_on))
     if result.sync.rejected:
         typer.echo(f"{result.sync.rejected} item(s) could not be read and were quarantined with a reason; "
                    "`emberwatch status` shows them. Everything else was imported.")
-
-
-def _retention_sentence(first: date, last: date, arrived_on: date) -> str:
-    """Said when history arrives, while the person can still choose otherwise (docs/privacy.md)."""
-    from storage.retention import kept_until
-
-    settings = _settings()
-    nights_until = kept_until(arrived_on, settings.retention_features_days)
-    files_until = kept_until(arrived_on, settings.retention_raw_days)
-    kept = (f"until {nights_until} ({settings.retention_features_days} days from today, "
-            "EMBERWATCH_RETENTION_FEATURES_DAYS)" if nights_until else "until the person is forgotten")
-    files = (f"the imported files themselves until {files_until} (EMBERWATCH_RETENTION_RAW_DAYS)" if files_until
-             else "the imported files until the person is forgotten")
-    return f"Retention keeps these nights ({first} to {last}) {kept}, and {files}; nightly runs remove nothing sooner."
 
 
 def _run_flow(name: str, **params: object):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import date
 from typing import Any
 
 import typer
@@ -50,3 +51,18 @@ def person_store(person_id: str, wait_s: float = 0.0) -> Iterator[tuple[Any, Any
         raise validate.InputError(validate.unknown_person(pid))
     with Store(db_path, wait_s=wait_s) as store:
         yield store, validate.enrolled_person(store, pid)
+
+
+def retention_sentence(first: date, last: date, arrived_on: date) -> str:
+    """Said when history arrives, while the person can still choose otherwise (docs/privacy.md)."""
+    from storage.retention import kept_until
+
+    config = settings()
+    nights_until = kept_until(arrived_on, config.retention_features_days)
+    files_until = kept_until(arrived_on, config.retention_raw_days)
+    kept = (f"until {nights_until} ({config.retention_features_days} days from today, "
+            "EMBERWATCH_RETENTION_FEATURES_DAYS)" if nights_until else "until the person is forgotten")
+    files = (f"the raw files as received until {files_until} (EMBERWATCH_RETENTION_RAW_DAYS)" if files_until
+             else "the raw files until the person is forgotten")
+    return (f"Retention keeps these nights ({first} to {last}) {kept}, and {files}; nightly runs remove "
+            "nothing sooner.")

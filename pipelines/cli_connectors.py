@@ -196,7 +196,7 @@ def register(app: typer.Typer, person_app: typer.Typer) -> None:
     ) -> None:
         """Fetch a person's history (resumable: a second run continues from the last checkpoint)."""
         from pipelines import validate
-        from pipelines.cli_common import person_store
+        from pipelines.cli_common import person_store, retention_sentence
 
         days = validate.count(days, "--days", 1, 3650)
         with person_store(person_id) as (store, person):
@@ -205,3 +205,5 @@ def register(app: typer.Typer, person_app: typer.Typer) -> None:
                 report = backfill_person(store, person_id, days, progress=bar.update)
         typer.echo(f"Backfilled {report.first}..{report.last} for {person_id}: {report.records} records, "
                    f"{report.requests} requests.")
+        if report.slices:
+            typer.echo(retention_sentence(report.first, report.last, datetime.now(timezone.utc).date()))

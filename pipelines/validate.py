@@ -179,16 +179,21 @@ def fitbit_export_folder(path: Path) -> Path:
     return path
 
 
-def new_export_folder(path: Path) -> Path:
-    """`export --out`: a folder that is new or empty, inside one that exists (no stray tree from a typo)."""
-    if path.exists() and not path.is_dir():
-        raise InputError(f"{path} is a file; --out takes a folder name, for example c01-data/.")
-    if path.is_dir() and any(path.iterdir()):
-        raise InputError(f"The folder {path} already holds files; choose a new or empty folder for the export.")
+def _inside_existing_folder(path: Path) -> Path:
+    # A typo in --out must not leave a stray tree of new folders behind.
     if not path.parent.is_dir():
         raise InputError(f"The folder {path.parent} does not exist; create it first or choose --out inside an "
                          "existing folder.")
     return path
+
+
+def new_export_folder(path: Path) -> Path:
+    """`export --out`: a folder that is new or empty, inside one that exists."""
+    if path.exists() and not path.is_dir():
+        raise InputError(f"{path} is a file; --out takes a folder name, for example c01-data/.")
+    if path.is_dir() and any(path.iterdir()):
+        raise InputError(f"The folder {path} already holds files; choose a new or empty folder for the export.")
+    return _inside_existing_folder(path)
 
 
 def features_file(path: Path) -> Path:
@@ -196,10 +201,7 @@ def features_file(path: Path) -> Path:
         raise InputError(f"'{path.name}' should end in .csv or .parquet; those are the formats the export writes.")
     if path.is_dir():
         raise InputError(f"{path} is a folder; --out takes a file name such as nights.parquet.")
-    if not path.parent.is_dir():
-        raise InputError(f"The folder {path.parent} does not exist; create it first or choose --out inside an "
-                         "existing folder.")
-    return path
+    return _inside_existing_folder(path)
 
 
 # --- checks that read the database (still change nothing) ---------------------------------------------------
