@@ -130,7 +130,10 @@ def source(text: str) -> str:
 def live_source(text: str) -> str:
     from pipelines.sources import LIVE_SOURCES
 
-    return one_of(text, "--source", LIVE_SOURCES)
+    if text not in LIVE_SOURCES:
+        raise InputError(f"--source {text!r} is not a live source to connect; type one of: "
+                         f"{', '.join(LIVE_SOURCES)}.")
+    return text
 
 
 def tag_kind(text: str) -> str:
