@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Optional
 
 import typer
 
-app = typer.Typer(help="emberwatch: gentle early warning on the physical signals of burnout.", no_args_is_help=True)
+from pipelines import validate
+from pipelines.cli_common import RefusingGroup, person_store, refuse, retention_sentence
+from pipelines.cli_common import settings as _settings
+
+app = typer.Typer(help="emberwatch: gentle early warning on the physical signals of burnout.", no_args_is_help=True,
+                  cls=RefusingGroup)
 person_app = typer.Typer(help="Enrol people and set their preferences.", no_args_is_help=True)
 import_app = typer.Typer(help="Import data from files.", no_args_is_help=True)
 app.add_typer(person_app, name="person")
@@ -24,17 +28,16 @@ def _quiet_prefect() -> None:
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     # Our own loggers go through Prefect's handlers: into each run's log (UI, API) and onto the terminal.
     os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "emberwatch")
+    # Measured: in Prefect's throwaway local server (SQLite), the task-run recorder competes with flow-run
+    # creation for the database (each collision costs a 2 s client retry) and, when the server stops at exit,
+    # logs "Error flushing N events" at ERROR after a good run. That server records flow runs only; a real
+    # server (PREFECT_API_URL) runs in its own process with its own settings, untouched by this.
+    os.environ.setdefault("PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_ENABLED", "false")
 
 
-def _settings():
-    from pipelines.settings import load_settings
-
-    return load_settings()
-
-
-def _fail(message: str) -> None:
-    typer.secho(message, fg=typer.colors.RED, err=True)
-    raise typer.Exit(code=1)
+def _today_utc() -> date:
+    # A wake date can be "tomorrow" in UTC for zones east of it: one day of slack.
+    return datetime.now(timezone.utc).date() + timedelta(days=1)
 
 
 @app.command()
@@ -44,11 +47,11 @@ def demo(
     seed: int = typer.Option(7, help="Seed of the synthetic cohort."),
 ) -> None:
     """Run the real nightly and weekly flows night by night over a synthetic cohort, into EMBERWATCH_HOME."""
+    validate.count(people, "--people", 1, 1000)
+    validate.count(nights, "--nights", 1, 3650)
+    validate.count(seed, "--seed", 0, 2**32 - 1)  # numpy's seed range
+    _refuse_demo_over_real_people(people)
     _quiet_prefect()
-    # Measured: in Prefect's throwaway local server (SQLite), the task-run recorder competes with flow-run
-    # creation for the database and each collision costs a 2 s client retry (half the demo's nights). The
-    # demo's server is discarded at exit, so it records flow runs only. A real server keeps its own settings.
-    os.environ.setdefault("PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_ENABLED", "false")
     from storage.store import Store
     from pipelines.demo import DemoCohort, run_demo, summary_rows
 
@@ -78,28 +81,43 @@ def demo(
     typer.echo(f"done in {elapsed:.0f} s")
 
 
+def _refuse_demo_over_real_people(people: int) -> None:
+    """The demo enrols c01..cNN: in a home where those ids are real people it would take over their records."""
+    from connectors.synthetic import SyntheticCohort
+    from storage.store import Store
+
+    db_path = _settings().db_path
+    if not db_path.exists():
+        return
+    demo_ids = {p.person_id for p in SyntheticCohort(n_people=people, n_nights=1).people}
+    with Store(db_path) as store:
+        taken = [p.person_id for p in store.people(active_only=False)
+                 if p.person_id in demo_ids and p.source != "synthetic"]
+    if taken:
+        raise validate.InputError(
+            f"{db_path.parent} already holds {', '.join(taken)} with real data, and the demo would take over those "
+            "ids. Run the demo in its own folder: `EMBERWATCH_HOME=demo-data emberwatch demo`.")
+
+
 @person_app.command("add")
 def person_add(
     person_id: str = typer.Argument(..., help="An opaque id, e.g. c01. Not a name."),
     email: str = typer.Option(..., "--email", help="Where this person's own emails go."),
     timezone_name: str = typer.Option(..., "--timezone", help="IANA zone, e.g. Europe/Oslo."),
-    source: str = typer.Option("fitbit-export", help="Where their data comes from."),
+    source: str = typer.Option("fitbit-export", help="Where their data comes from: fitbit-export, google-health "
+                               "or fitbit-web."),
 ) -> None:
-    """Enrol a person (or update their address and zone)."""
-    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
+    """Enrol a new person. Ids: 1-40 letters, digits, '-' or '_'. Change an enrolled person with `person set`."""
     from storage.store import Store
-
-    try:
-        ZoneInfo(timezone_name)
-    except (ZoneInfoNotFoundError, ValueError):
-        _fail(f"'{timezone_name}' is not an IANA time zone name (for example Europe/Oslo or America/New_York).")
-    if "@" not in email:
-        _fail("That email address has no '@'; please check it.")
     from pipelines.shards import for_person
 
+    person_id = validate.person_id(person_id)
+    email = validate.email_address(email)
+    timezone_name = validate.time_zone(timezone_name)
+    source = validate.source(source)
     settings = for_person(_settings(), person_id)
     with Store(settings.db_path) as store:
+        validate.new_person(store, person_id)  # re-adding must not quietly send someone's emails elsewhere
         store.add_person(person_id, email, timezone_name, source)
     where = "" if settings.shard is None else f" in shard {settings.shard}"
     typer.echo(f"Enrolled {person_id} ({timezone_name}, source {source}){where}.")
@@ -114,23 +132,29 @@ def person_set(
     stop: bool = typer.Option(False, "--stop", help="Stop emails and syncing (data stays until `forget`)."),
     window: Optional[str] = typer.Option(None, "--window", help="Delivery window, local time, e.g. 07:30-08:30."),
     days: Optional[str] = typer.Option(None, "--days", help="Working days for email, e.g. Mon-Fri or Sun-Thu."),
+    email: Optional[str] = typer.Option(None, "--email", help="A new address for this person's emails."),
+    timezone_name: Optional[str] = typer.Option(None, "--timezone", help="A new IANA zone, e.g. Europe/Oslo."),
 ) -> None:
-    """Change a person's preferences."""
-    from alerts.schedule import ScheduleError
-    from storage.store import Store, StoreError
+    """Change a person's preferences, address or zone (each change is said back)."""
     from pipelines.cli_email import set_delivery
 
-    if detail is not None and detail not in ("minimal", "numbers", "charts"):
-        _fail("--detail takes minimal, numbers or charts.")
+    # Every value is checked before anything is stored: a refusal changes nothing.
+    detail = None if detail is None else validate.detail_level(detail)
+    window = None if window is None else validate.delivery_window(window)
+    days = None if days is None else validate.working_days(days)
+    email = None if email is None else validate.email_address(email)
+    timezone_name = None if timezone_name is None else validate.time_zone(timezone_name)
     if sum((pause, resume, stop)) > 1:
-        _fail("Choose one of --pause, --resume and --stop.")
+        refuse("Choose one of --pause, --resume and --stop.")
     status = "paused" if pause else "active" if resume else "stopped" if stop else None
-    with Store(_settings().db_path) as store:
-        try:
-            when, on_days, _ = set_delivery(store, person_id, window, days)  # checks before anything changes
-            p = store.set_person(person_id, status=status, detail_level=detail)
-        except (StoreError, ScheduleError) as exc:
-            _fail(str(exc))
+    with person_store(person_id) as (store, before):
+        p = store.set_person(before.person_id, status=status, detail_level=detail, email=email,
+                             tz_name=timezone_name)
+        when, on_days, _ = set_delivery(store, p.person_id, window, days)  # moves queued mail to the new window
+    if p.email != before.email:
+        typer.echo(f"{p.person_id}'s emails now go to {p.email} (until now: {before.email}).")
+    if p.tz_name != before.tz_name:
+        typer.echo(f"{p.person_id}'s time zone is now {p.tz_name} (until now: {before.tz_name}).")
     typer.echo(f"{p.person_id}: emails {p.status}, detail {p.detail_level}, delivered {when} on {on_days} "
                f"({p.tz_name}).")
 
@@ -141,17 +165,14 @@ def forget(
     yes: bool = typer.Option(False, "--yes", help="Do not ask for confirmation."),
 ) -> None:
     """Delete everything held about a person: records, raw archive, features, alerts, ledger and outbox files."""
-    from storage.store import Store, StoreError
     from pipelines.people import forget as forget_person
 
+    with person_store(person_id):
+        pass  # an unknown id is refused before anyone is asked to confirm
     if not yes:
         typer.confirm(f"Delete all data about {person_id}? This cannot be undone.", abort=True)
-    settings = _settings()
-    with Store(settings.db_path) as store:
-        try:
-            rows, files = forget_person(store, person_id, settings.outbox_dir)
-        except StoreError as exc:
-            _fail(str(exc))
+    with person_store(person_id) as (store, _):
+        rows, files = forget_person(store, person_id, _settings().outbox_dir)
     typer.echo(f"Deleted {rows} rows and {files} outbox files about {person_id}. Only the fact of a deletion is kept.")
 
 
@@ -161,51 +182,51 @@ def export(
     out: Path = typer.Option(..., "--out", help="Folder to write into (created, owner-only)."),
 ) -> None:
     """Everything held about a person, as Parquet and CSV files with a README of what each file is."""
-    from storage.store import Store, StoreError
     from pipelines.people import export_person
 
-    with Store(_settings().db_path, wait_s=10) as store:
-        try:
-            files = export_person(store, person_id, out)
-        except StoreError as exc:
-            _fail(str(exc))
+    out = validate.new_export_folder(out)
+    with person_store(person_id, wait_s=10) as (store, _):
+        files = export_person(store, person_id, out)
     typer.echo(f"Wrote {len(files)} files about {person_id} to {out} (start with README.md).")
 
 
 @import_app.command("fitbit-export")
 def import_fitbit_export(
-    path: Path = typer.Argument(..., exists=True, file_okay=False, help="A Fitbit export folder (…/fitbit)."),
+    path: Path = typer.Argument(..., help="A Fitbit export folder (…/fitbit)."),
     person_id: str = typer.Option(..., "--person", help="The enrolled person this export belongs to."),
 ) -> None:
-    """Import a Fitbit account export: archive every file, parse, quarantine what is malformed, compute features."""
-    from storage.store import Store, StoreError
+    """Import a Fitbit account export: archive every file, parse, quarantine what is malformed, compute features.
+    Retention keeps imported nights for EMBERWATCH_RETENTION_FEATURES_DAYS counted from the day of the import."""
     from pipelines.import_fitbit_export import import_export
 
-    with Store(_settings().db_path) as store:
-        try:
-            person = store.person(person_id)
-        except StoreError as exc:
-            _fail(str(exc))
-        result = import_export(store, person, path)
+    path = validate.fitbit_export_folder(path)
+    with person_store(person_id) as (store, person):
+        result = import_export(store, validate.export_person(person), path)
     typer.echo(f"Imported {result.sync.records} records from {result.sync.payloads} files "
                f"({result.new_payloads} new); {result.features.feature_rows} nights of features.")
+    if result.nights is not None:
+        typer.echo(retention_sentence(result.nights.first, result.nights.last, result.arrived_on))
     if result.sync.rejected:
         typer.echo(f"{result.sync.rejected} item(s) could not be read and were quarantined with a reason; "
                    "`emberwatch status` shows them. Everything else was imported.")
 
 
+def _run_flow(name: str, **params: object):
+    """A nightly or weekly flow run from the terminal. A busy database (StoreError) becomes a sentence and exit 1
+    in RefusingGroup."""
+    _quiet_prefect()  # before Prefect is first imported: it reads its logging settings once, at import
+    from pipelines import flows
+
+    flow, params_model = {"nightly": (flows.nightly, flows.NightlyParams),
+                          "weekly": (flows.weekly, flows.WeeklyParams)}[name]
+    return flow(params_model(**params))
+
+
 @app.command()
 def nightly(night: Optional[str] = typer.Option(None, "--date", help="Night (wake date) YYYY-MM-DD; default yesterday.")) -> None:
     """Sync everyone, update features, decide alerts and deliver (the scheduled nightly job)."""
-    _quiet_prefect()
-    from storage.store import StoreError
-    from pipelines.flows import NightlyParams
-    from pipelines.flows import nightly as nightly_flow
-
-    try:
-        report = nightly_flow(NightlyParams(night_date=date.fromisoformat(night) if night else None))
-    except StoreError as exc:
-        _fail(str(exc))  # the database is busy: a sentence and exit code 1, not a traceback
+    night_date = None if night is None else validate.iso_date(night, "--date", latest=_today_utc())
+    report = _run_flow("nightly", night_date=night_date)
     records = sum(p.records for p in report.people.values())
     quarantined = sum(p.quarantined for p in report.people.values())
     typer.echo(f"night {report.period}: {len(report.people) - len(report.failures)}/{len(report.people)} people "
@@ -221,15 +242,8 @@ def nightly(night: Optional[str] = typer.Option(None, "--date", help="Night (wak
 @app.command()
 def weekly(run_date: Optional[str] = typer.Option(None, "--date", help="Run date YYYY-MM-DD; the week before it.")) -> None:
     """Queue and deliver the weekly check-in for the last complete week."""
-    _quiet_prefect()
-    from storage.store import StoreError
-    from pipelines.flows import WeeklyParams
-    from pipelines.flows import weekly as weekly_flow
-
-    try:
-        report = weekly_flow(WeeklyParams(run_date=date.fromisoformat(run_date) if run_date else None))
-    except StoreError as exc:
-        _fail(str(exc))
+    day = None if run_date is None else validate.iso_date(run_date, "--date", latest=_today_utc())
+    report = _run_flow("weekly", run_date=day)
     typer.echo(f"week {report.period}: {report.digests_queued} check-in(s) queued, {report.sent} sent")
 
 

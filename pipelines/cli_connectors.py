@@ -126,6 +126,11 @@ def backfill_person(store: Store, person_id: str, days: int, today: date | None 
             progress((end - start).days + 1)
         end = start - timedelta(days=1)
     report.requests = getattr(source, "requests_sent", 0)
+    if report.slices:
+        from storage.retention import record_arrival
+
+        # Fetched today in bulk: retention counts these nights from today, like an imported export.
+        record_arrival(store, person_id, NightRange(first, last), datetime.now(timezone.utc).date())
     if touched is not None:
         # The whole range, not only this run's slices: an interrupted run stored slices without features.
         steps.update_features(store, [steps.SyncResult(person_id, touched=NightRange(first, last).union(touched))])
@@ -144,14 +149,18 @@ def register(app: typer.Typer, person_app: typer.Typer) -> None:
         no_browser: bool = typer.Option(False, "--no-browser", help="Print the consent URL instead of opening it."),
     ) -> None:
         """Connect a person's watch: open the consent page, catch the redirect, store tokens encrypted."""
-        from pipelines.settings import load_settings
+        from pipelines import validate
+        from pipelines.cli_common import person_store
+
+        source = validate.live_source(source)
+        port = validate.count(port, "--port", 0, 65535)
 
         def show(url: str) -> None:
             typer.echo("Open this address in the person's browser to connect their watch:\n" + url)
             if not no_browser:
                 webbrowser.open(url)
 
-        with Store(load_settings().db_path) as store:
+        with person_store(person_id) as (store, _):
             try:
                 done = enroll_person(store, person_id, source, show, port)
             except Exception as exc:  # errors here are sentences meant for the operator
@@ -183,12 +192,18 @@ def register(app: typer.Typer, person_app: typer.Typer) -> None:
     @app.command()
     def backfill(
         person_id: str = typer.Argument(...),
-        days: int = typer.Option(365, "--days", min=1, max=3650, help="How many nights back from yesterday."),
+        days: int = typer.Option(365, "--days", help="How many nights back from yesterday (1 to 3650)."),
     ) -> None:
         """Fetch a person's history (resumable: a second run continues from the last checkpoint)."""
-        from pipelines.settings import load_settings
+        from pipelines import validate
+        from pipelines.cli_common import person_store, retention_sentence
 
-        with Store(load_settings().db_path) as store, typer.progressbar(length=days, label="Backfilling") as bar:
-            report = backfill_person(store, person_id, days, progress=bar.update)
+        days = validate.count(days, "--days", 1, 3650)
+        with person_store(person_id) as (store, person):
+            validate.live_person(person)
+            with typer.progressbar(length=days, label="Backfilling") as bar:
+                report = backfill_person(store, person_id, days, progress=bar.update)
         typer.echo(f"Backfilled {report.first}..{report.last} for {person_id}: {report.records} records, "
                    f"{report.requests} requests.")
+        if report.slices:
+            typer.echo(retention_sentence(report.first, report.last, datetime.now(timezone.utc).date()))

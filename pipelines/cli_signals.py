@@ -4,32 +4,15 @@
 from __future__ import annotations
 
 import json
-from datetime import date
 from pathlib import Path
 from typing import List, Optional
 
 import typer
 
 
-def _settings():
-    from pipelines.settings import load_settings
-
-    return load_settings()
-
-
-def _fail(message: str) -> None:
-    typer.secho(message, fg=typer.colors.RED, err=True)
-    raise typer.Exit(code=1)
-
-
-def _day(text: Optional[str], option: str) -> date:
-    if not text:
-        _fail(f"{option} is needed, as a date YYYY-MM-DD (the local date you woke up).")
-    try:
-        return date.fromisoformat(text)  # type: ignore[arg-type]
-    except ValueError:
-        _fail(f"{option} '{text}' is not a date; write it as YYYY-MM-DD, for example 2026-03-14.")
-        raise
+from pipelines import validate
+from pipelines.cli_common import person_store, refuse
+from pipelines.cli_common import settings as _settings
 
 
 def register(app: typer.Typer, person_app: typer.Typer) -> None:
@@ -46,30 +29,26 @@ def register(app: typer.Typer, person_app: typer.Typer) -> None:
     ) -> None:
         """Tag nights with context (`emberwatch tag PERSON --from D --to D KIND`), or list a person's tags
         (`emberwatch tag list PERSON`). Tagged illness/travel/on-call nights stay out of baselines."""
-        from storage.store import Store, StoreError
-        from features.tags import TAGS, TagError, add_tag, list_tags
+        from features.tags import TAGS, add_tag, list_tags
 
-        with Store(_settings().db_path) as store:
-            try:
-                if words[0] == "list":
-                    if len(words) != 2:
-                        _fail("Use `emberwatch tag list PERSON`.")
-                    tags = list_tags(store, words[1])
-                    if not tags:
-                        typer.echo(f"{words[1]} has no tags.")
-                    for t in tags:
-                        typer.echo(f"{t.tag:<12} {t.first_night} .. {t.last_night}")
-                    return
-                if len(words) != 2:
-                    _fail(f"Use `emberwatch tag PERSON --from YYYY-MM-DD --to YYYY-MM-DD KIND` "
-                          f"(KIND: {', '.join(TAGS)}).")
-                person_id, kind = words
-                first = _day(from_, "--from")
-                last = _day(to, "--to") if to else first
-                run = add_tag(store, person_id, kind, first, last)
-            except (StoreError, TagError) as exc:
-                _fail(str(exc))
-                return
+        if words[0] == "list":
+            if len(words) != 2 or from_ or to:
+                refuse("Use `emberwatch tag list PERSON`.")
+            with person_store(words[1]) as (store, person):
+                tags = list_tags(store, person.person_id)
+            if not tags:
+                typer.echo(f"{words[1]} has no tags.")
+            for t in tags:
+                typer.echo(f"{t.tag:<12} {t.first_night} .. {t.last_night}")
+            return
+        if len(words) != 2:
+            refuse(f"Use `emberwatch tag PERSON --from YYYY-MM-DD --to YYYY-MM-DD KIND` (KIND: {', '.join(TAGS)}).")
+        person_id, kind = validate.person_id(words[0]), validate.tag_kind(words[1])
+        first = validate.iso_date(from_, "--from")
+        last = validate.iso_date(to, "--to") if to else first
+        validate.night_range(first, last)
+        with person_store(person_id) as (store, _):
+            run = add_tag(store, person_id, kind, first, last)
         typer.echo(f"Tagged {person_id} {kind} from {first} to {last}; recomputed {run.signal_rows} nights.")
 
     @features_app.command("export")
@@ -81,8 +60,7 @@ def register(app: typer.Typer, person_app: typer.Typer) -> None:
         from alerts.features_export import export_features
         from storage.store import Store
 
-        if out.suffix.lower() not in (".csv", ".parquet"):
-            _fail(f"'{out.name}' should end in .csv or .parquet; those are the formats the export writes.")
+        out = validate.features_file(out)
         with Store(_settings().db_path) as store:
             rows = export_features(store, out)
         typer.echo(f"Wrote {rows} person-nights to {out}.")

@@ -159,6 +159,7 @@ TABLE_NOTES = {
     "run_failures": "Runs that failed for you, with the error class.",
     "tags": "Context you tagged (illness, travel, on-call, …).",
     "sync_state": "Where each data type's sync stands.",
+    "history_arrivals": "Nights that arrived in bulk (an import, a backfill) and the day they arrived (retention).",
 }
 
 

@@ -9,6 +9,7 @@ Tables, by layer:
 - features: `nightly_features` (one row per person-night), `night_signals` (baseline comparison and domain flags)
 - alerts: `alerts` (decisions with their explanation), `email_ledger` (exactly-once delivery), `run_failures`
 - rights: `deletions` (that a deletion happened, nothing else)
+- retention: `history_arrivals` (nights that arrived in bulk by import or backfill, and the day they arrived)
 """
 
 from __future__ import annotations

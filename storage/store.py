@@ -225,15 +225,19 @@ class Store:
         return [Person(r[0], r[1], r[2], r[3], json.loads(r[4] or "{}"), r[5], r[6], r[7]) for r in rows]
 
     def set_person(self, person_id: str, *, status: str | None = None, detail_level: str | None = None,
+                   email: str | None = None, tz_name: str | None = None,
                    paused_until: date | None = None) -> Person:
-        """Change a person's email status or detail. A status change clears any pause end unless one is given."""
+        """Change what is given, in one transaction. A status change clears any pause end unless one is given."""
         self.person(person_id)  # a clear error for an unknown id
-        with self.cursor() as cur:
+        changes: dict[str, object] = {"status": status, "detail_level": detail_level, "email": email,
+                                      "tz_name": tz_name}
+        with self.transaction() as cur:
+            for column, value in changes.items():
+                if value is not None:
+                    cur.execute(f'UPDATE persons SET "{column}" = ? WHERE person_id = ?', [value, person_id])
             if status is not None:
-                cur.execute("UPDATE persons SET status = ?, paused_until = ? WHERE person_id = ?",
-                            [status, paused_until if status == "paused" else None, person_id])
-            if detail_level is not None:
-                cur.execute("UPDATE persons SET detail_level = ? WHERE person_id = ?", [detail_level, person_id])
+                cur.execute("UPDATE persons SET paused_until = ? WHERE person_id = ?",
+                            [paused_until if status == "paused" else None, person_id])
         return self.person(person_id)
 
     def delivery_preferences(self, person_id: str) -> tuple[str, str]:

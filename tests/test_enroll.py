@@ -27,6 +27,7 @@ def test_backfill_command_shows_progress_and_counts_requests(live_env, ew_home):
         result = CliRunner().invoke(app, ["backfill", "cli1", "--days", "10"])
         assert result.exit_code == 0, result.output
         assert "Backfilled" in result.output and "requests" in result.output
+        assert "Retention keeps these nights" in result.output  # a backfill is history arriving today
         assert "ya29." not in result.output  # no token ever printed
         result = CliRunner().invoke(app, ["enroll", "nobody", "--source", "google-health", "--no-browser"])
         assert result.exit_code == 1 and "No person with id 'nobody'" in result.output

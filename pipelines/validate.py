@@ -1,0 +1,253 @@
+"""Checks for what a person types, made before anything is touched: each returns the clean value or raises
+`InputError` carrying one or two sentences (what was wrong, what to type instead).
+
+Plain functions with no I/O beyond reading the file system, so the CLI and (soon) the web app share them. The
+CLI turns an `InputError` into a red sentence and exit status 1 in one place (`pipelines/cli.py`).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # kept light: the CLI imports this module before it knows which command runs
+    from storage.store import Person, Store
+
+
+class InputError(ValueError):
+    """A wrong input: `str(exc)` is the sentence to show. Nothing was changed when it is raised."""
+
+
+# Ids end up in file names, paths and logs: letters, digits, '-' and '_' only, starting with a letter or digit.
+PERSON_ID_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_-]{0,39}"
+_PERSON_ID_RE = re.compile(PERSON_ID_PATTERN)
+
+# One bare address: a local part without spaces, quotes, brackets or separators, and a domain of dotted labels.
+_LOCAL_RE = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+")
+_DOMAIN_LABEL_RE = re.compile(r"[^\W_]([^\W_]|-)*", re.UNICODE)
+
+DETAIL_LEVELS = ("minimal", "numbers", "charts")
+# Synthetic people come only from `emberwatch demo`, which also writes the cohort they are drawn from.
+SOURCES = ("fitbit-export", "google-health", "fitbit-web")
+FEATURE_EXPORT_SUFFIXES = (".csv", ".parquet")
+# Wearable data older than this is a typo, and date arithmetic far below it overflows Python's date.
+EARLIEST_DATE = date(2000, 1, 1)
+_ISO_DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def person_id(text: str) -> str:
+    if not _PERSON_ID_RE.fullmatch(text or ""):
+        raise InputError(
+            f"{text!r} cannot be a person id: use 1 to 40 letters, digits, '-' or '_', starting with a letter or "
+            "digit (for example c01 or p-07)."
+        )
+    return text
+
+
+def email_address(text: str) -> str:
+    shown = repr(text)
+    if any(c in text for c in "\r\n\t\x00"):
+        raise InputError(f"The address {shown} contains a line break or control character; type one address on "
+                         "one line, for example you@example.org.")
+    if any(c in text for c in " ,;<>\"()[]\\:"):
+        raise InputError(f"{shown} is not one plain address; type exactly one, such as you@example.org, without "
+                         "a name, spaces or commas.")
+    if text.count("@") != 1:
+        raise InputError(f"{shown} is not an email address: it needs exactly one '@', as in you@example.org.")
+    local, domain = text.split("@")
+    labels = domain.split(".")
+    if (not _LOCAL_RE.fullmatch(local) or local.startswith(".") or local.endswith(".") or ".." in local
+            or len(text) > 254):
+        raise InputError(f"The part before '@' in {shown} is not a mailbox name; check the address.")
+    if len(labels) < 2 or not all(_DOMAIN_LABEL_RE.fullmatch(label) and not label.endswith("-")
+                                  for label in labels):
+        raise InputError(f"{shown} has no domain after '@'; an address looks like you@example.org.")
+    return text
+
+
+@lru_cache(maxsize=1)
+def _zones() -> frozenset[str]:
+    from zoneinfo import available_timezones
+
+    return frozenset(available_timezones())
+
+
+def time_zone(text: str) -> str:
+    if text not in _zones():
+        raise InputError(f"{text!r} is not an IANA time zone name; type one such as Europe/Oslo or "
+                         "America/New_York (case matters).")
+    return text
+
+
+def iso_date(text: str | None, option: str, *, latest: date | None = None) -> date:
+    """A civil date written YYYY-MM-DD only (Python would also take 20200301 or week dates)."""
+    if not text:
+        raise InputError(f"{option} needs a date written YYYY-MM-DD, for example 2026-03-14.")
+    try:
+        if not _ISO_DATE_RE.fullmatch(text):
+            raise ValueError
+        value = date.fromisoformat(text)
+    except ValueError:
+        raise InputError(f"{option} {text!r} is not a date; write it as YYYY-MM-DD, for example 2026-03-14.") \
+            from None
+    if value < EARLIEST_DATE:
+        raise InputError(f"{option} {text} is before {EARLIEST_DATE}; emberwatch reads wearable nights from "
+                         f"{EARLIEST_DATE.year} on.")
+    if latest is not None and value > latest:
+        raise InputError(f"{option} {text} is in the future; choose a date up to {latest}.")
+    return value
+
+
+def night_range(first: date, last: date) -> tuple[date, date]:
+    if last < first:
+        raise InputError(f"The range ends ({last}) before it starts ({first}); swap --from and --to.")
+    return first, last
+
+
+def count(value: int, option: str, minimum: int, maximum: int) -> int:
+    if not minimum <= value <= maximum:
+        raise InputError(f"{option} {value} is out of range; type a whole number from {minimum} to {maximum}.")
+    return value
+
+
+def one_of(text: str, option: str, choices: tuple[str, ...]) -> str:
+    if text not in choices:
+        raise InputError(f"{option} {text!r} is not one emberwatch knows; type one of: {', '.join(choices)}.")
+    return text
+
+
+def detail_level(text: str) -> str:
+    return one_of(text, "--detail", DETAIL_LEVELS)
+
+
+def source(text: str) -> str:
+    return one_of(text, "--source", SOURCES)
+
+
+def live_source(text: str) -> str:
+    from pipelines.sources import LIVE_SOURCES
+
+    if text not in LIVE_SOURCES:
+        raise InputError(f"--source {text!r} is not a live source to connect; type one of: "
+                         f"{', '.join(LIVE_SOURCES)}.")
+    return text
+
+
+def tag_kind(text: str) -> str:
+    from features.tags import TAGS
+
+    if text not in TAGS:
+        raise InputError(f"{text!r} is not a tag emberwatch knows; type one of: {', '.join(TAGS)}.")
+    return text
+
+
+def delivery_window(text: str) -> str:
+    """'7:30-8:30' -> '07:30-08:30', inside the hours emberwatch delivers."""
+    from alerts.schedule import ScheduleError, parse_window
+
+    try:
+        start, end = parse_window(text)
+    except ScheduleError as exc:
+        raise InputError(str(exc)) from None
+    return f"{start:%H:%M}-{end:%H:%M}"
+
+
+def working_days(text: str) -> str:
+    from alerts.schedule import ScheduleError, parse_working_days
+
+    try:
+        if not parse_working_days(text):
+            raise ScheduleError(f"--days {text!r} names no day; write days like Mon-Fri or Mon,Wed,Fri.")
+    except ScheduleError as exc:
+        raise InputError(str(exc)) from None
+    return text.replace(" ", "")
+
+
+def fitbit_export_folder(path: Path) -> Path:
+    from connectors.fitbit_export import FitbitExportSource
+
+    if not path.exists():
+        raise InputError(f"There is no folder {path}; point to the export's fitbit/ folder, for example "
+                         "pmdata/p01/fitbit.")
+    if not path.is_dir():
+        raise InputError(f"{path} is a file; point to the folder that holds sleep.json, for example "
+                         "pmdata/p01/fitbit.")
+    try:
+        FitbitExportSource(path)
+    except FileNotFoundError as exc:
+        raise InputError(str(exc)) from None
+    return path
+
+
+def _inside_existing_folder(path: Path) -> Path:
+    # A typo in --out must not leave a stray tree of new folders behind.
+    if not path.parent.is_dir():
+        raise InputError(f"The folder {path.parent} does not exist; create it first or choose --out inside an "
+                         "existing folder.")
+    return path
+
+
+def new_export_folder(path: Path) -> Path:
+    """`export --out`: a folder that is new or empty, inside one that exists."""
+    if path.exists() and not path.is_dir():
+        raise InputError(f"{path} is a file; --out takes a folder name, for example c01-data/.")
+    if path.is_dir() and any(path.iterdir()):
+        raise InputError(f"The folder {path} already holds files; choose a new or empty folder for the export.")
+    return _inside_existing_folder(path)
+
+
+def features_file(path: Path) -> Path:
+    if path.suffix.lower() not in FEATURE_EXPORT_SUFFIXES:
+        raise InputError(f"'{path.name}' should end in .csv or .parquet; those are the formats the export writes.")
+    if path.is_dir():
+        raise InputError(f"{path} is a folder; --out takes a file name such as nights.parquet.")
+    return _inside_existing_folder(path)
+
+
+# --- checks that read the database (still change nothing) ---------------------------------------------------
+
+
+def unknown_person(pid: str) -> str:
+    return (f"No person with id '{pid}' is enrolled. `emberwatch status` lists everyone; "
+            "`emberwatch person add` enrols someone.")
+
+
+def enrolled_person(store: Store, text: str) -> Person:
+    pid = person_id(text)
+    for person in store.people(active_only=False):
+        if person.person_id == pid:
+            return person
+    raise InputError(unknown_person(pid))
+
+
+def new_person(store: Store, text: str) -> str:
+    pid = person_id(text)
+    if any(p.person_id == pid for p in store.people(active_only=False)):
+        raise InputError(f"{pid} is already enrolled, and nothing was changed. To change their address or zone, "
+                         f"type `emberwatch person set {pid} --email ADDRESS` (or --timezone ZONE).")
+    return pid
+
+
+def live_person(person: Person) -> Person:
+    """Backfill fetches from a live API; people whose data comes from a file or the demo have none."""
+    from pipelines.sources import LIVE_SOURCES
+
+    if person.source not in LIVE_SOURCES:
+        how = (f"`emberwatch import fitbit-export FOLDER --person {person.person_id}` adds their history"
+               if person.source == "fitbit-export" else "their data is generated by the demo")
+        raise InputError(f"{person.person_id}'s data comes from {person.source}, not a live source, so there is "
+                         f"nothing to backfill; {how}.")
+    return person
+
+
+def export_person(person: Person) -> Person:
+    """`import fitbit-export` only for people whose data comes from exports: into a live or synthetic person's
+    history it would put a second copy of the same nights from another source."""
+    if person.source != "fitbit-export":
+        raise InputError(f"{person.person_id}'s data comes from {person.source}, not from a Fitbit export; "
+                         "enrol the export under its own id with `emberwatch person add ID ... --source "
+                         "fitbit-export`.")
+    return person
