@@ -136,7 +136,7 @@ def person_set(
     timezone_name: Optional[str] = typer.Option(None, "--timezone", help="A new IANA zone, e.g. Europe/Oslo."),
 ) -> None:
     """Change a person's preferences, address or zone (each change is said back)."""
-    from pipelines.cli_email import set_delivery
+    from pipelines.people import EmailChoices, change_emails
 
     # Every value is checked before anything is stored: a refusal changes nothing.
     detail = None if detail is None else validate.detail_level(detail)
@@ -148,9 +148,10 @@ def person_set(
         refuse("Choose one of --pause, --resume and --stop.")
     status = "paused" if pause else "active" if resume else "stopped" if stop else None
     with person_store(person_id) as (store, before):
-        p = store.set_person(before.person_id, status=status, detail_level=detail, email=email,
-                             tz_name=timezone_name)
-        when, on_days, _ = set_delivery(store, p.person_id, window, days)  # moves queued mail to the new window
+        store.set_person(before.person_id, email=email, tz_name=timezone_name)
+        # The same change a click on the person's page makes: queued mail moves to the new window.
+        p = change_emails(store, before.person_id, EmailChoices(detail, window, days, status))
+        when, on_days = store.delivery_preferences(p.person_id)
     if p.email != before.email:
         typer.echo(f"{p.person_id}'s emails now go to {p.email} (until now: {before.email}).")
     if p.tz_name != before.tz_name:

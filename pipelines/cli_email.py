@@ -2,8 +2,6 @@
 
 - `emberwatch deliver`: send the queued mail that is due now. Schedule it every 15 minutes so each person's mail
   goes out inside their window (the nightly and weekly flows also deliver what is due when they run).
-- `emberwatch person set PERSON --window 07:30-08:30 --days Mon-Fri` (the options live on `person set` in
-  pipelines/cli.py; the work is done by `set_delivery` here).
 """
 
 from __future__ import annotations
@@ -11,30 +9,6 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 import typer
-
-
-def set_delivery(store, person_id: str, window: str | None, days: str | None,
-                 now_utc: datetime | None = None) -> tuple[str, str, int]:
-    """Check and store a person's delivery window and working days; move their queued mail to the new window.
-
-    Returns (window, days, queued emails moved). Raises alerts.schedule.ScheduleError with a sentence to show.
-    """
-    from alerts.ledger import reschedule
-    from alerts.schedule import next_delivery_utc, parse_window, parse_working_days
-
-    current_window, current_days = store.delivery_preferences(person_id)
-    if window is not None:
-        start, end = parse_window(window)
-        window = f"{start:%H:%M}-{end:%H:%M}"
-    if days is not None:
-        parse_working_days(days)
-        days = days.replace(" ", "")
-    store.set_delivery_preferences(person_id, window=window, days=days)
-    window, days = window or current_window, days or current_days
-    person = store.person(person_id)
-    moved = reschedule(store, person_id, next_delivery_utc(now_utc or datetime.now(timezone.utc), person.tz_name,
-                                                           window, working_days=days))
-    return window, days, moved
 
 
 def register(app: typer.Typer, person_app: typer.Typer) -> None:

@@ -11,20 +11,16 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from alerts.ledger import reschedule
-from alerts.schedule import ScheduleError, next_delivery_utc, parse_window, parse_working_days
+from alerts.schedule import next_delivery_utc
 from alerts.transport import outbox_stem
 from features.thresholds import Thresholds
+from pipelines import validate
 from storage.clicks import ClickLog
 from storage.store import Person, Store, StoreError
 
 log = logging.getLogger("emberwatch")
 
-DETAIL_LEVELS = ("minimal", "numbers", "charts")
 EMAIL_STATUSES = ("active", "paused", "stopped")
-
-
-class ChoiceError(ValueError):
-    """A choice that cannot be applied; the message is a sentence for the person who made it."""
 
 
 @dataclass(frozen=True)
@@ -39,29 +35,21 @@ class EmailChoices:
 
 
 def change_emails(store: Store, person_id: str, choices: EmailChoices, now_utc: datetime | None = None) -> Person:
-    """Check every part of the change first, then apply it all; queued mail moves to the new window, so the
-    change holds for the very next email."""
+    """Check every part of the change first (validate.InputError, a sentence), then apply it all; queued mail
+    moves to the new window, so the change holds for the very next email."""
     now_utc = now_utc or datetime.now(timezone.utc)
     person = store.person(person_id)
-    if choices.detail_level is not None and choices.detail_level not in DETAIL_LEVELS:
-        raise ChoiceError("The detail level is minimal, numbers or charts.")
+    if choices.detail_level is not None:
+        validate.detail_level(choices.detail_level)
     if choices.status is not None and choices.status not in EMAIL_STATUSES:
-        raise ChoiceError("Emails can be active, paused or stopped.")
+        raise validate.InputError("Emails can be active, paused or stopped.")
     if choices.paused_until is not None:
         if choices.status != "paused":
-            raise ChoiceError("A pause end date goes with pausing.")
+            raise validate.InputError("A pause end date goes with pausing.")
         if choices.paused_until < now_utc.astimezone(ZoneInfo(person.tz_name)).date():
-            raise ChoiceError("The pause would end in the past; choose today or a later date.")
-    window = days = None
-    try:
-        if choices.window is not None:
-            start, end = parse_window(choices.window)
-            window = f"{start:%H:%M}-{end:%H:%M}"
-        if choices.days is not None:
-            parse_working_days(choices.days)
-            days = choices.days.replace(" ", "")
-    except ScheduleError as exc:
-        raise ChoiceError(str(exc)) from None
+            raise validate.InputError("The pause would end in the past; choose today or a later date.")
+    window = None if choices.window is None else validate.delivery_window(choices.window)
+    days = None if choices.days is None else validate.working_days(choices.days)
     if window is not None or days is not None:
         store.set_delivery_preferences(person_id, window=window, days=days)
         current_window, current_days = store.delivery_preferences(person_id)
@@ -207,7 +195,7 @@ def apply_clicks(store: Store, clicks: ClickLog, outbox_dir: Path, now_utc: date
                 log.warning("A recorded click of unknown kind %r was skipped.", click.action)
         except StoreError:
             pass  # the person was forgotten since: nothing left to change
-        except ChoiceError as exc:
+        except validate.InputError as exc:
             log.warning("A recorded choice of person %s could not be applied: %s", click.person_id, exc)
         clicks.mark_applied(click.click_id)
         applied += 1

@@ -37,8 +37,8 @@ from alerts.compose import compose_door_note, to_email_message
 from alerts.ledger import message_id_for
 from alerts.message_types import MessageSettings
 from alerts.signed_links import LinkError, LinkSigner, SignedLink
-from pipelines.people import (DETAIL_LEVELS, ChoiceError, EmailChoices, Overview, apply_clicks, change_emails,
-                              export_person, overview)
+from pipelines import validate
+from pipelines.people import EmailChoices, Overview, apply_clicks, export_person, overview
 from pipelines.settings import Settings, link_keys, load_settings
 from pipelines.steps import links_for, message_settings, recipient, transport_for
 from storage.clicks import ClickLog
@@ -210,7 +210,7 @@ def create_app(settings: Settings | None = None, *, clock: Callable[[], datetime
         pending = bool(clicks.pending(link.person_id))
         return page(request, "me.html.j2", "Your emberwatch page", token=token, s=status,
                     form_token=form_token(link.person_id), notice=_notice(done, pending),
-                    words=_status_words(status), detail_levels=DETAIL_LEVELS,
+                    words=_status_words(status), detail_levels=validate.DETAIL_LEVELS,
                     days_choices=_days_choices(status.days), window_start=status.window.split("-")[0],
                     window_end=status.window.split("-")[1], today=_local_today(status, clock()).isoformat())
 
@@ -407,17 +407,17 @@ def _params(choices: EmailChoices) -> dict[str, Any]:
 
 def _check_choices(choices: EmailChoices) -> None:
     """Refuse a choice now, with a sentence, rather than record one that could never be applied."""
-    from alerts.schedule import ScheduleError, parse_window, parse_working_days
-
     try:
-        if choices.detail_level is not None and choices.detail_level not in DETAIL_LEVELS:
-            raise ChoiceError("The detail level is minimal, numbers or charts.")
+        if choices.detail_level is not None:
+            validate.detail_level(choices.detail_level)
         if choices.window is not None:
-            parse_window(choices.window)
+            validate.delivery_window(choices.window)
         if choices.days is not None:
-            parse_working_days(choices.days)
-    except (ChoiceError, ScheduleError) as exc:
-        raise PageError(400, "Please check your choices", str(exc)) from None
+            validate.working_days(choices.days)
+    except validate.InputError:
+        raise PageError(400, "Please check your choices",
+                        "One of those choices is not one emberwatch offers (a window runs from an earlier time "
+                        "to a later one on the same day). Please choose again; nothing was changed.") from None
 
 
 def _local_today(status: Overview, now_utc: datetime) -> date:
