@@ -13,8 +13,8 @@ from tests.smtp_server import free_port
 
 
 @contextmanager
-def serve(app) -> Iterator[str]:
-    port = free_port()
+def serve(app, port: int | None = None) -> Iterator[str]:
+    port = port or free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
                                            access_log=False, lifespan="off"))
     thread = threading.Thread(target=server.run, daemon=True)
