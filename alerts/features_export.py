@@ -1,5 +1,5 @@
 """`emberwatch features export`: one row per person-night with every nightly feature, the rolling features, the
-flags, and whether the backtest replay alerts that night. Columns: docs/signals.md (generated from the catalog)."""
+flags, and whether the backtest replay alerts that night. Columns and their order: features/catalog.py."""
 
 from __future__ import annotations
 
@@ -7,32 +7,20 @@ from pathlib import Path
 
 import pandas as pd
 
-from alerts.rules import AlertRules
 from alerts.backtest import replay_person
 from alerts.nightly_alert import load_signals
+from alerts.rules import AlertRules
+from features.catalog import COLUMNS, EXPORT_ORDER
 from storage.store import Store
 
-# The per-minute sleep state is an SRI input, not a feature a person reads.
-INTERNAL_COLUMNS = frozenset({"sleep_state_bits"})
-
-
-def _columns(store: Store, table: str) -> list[str]:
-    rows = store.query_rows(
-        "SELECT column_name FROM duckdb_columns() WHERE table_name = ? ORDER BY column_index", [table])
-    return [r[0] for r in rows if r[0] not in INTERNAL_COLUMNS]
-
-
-def export_columns(store: Store) -> list[str]:
-    nightly = _columns(store, "nightly_features")
-    signals = [c for c in _columns(store, "night_signals") if c not in nightly]
-    return nightly + signals + ["alert"]
+# Each column is read from the table that computes it (the night's key and validity: nightly_features).
+_TABLE_ALIAS = {"nightly_features": "f", "night_signals": "s"}
 
 
 def features_frame(store: Store, rules: AlertRules = AlertRules()) -> pd.DataFrame:
-    nightly = _columns(store, "nightly_features")
-    signals = [c for c in _columns(store, "night_signals") if c not in nightly]
+    stored = [f"{_TABLE_ALIAS[COLUMNS[c].table]}.{c}" for c in EXPORT_ORDER if COLUMNS[c].table in _TABLE_ALIAS]
     df = store.query_df(
-        f"SELECT {', '.join('f.' + c for c in nightly)}, {', '.join('s.' + c for c in signals)} "
+        f"SELECT {', '.join(stored)} "
         "FROM nightly_features f LEFT JOIN night_signals s USING (person_id, night_date) "
         "ORDER BY f.person_id, f.night_date")
     alerts: set[tuple[str, object]] = set()

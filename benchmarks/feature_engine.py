@@ -213,8 +213,9 @@ def check_sql_against(commit: str, people: int, nights: int, folder: Path) -> No
         feature_ranges = {pid: NightRange(r.first, r.last + timedelta(days=1)) for pid, r in ranges.items()}
         engine._replace_rows(store, "nightly_features", "feature_targets", engine._targets_df(feature_ranges),
                              old_sql["nightly_features"], params)
+        # a rebuild's targets span the whole history: the engine takes the window path for baselines
         engine._replace_rows(store, "night_signals", "signal_targets", engine._targets_df(ranges),
-                             old_sql["night_signals"], params)
+                             old_sql["night_signals"], params | {"baseline_by_window": True})
         old_s = time.perf_counter() - started
         old = {t: store.query_df(f"SELECT * FROM {t} ORDER BY person_id, night_date")
                for t in ("nightly_features", "night_signals")}

@@ -1,6 +1,8 @@
-"""The nightly features in one place: unit, which direction is worse, domain, and where the idea comes from.
+"""The feature tables' columns, each described once: type, unit, meaning and source, and which are compared.
 
-SQL computes them (features/sql/); this catalog is what explanations, emails and docs read about them.
+SQL computes them (features/sql/, one file per table); everything that tells about them reads them from here:
+the data dictionary (docs/signals.md, `python -m alerts.data_dictionary`), the export's column order, the
+explanations in emails, and tests/test_catalog.py, which holds the migrated tables to exactly these columns.
 """
 
 from __future__ import annotations
@@ -8,174 +10,252 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-
-@dataclass(frozen=True)
-class Feature:
-    name: str
-    unit: str
-    domain: Literal["sleep", "recovery", "timing", "illness"]
-    worse: Literal["up", "down"] | None  # None: neither direction is worse in itself (timing)
-    floor: float  # smallest robust SD used in comparisons (ours, no published source): noise must not look large
-    description: str
-    source: str
-
-
-FEATURES: dict[str, Feature] = {
-    f.name: f
-    for f in (
-        Feature("tst_min", "min", "sleep", "down", 20.0, "Total sleep time of the main sleep", "SIGNALS.md (TST)"),
-        Feature("efficiency_pct", "%", "sleep", "down", 2.0, "Minutes asleep / minutes in bed",
-                "SIGNALS.md; < 85 % is a common clinical cut-off"),
-        Feature("waso_min", "min", "sleep", "up", 8.0, "Wake after sleep onset", "SIGNALS.md (WASO)"),
-        Feature("onset_latency_min", "min", "sleep", "up", 5.0, "Minutes to fall asleep", "SIGNALS.md"),
-        Feature("awakenings_count", "count", "sleep", "up", 1.0, "Wake segments of 5 min or more",
-                "SIGNALS.md (stage logs)"),
-        Feature("midsleep_min", "min after midnight", "timing", None, 20.0,
-                "Middle of the main sleep, minutes from the midnight that begins the wake date", "SIGNALS.md"),
-        Feature("resting_hr_bpm", "bpm", "recovery", "up", 1.5, "Daily resting heart rate",
-                "NightSignal (Alavi et al., Nat Med 2022)"),
-        Feature("ln_rmssd", "ln(ms)", "recovery", "down", 0.08, "Natural log of overnight RMSSD",
-                "Plews et al., IJSPP 2014"),
-    )
-}
+Table = Literal["nightly_features", "night_signals", "export"]
+Domain = Literal["sleep", "recovery", "timing", "illness"]
+Worse = Literal["up", "down"] | None  # None: neither direction is worse in itself (timing)
 
 
 @dataclass(frozen=True)
 class Column:
-    """A column of the feature tables that is not compared night by night (context, rolling, flags)."""
+    """A column as a reader meets it in the data dictionary and the export."""
 
     name: str
-    table: Literal["nightly_features", "night_signals", "export"]
+    table: Table  # the table that computes it (night_signals repeats the night's key and validity)
+    sql_type: str  # DuckDB type as the migrations create it, NOT NULL included ("" for the export's own)
     unit: str
     description: str
     source: str
 
 
-# Every other exported column, defined once. The compared features above are not repeated here.
-COLUMNS: dict[str, Column] = {
-    c.name: c
-    for c in (
-        Column("person_id", "nightly_features", "id", "The person's opaque id", "—"),
-        Column("night_date", "nightly_features", "date", "The night: the local date of waking (Fitbit dateOfSleep)",
-               "ARCHITECTURE.md"),
-        Column("source", "nightly_features", "text", "Where the main sleep came from", "—"),
-        Column("log_type", "nightly_features", "text", "stages (segments with stages) or classic", "Fitbit"),
-        Column("time_in_bed_min", "nightly_features", "min", "Start to end of the main sleep log", "—"),
-        Column("bedtime_min", "nightly_features", "min from midnight",
-               "Local start of the main sleep, minutes from the midnight that begins the wake date (23:30 = -30)",
-               "SIGNALS.md (timing, circular-safe)"),
-        Column("wake_min", "nightly_features", "min from midnight", "Local end of the main sleep, same origin",
-               "SIGNALS.md (timing)"),
-        Column("midsleep_clock_min", "nightly_features", "min of day", "Mid-sleep as a clock time 0..1439 (display)",
-               "—"),
-        Column("nap_min", "nightly_features", "min", "Minutes asleep in naps attributed to the same date",
-               "SIGNALS.md (naps kept apart)"),
-        Column("rmssd_ms", "nightly_features", "ms", "Overnight RMSSD (for the coefficient of variation)",
-               "Plews 2014"),
-        Column("breathing_rate_brpm", "nightly_features", "breaths/min", "Overnight breathing rate",
-               "SIGNALS.md (illness context)"),
-        Column("skin_temp_deviation_c", "nightly_features", "°C", "Skin temperature deviation from the device's own "
-               "baseline", "SIGNALS.md (illness context)"),
-        Column("spo2_avg_pct", "nightly_features", "%", "Average overnight SpO2", "SIGNALS.md (illness context)"),
-        Column("steps_count", "nightly_features", "steps", "Steps on the wake date", "SIGNALS.md (activity)"),
-        Column("active_min", "nightly_features", "min", "Moderately + very active minutes on the wake date",
-               "WHO MVPA convention"),
-        Column("sedentary_min", "nightly_features", "min", "Sedentary minutes on the wake date",
-               "SIGNALS.md (activity)"),
-        Column("valid_activity_day", "nightly_features", "bool",
-               ">= 100 steps and not a whole day sedentary (no wear-time data: the 10 h rule is not applied)",
-               "Troiano 2008; All of Us"),
-        Column("tag_illness", "nightly_features", "bool", "Tagged illness: an illness sign, kept out of baselines",
-               "SIGNALS.md (tags)"),
-        Column("tag_travel", "nightly_features", "bool", "Tagged travel: not compared, kept out of baselines",
-               "SIGNALS.md (tags)"),
-        Column("tag_on_call", "nightly_features", "bool", "Tagged on-call: compared, kept out of baselines",
-               "SIGNALS.md (tags)"),
-        Column("tag_night_shift", "nightly_features", "bool", "Tagged night shift: compared with shift sleep only",
-               "ours"),
-        Column("tag_day_off", "nightly_features", "bool", "Tagged day off (a roster's free day)", "SIGNALS.md"),
-        Column("free_day", "nightly_features", "bool",
-               "Free day for social jetlag: tagged day-off if the person keeps a roster, else Saturday/Sunday",
-               "SIGNALS.md (social jetlag)"),
-        Column("day_sleep", "nightly_features", "bool",
-               "Main sleep centred 10:00-18:00 local, or tagged night-shift: shift sleep, own baseline", "ours"),
-        Column("away_from_home", "nightly_features", "bool", "Main sleep in another zone than home (travel)",
-               "SIGNALS.md"),
-        Column("valid_night", "nightly_features", "bool", "A main sleep of >= 3 h exists", "SIGNALS.md (validity)"),
-        Column("travel_context", "night_signals", "bool", "Away, tagged travel, or back for < 3 nights: not compared",
-               "SIGNALS.md"),
-        Column("baseline_excluded", "night_signals", "bool",
-               "Kept out of baselines (travel/jet lag, tagged illness/travel/on-call)", "SIGNALS.md"),
-        Column("baseline_valid_nights", "night_signals", "nights", "Usable nights in this night's 60-day baseline",
-               "SIGNALS.md"),
-        Column("warming_up", "night_signals", "bool", "Fewer than 14 baseline nights: 'not enough data yet', "
-               "no comparison (a state, not a zero)", "Oura ~2 weeks, Garmin ~3 weeks"),
-        Column("tst_z", "night_signals", "robust z", "TST against the baseline, (x - median) / (1.4826 MAD, floored)",
-               "SIGNALS.md"),
-        Column("efficiency_z", "night_signals", "robust z", "Sleep efficiency against the baseline", "SIGNALS.md"),
-        Column("waso_z", "night_signals", "robust z", "WASO against the baseline", "SIGNALS.md"),
-        Column("onset_latency_z", "night_signals", "robust z", "Onset latency against the baseline", "SIGNALS.md"),
-        Column("awakenings_z", "night_signals", "robust z", "Awakenings against the baseline", "SIGNALS.md"),
-        Column("resting_hr_delta_bpm", "night_signals", "bpm", "Resting HR minus the baseline median",
-               "NightSignal, Alavi 2022"),
-        Column("ln_rmssd_z", "night_signals", "robust z", "lnRMSSD against the baseline", "Plews 2014"),
-        Column("breathing_rate_delta_brpm", "night_signals", "breaths/min", "Breathing rate minus the baseline median",
-               "SIGNALS.md (illness context)"),
-        Column("spo2_delta_pct", "night_signals", "%", "SpO2 minus the baseline median", "SIGNALS.md (illness)"),
-        Column("tst_sd_14n_min", "night_signals", "min", "SD of TST over the last 14 days (>= 10 valid nights)",
-               "MESA, Huang 2020"),
-        Column("tst_sd_band", "night_signals", "band 0-3", "0: < 60, 1: 60-90, 2: 90-120, 3: >= 120 min",
-               "Huang 2020"),
-        Column("onset_sd_14n_min", "night_signals", "min", "SD of sleep-onset clock time over the last 14 days",
-               "Huang 2020"),
-        Column("onset_sd_band", "night_signals", "band 0-3", "0: < 30, 1: 30-60, 2: 60-90, 3: >= 90 min",
-               "Huang 2020"),
-        Column("sri_14n", "night_signals", "index -100..100",
-               "Sleep Regularity Index over the last 14 days from stage segments (needs >= 13 day pairs)",
-               "Phillips 2017; Fischer 2021"),
-        Column("social_jetlag_28n_min", "night_signals", "min",
-               "|median mid-sleep on free days - on workdays| over the last 28 days (night sleep only)",
-               "Wittmann 2006; SIGNALS.md"),
-        Column("short_sleep_run_nights", "night_signals", "nights", "Consecutive nights < 6 h ending here "
-               "(>= 3 is notable)", "Oberleitner 2024"),
-        Column("waso_long_nights_7n", "night_signals", "nights", "Nights with WASO >= 31 min in the last 7 days",
-               "Lichstein 2003"),
-        Column("onset_long_nights_7n", "night_signals", "nights", "Nights with onset latency >= 31 min in the last 7 "
-               "days", "Lichstein 2003"),
-        Column("continuity_flag", "night_signals", "bool", "Either count >= 3 (trend flag only)", "Lichstein 2003"),
-        Column("rhr_elevated_2n", "night_signals", "bool", "Resting HR >= baseline + 4 bpm on this and the night "
-               "before", "NightSignal, Alavi 2022"),
-        Column("ln_rmssd_7n_mean", "night_signals", "ln(ms)", "7-day mean lnRMSSD (>= 4 valid nights of the same "
-               "kind, else not enough data)", "Plews 2014"),
-        Column("ln_rmssd_7n_nights", "night_signals", "nights", "Valid HRV nights in that 7-day window", "Plews 2014"),
-        Column("hrv_below_band", "night_signals", "bool",
-               "7-day mean below baseline median - 1 within-person SD (the band's lower edge)",
-               "Plews 2014"),
-        Column("rmssd_cv_7n_pct", "night_signals", "%", "7-day coefficient of variation of RMSSD (rising = less "
-               "stable)", "Plews 2014"),
-        Column("bedtime_ewma_min", "night_signals", "min from midnight", "EWMA (lambda 0.25) of bedtime, 28 days",
-               "SIGNALS.md (drift)"),
-        Column("bedtime_drift_min", "night_signals", "min", "bedtime EWMA - baseline median (bedtime creep)", "ours"),
-        Column("midsleep_ewma_min", "night_signals", "min from midnight", "EWMA of mid-sleep", "SIGNALS.md"),
-        Column("midsleep_drift_min", "night_signals", "min", "mid-sleep EWMA - baseline median", "ours"),
-        Column("sleep_deviates", "night_signals", "bool", "This night's sleep deviates the worse way (rule in "
-               "features/sql/night_signals.sql)", "SIGNALS.md"),
-        Column("recovery_deviates", "night_signals", "bool", "RHR rule, lnRMSSD z <= -1 or HRV below the band",
-               "Alavi 2022; Plews 2014"),
-        Column("illness_deviates", "night_signals", "bool", "Skin temp / breathing rate / SpO2 deviation or tagged "
-               "illness", "SIGNALS.md"),
-        Column("sleep_flag", "night_signals", "bool", "Sleep deviates on >= 3 of the last 5 comparable nights",
-               "SIGNALS.md"),
-        Column("recovery_flag", "night_signals", "bool", "Recovery deviates on >= 3 of the last 5 comparable nights",
-               "SIGNALS.md"),
-        Column("sleep_strong_flag", "night_signals", "bool", "Sleep deviates on >= 6 of the last 7 comparable nights",
-               "ours"),
-        Column("recovery_strong_flag", "night_signals", "bool", "Recovery deviates on >= 6 of the last 7", "ours"),
-        Column("illness_flag", "night_signals", "bool",
-               "Illness signs on >= 2 nights, or two signs on one night, or a tagged illness, in the last 7 days: "
-               "holds an alert back",
-               "SIGNALS.md"),
-        Column("alert", "export", "bool", "The backtest replay (alerts.rules.decide, night by night, with budget and "
-               "re-arm) alerts on this night", "SIGNALS.md"),
-    )
+@dataclass(frozen=True)
+class Feature:
+    """A nightly feature compared with the person's own usual (its column, plus how it is compared)."""
+
+    name: str
+    unit: str
+    domain: Domain
+    worse: Worse
+    floor: float  # smallest robust SD in comparisons (ours, no published source): noise must not look large
+    description: str
+    source: str
+
+
+# Each table's columns in the order the migrations create them: name, DuckDB type, unit, source; then the
+# definition. The maths is in features/sql/<table>.sql.
+_Row = tuple[str, str, str, str, str]
+_NIGHTLY_FEATURES: tuple[_Row, ...] = (
+    ("person_id", "VARCHAR NOT NULL", "id", "—",
+     "The person's opaque id"),
+    ("night_date", "DATE NOT NULL", "date", "ARCHITECTURE.md",
+     "The night: the local date of waking (Fitbit dateOfSleep)"),
+    ("source", "VARCHAR", "text", "—",
+     "Where the main sleep came from"),
+    ("log_type", "VARCHAR", "text", "Fitbit",
+     "stages (segments with stages) or classic"),
+    ("tst_min", "DOUBLE", "min", "SIGNALS.md (TST)",
+     "Total sleep time of the main sleep"),
+    ("time_in_bed_min", "DOUBLE", "min", "—",
+     "Start to end of the main sleep log"),
+    ("efficiency_pct", "DOUBLE", "%", "SIGNALS.md; < 85 % is a common clinical cut-off",
+     "Minutes asleep / minutes in bed"),
+    ("waso_min", "DOUBLE", "min", "SIGNALS.md (WASO)",
+     "Wake after sleep onset"),
+    ("onset_latency_min", "DOUBLE", "min", "SIGNALS.md",
+     "Minutes to fall asleep"),
+    ("awakenings_count", "INTEGER", "count", "SIGNALS.md (stage logs)",
+     "Wake segments of 5 min or more"),
+    ("bedtime_min", "DOUBLE", "min from midnight", "SIGNALS.md (timing, circular-safe)",
+     "Local start of the main sleep, minutes from the midnight that begins the wake date (23:30 = -30)"),
+    ("wake_min", "DOUBLE", "min from midnight", "SIGNALS.md (timing)",
+     "Local end of the main sleep, same origin"),
+    ("midsleep_min", "DOUBLE", "min after midnight", "SIGNALS.md",
+     "Middle of the main sleep, minutes from the midnight that begins the wake date"),
+    ("midsleep_clock_min", "DOUBLE", "min of day", "—",
+     "Mid-sleep as a clock time 0..1439 (display)"),
+    ("nap_min", "DOUBLE", "min", "SIGNALS.md (naps kept apart)",
+     "Minutes asleep in naps attributed to the same date"),
+    ("resting_hr_bpm", "DOUBLE", "bpm", "NightSignal (Alavi et al., Nat Med 2022)",
+     "Daily resting heart rate"),
+    ("ln_rmssd", "DOUBLE", "ln(ms)", "Plews et al., IJSPP 2014",
+     "Natural log of overnight RMSSD"),
+    ("rmssd_ms", "DOUBLE", "ms", "Plews 2014",
+     "Overnight RMSSD (for the coefficient of variation)"),
+    ("breathing_rate_brpm", "DOUBLE", "breaths/min", "SIGNALS.md (illness context)",
+     "Overnight breathing rate"),
+    ("skin_temp_deviation_c", "DOUBLE", "°C", "SIGNALS.md (illness context)",
+     "Skin temperature deviation from the device's own baseline"),
+    ("spo2_avg_pct", "DOUBLE", "%", "SIGNALS.md (illness context)",
+     "Average overnight SpO2"),
+    ("steps_count", "INTEGER", "steps", "SIGNALS.md (activity)",
+     "Steps on the wake date"),
+    ("active_min", "DOUBLE", "min", "WHO MVPA convention",
+     "Moderately + very active minutes on the wake date"),
+    ("sedentary_min", "DOUBLE", "min", "SIGNALS.md (activity)",
+     "Sedentary minutes on the wake date"),
+    ("valid_activity_day", "BOOLEAN", "bool", "Troiano 2008; All of Us",
+     ">= 100 steps and not a whole day sedentary (no wear-time data: the 10 h rule is not applied)"),
+    ("sleep_state_bits", "BIT", "1 bit a minute", "Phillips 2017 (SRI input)",
+     "Per minute of the noon-to-noon window ending on the wake date: 1 asleep in any log; valid nights"),
+    ("tag_illness", "BOOLEAN NOT NULL", "bool", "SIGNALS.md (tags)",
+     "Tagged illness: an illness sign, kept out of baselines"),
+    ("tag_travel", "BOOLEAN NOT NULL", "bool", "SIGNALS.md (tags)",
+     "Tagged travel: not compared, kept out of baselines"),
+    ("tag_on_call", "BOOLEAN NOT NULL", "bool", "SIGNALS.md (tags)",
+     "Tagged on-call: compared, kept out of baselines"),
+    ("tag_night_shift", "BOOLEAN NOT NULL", "bool", "ours",
+     "Tagged night shift: compared with shift sleep only"),
+    ("tag_day_off", "BOOLEAN NOT NULL", "bool", "SIGNALS.md",
+     "Tagged day off (a roster's free day)"),
+    ("free_day", "BOOLEAN NOT NULL", "bool", "SIGNALS.md (social jetlag)",
+     "Free day for social jetlag: tagged day-off if the person keeps a roster, else Saturday/Sunday"),
+    ("day_sleep", "BOOLEAN", "bool", "ours",
+     "Main sleep centred 10:00-18:00 local, or tagged night-shift: shift sleep, own baseline"),
+    ("away_from_home", "BOOLEAN NOT NULL", "bool", "SIGNALS.md",
+     "Main sleep in another zone than home (travel)"),
+    ("valid_night", "BOOLEAN NOT NULL", "bool", "SIGNALS.md (validity)",
+     "A main sleep of >= 3 h exists"),
+)
+
+_NIGHT_SIGNALS: tuple[_Row | str, ...] = (
+    "person_id", "night_date", "valid_night",  # the night's key and validity: described in nightly_features
+    ("travel_context", "BOOLEAN NOT NULL", "bool", "SIGNALS.md",
+     "Away, tagged travel, or back for < 3 nights: not compared"),
+    ("baseline_excluded", "BOOLEAN NOT NULL", "bool", "SIGNALS.md",
+     "Kept out of baselines (travel/jet lag, tagged illness/travel/on-call)"),
+    ("baseline_valid_nights", "INTEGER NOT NULL", "nights", "SIGNALS.md",
+     "Usable nights in this night's 60-day baseline"),
+    ("warming_up", "BOOLEAN NOT NULL", "bool", "Oura ~2 weeks, Garmin ~3 weeks",
+     "Fewer than 14 baseline nights: 'not enough data yet', no comparison (a state, not a zero)"),
+    ("tst_z", "DOUBLE", "robust z", "SIGNALS.md",
+     "TST against the baseline, (x - median) / (1.4826 MAD, floored)"),
+    ("efficiency_z", "DOUBLE", "robust z", "SIGNALS.md",
+     "Sleep efficiency against the baseline"),
+    ("waso_z", "DOUBLE", "robust z", "SIGNALS.md",
+     "WASO against the baseline"),
+    ("onset_latency_z", "DOUBLE", "robust z", "SIGNALS.md",
+     "Onset latency against the baseline"),
+    ("awakenings_z", "DOUBLE", "robust z", "SIGNALS.md",
+     "Awakenings against the baseline"),
+    ("resting_hr_delta_bpm", "DOUBLE", "bpm", "NightSignal, Alavi 2022",
+     "Resting HR minus the baseline median"),
+    ("ln_rmssd_z", "DOUBLE", "robust z", "Plews 2014",
+     "lnRMSSD against the baseline"),
+    ("breathing_rate_delta_brpm", "DOUBLE", "breaths/min", "SIGNALS.md (illness context)",
+     "Breathing rate minus the baseline median"),
+    ("spo2_delta_pct", "DOUBLE", "%", "SIGNALS.md (illness)",
+     "SpO2 minus the baseline median"),
+    ("tst_sd_14n_min", "DOUBLE", "min", "MESA, Huang 2020",
+     "SD of TST over the last 14 days (>= 10 valid nights)"),
+    ("tst_sd_band", "INTEGER", "band 0-3", "Huang 2020",
+     "0: < 60, 1: 60-90, 2: 90-120, 3: >= 120 min"),
+    ("onset_sd_14n_min", "DOUBLE", "min", "Huang 2020",
+     "SD of sleep-onset clock time over the last 14 days"),
+    ("onset_sd_band", "INTEGER", "band 0-3", "Huang 2020",
+     "0: < 30, 1: 30-60, 2: 60-90, 3: >= 90 min"),
+    ("sri_14n", "DOUBLE", "index -100..100", "Phillips 2017; Fischer 2021",
+     "Sleep Regularity Index over the last 14 days from stage segments (needs >= 13 day pairs)"),
+    ("social_jetlag_28n_min", "DOUBLE", "min", "Wittmann 2006; SIGNALS.md",
+     "|median mid-sleep on free days - on workdays| over the last 28 days (night sleep only)"),
+    ("short_sleep_run_nights", "INTEGER", "nights", "Oberleitner 2024",
+     "Consecutive nights < 6 h ending here (>= 3 is notable)"),
+    ("waso_long_nights_7n", "INTEGER", "nights", "Lichstein 2003",
+     "Nights with WASO >= 31 min in the last 7 days"),
+    ("onset_long_nights_7n", "INTEGER", "nights", "Lichstein 2003",
+     "Nights with onset latency >= 31 min in the last 7 days"),
+    ("continuity_flag", "BOOLEAN", "bool", "Lichstein 2003",
+     "Either count >= 3 (trend flag only)"),
+    ("rhr_elevated_2n", "BOOLEAN", "bool", "NightSignal, Alavi 2022",
+     "Resting HR >= baseline + 4 bpm on this and the night before"),
+    ("ln_rmssd_7n_mean", "DOUBLE", "ln(ms)", "Plews 2014",
+     "7-day mean lnRMSSD (>= 4 valid nights of the same kind, else not enough data)"),
+    ("ln_rmssd_7n_nights", "INTEGER", "nights", "Plews 2014",
+     "Valid HRV nights in that 7-day window"),
+    ("hrv_below_band", "BOOLEAN", "bool", "Plews 2014",
+     "7-day mean below baseline median - 1 within-person SD (the band's lower edge)"),
+    ("rmssd_cv_7n_pct", "DOUBLE", "%", "Plews 2014",
+     "7-day coefficient of variation of RMSSD (rising = less stable)"),
+    ("bedtime_ewma_min", "DOUBLE", "min from midnight", "SIGNALS.md (drift)",
+     "EWMA (lambda 0.25) of bedtime, 28 days"),
+    ("bedtime_drift_min", "DOUBLE", "min", "ours",
+     "bedtime EWMA - baseline median (bedtime creep)"),
+    ("midsleep_ewma_min", "DOUBLE", "min from midnight", "SIGNALS.md",
+     "EWMA of mid-sleep"),
+    ("midsleep_drift_min", "DOUBLE", "min", "ours",
+     "mid-sleep EWMA - baseline median"),
+    ("sleep_deviates", "BOOLEAN", "bool", "SIGNALS.md",
+     "This night's sleep deviates the worse way (rule in features/sql/night_signals.sql)"),
+    ("recovery_deviates", "BOOLEAN", "bool", "Alavi 2022; Plews 2014",
+     "RHR rule, lnRMSSD z <= -1 or HRV below the band"),
+    ("illness_deviates", "BOOLEAN", "bool", "SIGNALS.md",
+     "Skin temp / breathing rate / SpO2 deviation or tagged illness"),
+    ("sleep_flag", "BOOLEAN NOT NULL", "bool", "SIGNALS.md",
+     "Sleep deviates on >= 3 of the last 5 comparable nights"),
+    ("recovery_flag", "BOOLEAN NOT NULL", "bool", "SIGNALS.md",
+     "Recovery deviates on >= 3 of the last 5 comparable nights"),
+    ("sleep_strong_flag", "BOOLEAN NOT NULL", "bool", "ours",
+     "Sleep deviates on >= 6 of the last 7 comparable nights"),
+    ("recovery_strong_flag", "BOOLEAN NOT NULL", "bool", "ours",
+     "Recovery deviates on >= 6 of the last 7"),
+    ("illness_flag", "BOOLEAN NOT NULL", "bool", "SIGNALS.md",
+     ("Illness signs on >= 2 nights, or two signs on one night, or a tagged illness, in the last 7 "
+      "days: holds an alert back")),
+)
+
+_EXPORT_OWN: tuple[_Row, ...] = (
+    ("alert", "", "bool", "SIGNALS.md",
+     ("The backtest replay (alerts.rules.decide, night by night, with budget and re-arm) "
+      "alerts on this night")),
+)
+
+# Inputs to other columns that a person does not read: kept out of the export and the data dictionary.
+INTERNAL_COLUMNS = frozenset({"sleep_state_bits"})
+
+# Compared night by night with the person's own usual: domain, which direction is worse, robust-SD floor.
+_COMPARED: tuple[tuple[str, Domain, Worse, float], ...] = (
+    ("tst_min", "sleep", "down", 20.0),
+    ("efficiency_pct", "sleep", "down", 2.0),
+    ("waso_min", "sleep", "up", 8.0),
+    ("onset_latency_min", "sleep", "up", 5.0),
+    ("awakenings_count", "sleep", "up", 1.0),
+    ("midsleep_min", "timing", None, 20.0),
+    ("resting_hr_bpm", "recovery", "up", 1.5),
+    ("ln_rmssd", "recovery", "down", 0.08),
+)
+
+
+def _columns(table: Table, rows: tuple[_Row | str, ...]) -> dict[str, Column]:
+    """The columns described in `rows`; a bare name is a column described in an earlier table."""
+    return {
+        name: Column(name, table, sql_type, unit, description, source)
+        for name, sql_type, unit, source, description in (row for row in rows if not isinstance(row, str))
+    }
+
+
+def _names(rows: tuple[_Row | str, ...]) -> tuple[str, ...]:
+    return tuple(row if isinstance(row, str) else row[0] for row in rows)
+
+
+# Every column, once: each table's own, in table order.
+COLUMNS: dict[str, Column] = (
+    _columns("nightly_features", _NIGHTLY_FEATURES)
+    | _columns("night_signals", _NIGHT_SIGNALS)
+    | _columns("export", _EXPORT_OWN)
+)
+
+# What each table holds, in order: what tests/test_catalog.py compares with the migrated store.
+TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
+    "nightly_features": _names(_NIGHTLY_FEATURES),
+    "night_signals": _names(_NIGHT_SIGNALS),
 }
+
+# `emberwatch features export`: the night's features, then its signals, then whether the replay alerts on it.
+EXPORT_ORDER: tuple[str, ...] = tuple(name for name in COLUMNS if name not in INTERNAL_COLUMNS)
+
+
+
+def _feature(name: str, domain: Domain, worse: Worse, floor: float) -> Feature:
+    column = COLUMNS[name]
+    return Feature(name, column.unit, domain, worse, floor, column.description, column.source)
+
+
+FEATURES: dict[str, Feature] = {row[0]: _feature(*row) for row in _COMPARED}

@@ -7,10 +7,12 @@ from datetime import date
 import pandas as pd
 from typer.testing import CliRunner
 
-from alerts.data_dictionary import DOC, EXPORT_ORDER, render
+from alerts.data_dictionary import DOC, render
+from alerts.features_export import export_features
+from features.catalog import EXPORT_ORDER
 from features.engine import compute_features
-from alerts.features_export import export_columns, export_features
 from tests.helpers import calm_history
+from tests.test_catalog import export_columns
 
 
 def test_the_data_dictionary_page_is_generated_from_the_catalog_and_current():

@@ -5,43 +5,8 @@
 -- earliest start of a log in it; a log's segments lie inside it) repeat the targets as constants: DuckDB can then
 -- skip whole row groups by their min/max (a nightly run reads the last few nights, not the history).
 --
--- column                 definition                                                            source
--- tst_min                minutes asleep in the main sleep                                      SIGNALS.md (TST)
--- time_in_bed_min        minutes from start to end of the main sleep log
--- efficiency_pct         100 * tst_min / time_in_bed_min (one formula for every source;        SIGNALS.md; <85 % is a
---                        Fitbit's own stage-log "efficiency" uses another and is not used)     common clinical cut-off
--- waso_min               wake minutes between the first and last sleep segment                 SIGNALS.md (WASO)
---                        (no segments: the log's minutes_awake)
--- onset_latency_min      minutes from the start of the log to the first sleep segment          SIGNALS.md
---                        (no segments: the log's minutes_to_fall_asleep)
--- awakenings_count       wake segments of >= 5 min after sleep onset (segment logs only)       SIGNALS.md
--- bedtime_min            local start, minutes from the midnight that begins the wake date      circular-safe: a
--- wake_min               local end, same origin                                                23:30 bedtime is -30
--- midsleep_min           (bedtime_min + wake_min) / 2; on one continuous axis across midnight, so
---                        averaging 23:50 and 00:10 gives 00:00, never noon                      circular-safe
--- midsleep_clock_min     midsleep_min as a clock time, 0..1439 (for display only)
--- nap_min                minutes asleep in other logs attributed to the same date              naps kept apart
--- resting_hr_bpm         the source's daily resting HR for the wake date                       Fitbit/Google daily RHR
--- ln_rmssd               natural log of the night's RMSSD (ms)                                 Plews 2014 (lnRMSSD)
--- rmssd_ms               the night's RMSSD (ms), for the coefficient of variation              Plews 2014
--- steps_count            steps on the wake date                                                SIGNALS.md (activity)
--- active_min             moderately + very active minutes on the wake date                     WHO MVPA convention
--- sedentary_min          sedentary minutes on the wake date                                    SIGNALS.md
--- valid_activity_day     >= $min_valid_steps steps and not a whole day sedentary (the 10 h       Troiano 2008 (steps
---                        wear rule needs minute heart-rate data, which no connector delivers)   part only)
--- sleep_state_bits       asleep (1) / awake-or-unknown (0) per minute of the noon-to-noon       Phillips 2017 (SRI
---                        window that ends at noon of the wake date, from stage segments of      input); only for
---                        every sleep log (main and naps) that falls in it                       valid nights
--- tag_*                  the person tagged this night illness / travel / on-call /              SIGNALS.md (tags)
---                        night-shift / day-off (`emberwatch tag`)
--- free_day               the wake date is a free day: tagged day-off when the person keeps a    SIGNALS.md (social
---                        roster (any day-off tag), else a Saturday or Sunday                    jetlag)
--- day_sleep              the main sleep's middle falls between 10:00 and 18:00 local, or the   ours: shift work
---                        night is tagged night-shift
---                        (a night-shift worker's daytime sleep is compared only with their other daytime sleep)
--- away_from_home         the main sleep was in another zone than the person's home zone        SIGNALS.md: travel
---                        (travel nights, and the jet-lag nights after, are kept out of comparisons: night_signals)
--- valid_night            a main sleep of >= 3 h exists                                         SIGNALS.md (validity)
+-- Columns: what each one means, its unit and its source are in features/catalog.py (rendered into docs/signals.md);
+-- tests/test_catalog.py holds the migrated table to that list.
 with
 
 targets as (
@@ -274,12 +239,15 @@ final as (
         m.log_type,
         m.minutes_asleep::double as tst_min,
         m.time_in_bed_min::double as time_in_bed_min,
+        -- one formula for every source: Fitbit's own stage-log "efficiency" uses another and is not used
         100.0 * m.minutes_asleep / nullif(m.time_in_bed_min, 0) as efficiency_pct,
+        -- a log without segments (some exports) has only the source's own totals
         case when c.person_id is not null then coalesce(c.waso_min, 0.0) else m.minutes_awake::double end as waso_min,
         coalesce(c.onset_latency_min, m.minutes_to_fall_asleep::double) as onset_latency_min,
         c.awakenings_count::integer as awakenings_count,
         tm.bedtime_min,
         tm.wake_min,
+        -- one continuous axis across midnight: averaging 23:50 and 00:10 gives 00:00, never noon
         (tm.bedtime_min + tm.wake_min) / 2 as midsleep_min,
         ((tm.bedtime_min + tm.wake_min) / 2 + 1440) % 1440 as midsleep_clock_min,
         coalesce(naps.nap_min, 0)::double as nap_min,
@@ -292,7 +260,8 @@ final as (
         a.steps_count,
         a.active_min,
         a.sedentary_min,
-        -- unknown (NULL) without a step count: some exports carry activity minutes but no steps
+        -- unknown (NULL) without a step count: some exports carry activity minutes but no steps. The 10 h wear
+        -- rule (Troiano 2008) needs minute heart-rate data, which no connector delivers: steps part only
         case when a.steps_count is not null then
             a.steps_count >= $min_valid_steps and coalesce(a.sedentary_min, 0) < 1440
         end as valid_activity_day,
