@@ -41,6 +41,29 @@ def register(app: typer.Typer, person_app: typer.Typer) -> None:
         uvicorn.run(create_app(settings), host=host, port=port, access_log=False, log_level="warning",
                     proxy_headers=True, forwarded_allow_ips="127.0.0.1")
 
+    @app.command()
+    def invite(person_id: str = typer.Argument(..., help="The person to welcome.")) -> None:
+        """Email a person the welcome note with their link: to connect their watch (live sources) or to their page."""
+        from pipelines import validate
+        from pipelines.cli_common import person_store
+        from pipelines.settings import load_settings
+        from pipelines.sources import LIVE_SOURCES
+        from pipelines.steps import apply_recorded_choices, deliver_queued, queue_door_note, transport_for
+
+        validate.person_id(person_id)
+        settings = load_settings()
+        now_utc = datetime.now(timezone.utc)
+        with person_store(person_id) as (store, person):
+            queued = queue_door_note(store, person, "invite", now_utc.date().isoformat(), settings, now_utc,
+                                     to_connect=person.source in LIVE_SOURCES, deliver_now=True)
+            apply_recorded_choices(store, settings, now_utc)
+            result = deliver_queued(store, transport_for(settings), now_utc)
+        if not queued:
+            typer.echo(f"{person_id} was already invited today; nothing new was sent.")
+        else:
+            typer.echo(f"Invited {person_id}: the welcome email with their link is "
+                       f"{'sent' if result.sent else 'queued (see `emberwatch deliver`)'}.")
+
     @person_app.command("list")
     def person_list(as_json: bool = typer.Option(False, "--json", help="One JSON array of objects.")) -> None:
         """Everyone enrolled: id, address, zone, source, and whether their emails are active, paused or stopped."""
@@ -59,15 +82,10 @@ def register(app: typer.Typer, person_app: typer.Typer) -> None:
     def person_show(person_id: str = typer.Argument(...),
                     as_json: bool = typer.Option(False, "--json", help="One JSON object.")) -> None:
         """One person's enrolment and email choices (no health value)."""
-        from pipelines.settings import load_settings
-        from storage.store import Store, StoreError
+        from pipelines.cli_common import person_store
 
-        with Store(load_settings().db_path, wait_s=10) as store:
-            try:
-                data = _person_json(store, person_id)
-            except StoreError as exc:
-                typer.secho(str(exc), fg=typer.colors.RED, err=True)
-                raise typer.Exit(code=1)
+        with person_store(person_id, wait_s=10) as (store, person):
+            data = _person_json(store, person.person_id)
         if as_json:
             typer.echo(json.dumps(data, indent=2))
             return

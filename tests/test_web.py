@@ -292,3 +292,82 @@ def test_no_address_or_token_reaches_a_log_line(door, caplog):
     logged = "\n".join(r.getMessage() for r in caplog.records if not r.name.startswith("urllib3"))
     assert caplog.records
     assert "ana@example.org" not in logged and token not in logged
+
+
+def test_every_page_passes_the_language_check(door):
+    from alerts.language import check_message, check_template_sources, visible_text
+
+    assert len(check_template_sources(Path(__file__).resolve().parents[1] / "web" / "templates")) >= 7
+    page_url, html = door.page()
+    door.http.post(page_url + "/data/export", data={"form_token": door.form_token(html)})
+    confirm = door.link_in_last_email("/confirm/export/")
+    pages = [door.http.get(url) for url in (
+        page_url, page_url + "/pause", door.base + "/", door.link().unsubscribe, confirm, door.base + "/nowhere",
+        page_url[:-2] + "xx")]
+    pages.append(door.http.post(door.link().unsubscribe, data={"List-Unsubscribe": "One-Click"}))
+    for response in pages:
+        check_message(visible_text(response.text), source=response.url)
+    for note in door.emails():
+        check_message(note.get_body(("plain",)).get_content(), source=note["Subject"])
+
+
+def test_invite_emails_the_welcome_with_a_link_to_connect(tmp_path, monkeypatch):
+    import json
+
+    from typer.testing import CliRunner
+
+    from pipelines.cli import app
+
+    home = tmp_path / "home"
+    monkeypatch.setenv("EMBERWATCH_HOME", str(home))
+    monkeypatch.setenv("EMBERWATCH_LINK_KEY", LINK_KEY)
+    monkeypatch.setenv("EMBERWATCH_PUBLIC_URL", "https://door.example.org")
+    monkeypatch.delenv("EMBERWATCH_SMTP_HOST", raising=False)
+    with Store(home / "emberwatch.duckdb") as store:
+        store.add_person("g01", "gia@example.org", "Europe/Oslo", "google-health")
+        store.add_person("p01", "pia@example.org", "Europe/Oslo", "fitbit-export")
+    runner = CliRunner()
+    first = runner.invoke(app, ["invite", "g01"])
+    assert first.exit_code == 0 and "Invited g01" in first.output
+    again = runner.invoke(app, ["invite", "g01"])
+    assert again.exit_code == 0 and "already invited today" in again.output
+    assert runner.invoke(app, ["invite", "p01"]).exit_code == 0
+    notes = {m["To"]: m.get_body(("plain",)).get_content() for m in (
+        email.message_from_bytes(p.read_bytes(), policy=email.policy.default) for p in (home / "outbox").glob("*.eml"))}
+    assert set(notes) == {"gia@example.org", "pia@example.org"}
+    assert re.search(r"https://door\.example\.org/me/\S+/connect\b", notes["gia@example.org"])
+    assert not re.search(r"/connect\b", notes["pia@example.org"])  # an export person has no watch to connect
+    listed = json.loads(runner.invoke(app, ["person", "list", "--json"]).output)
+    assert [(p["person_id"], p["emails"], p["source"]) for p in listed] == [
+        ("g01", "active", "google-health"), ("p01", "active", "fitbit-export")]
+    unknown = runner.invoke(app, ["person", "show", "nobody"])
+    assert unknown.exit_code == 1 and "Traceback" not in unknown.output
+
+
+def test_a_silent_watch_gets_one_kind_note_until_data_comes_back(tmp_path):
+    from connectors.records import SleepSession
+    from pipelines.steps import NO_DATA_AFTER_NIGHTS, queue_no_data_notes
+
+    settings = load_settings(home=tmp_path / "home", link_key=LINK_KEY, public_url="https://door.example.org")
+
+    def sleep_on(store, night: date) -> None:
+        start = datetime(night.year, night.month, night.day, 0, 0, tzinfo=UTC) - timedelta(hours=1)
+        store.upsert_records([SleepSession(
+            person_id="g01", source="google-health", source_session_id=f"s-{night}", night_date=night,
+            start_utc=start, end_utc=start + timedelta(hours=7), tz_name="Europe/London", is_main_sleep=True,
+            minutes_asleep=400, minutes_awake=20, time_in_bed_min=420, log_type="stages")])
+
+    with Store(settings.db_path) as store:
+        store.add_person("g01", "gia@example.org", "Europe/London", "google-health")
+        store.add_person("x01", "xia@example.org", "Europe/London", "fitbit-export")
+        sleep_on(store, date(2026, 12, 1))
+        people = store.people()
+        night = date(2026, 12, 1) + timedelta(days=NO_DATA_AFTER_NIGHTS - 1)
+        assert queue_no_data_notes(store, people, night, settings, NOW) == 0  # three quiet nights: nothing yet
+        night += timedelta(days=1)
+        assert queue_no_data_notes(store, people, night, settings, NOW) == 1
+        assert queue_no_data_notes(store, people, night + timedelta(days=3), settings, NOW) == 0  # no second note
+        sleep_on(store, date(2026, 12, 9))  # data came back, then went quiet again
+        assert queue_no_data_notes(store, people, date(2026, 12, 13), settings, NOW) == 1
+        rows = store.query_rows("SELECT person_id, kind, period_key FROM email_ledger ORDER BY period_key")
+    assert rows == [("g01", "no-data", "2026-12-01"), ("g01", "no-data", "2026-12-09")]
