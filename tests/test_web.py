@@ -371,3 +371,52 @@ def test_a_silent_watch_gets_one_kind_note_until_data_comes_back(tmp_path):
         assert queue_no_data_notes(store, people, date(2026, 12, 13), settings, NOW) == 1
         rows = store.query_rows("SELECT person_id, kind, period_key FROM email_ledger ORDER BY period_key")
     assert rows == [("g01", "no-data", "2026-12-01"), ("g01", "no-data", "2026-12-09")]
+
+
+def test_a_click_survives_the_web_process_being_killed_right_after_it_answered(tmp_path):
+    """`emberwatch web` as its own process; another process holds the database (as the nightly run does); the
+    click is answered, the web process is SIGKILLed, and the next delivery run applies the click."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from pipelines.steps import apply_recorded_choices
+    from tests.smtp_server import free_port
+    from tests.test_writer import hold, wait_until_holding
+
+    home, port = tmp_path / "home", free_port()
+    settings = load_settings(home=home, link_key=LINK_KEY, public_url=f"http://127.0.0.1:{port}")
+    with Store(settings.db_path) as store:
+        store.add_person("c01", "ana@example.org", "Europe/London", "synthetic")
+        person = store.person("c01")
+    env = {**os.environ, "EMBERWATCH_HOME": str(home), "EMBERWATCH_LINK_KEY": LINK_KEY,
+           "EMBERWATCH_PUBLIC_URL": settings.public_url}
+    web = subprocess.Popen([sys.executable, "-m", "pipelines.cli", "web", "--port", str(port)], env=env,
+                           cwd=Path(__file__).resolve().parents[1], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        page_url = links_for(person, settings, datetime.now(UTC)).page
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                html = requests.get(page_url, timeout=5).text
+                break
+            except requests.ConnectionError:
+                assert time.monotonic() < deadline and web.poll() is None, web.stderr.read()
+                time.sleep(0.2)
+        token = re.search(r'name="form_token" value="([^"]+)"', html).group(1)
+        holder = hold(settings.db_path, "z01", 3)
+        wait_until_holding(holder)
+        answer = requests.post(page_url + "/stop", data={"form_token": token}, timeout=30)
+        assert answer.status_code == 200 and "stopped" in answer.text
+        os.kill(web.pid, signal.SIGKILL)  # right after answering: no shutdown, no flush
+        web.wait(timeout=10)
+        assert holder.wait(timeout=60) == 0
+    finally:
+        if web.poll() is None:
+            web.kill()
+    with Store(settings.db_path) as store:
+        assert store.person("c01").status == "active"
+        assert apply_recorded_choices(store, settings, datetime.now(UTC)) == 1
+        assert store.person("c01").status == "stopped"
