@@ -13,6 +13,7 @@ from urllib.parse import parse_qs, urlparse
 import logging
 
 from requests.auth import HTTPBasicAuth
+from oauthlib.oauth2 import WebApplicationClient
 from requests_oauthlib import OAuth2Session
 
 
@@ -55,33 +56,50 @@ def client_credentials(prefix: str) -> tuple[str, str]:
     return client_id, secret
 
 
+def start_consent(app: OAuthApp, redirect_uri: str, state: str | None = None) -> tuple[str, str, str]:
+    """(URL to send the person to, state, PKCE code verifier). The caller keeps the verifier (in memory for the
+    CLI's loopback sign-in, server-side for the web door) until the redirect comes back."""
+    allow_loopback_http(redirect_uri)
+    client = WebApplicationClient(app.client_id)
+    verifier = client.create_code_verifier(64)
+    session = OAuth2Session(app.client_id, scope=list(app.scopes), redirect_uri=redirect_uri)
+    url, state = session.authorization_url(
+        app.authorize_url, state=state, code_challenge=client.create_code_challenge(verifier, "S256"),
+        code_challenge_method="S256", **dict(app.extra_authorize_params))
+    return url, state, verifier
+
+
+def finish_consent(app: OAuthApp, redirect_uri: str, state: str, verifier: str,
+                   authorization_response: str) -> tuple[dict[str, Any], tuple[str, ...]]:
+    """Exchange the code for tokens; returns them with the scopes actually granted (a person may untick some).
+    oauthlib checks that the response's `state` is the one this consent began with."""
+    allow_loopback_http(app.token_url, authorization_response, redirect_uri)
+    # A person may untick scopes; oauthlib would raise "Scope has changed". We record what was granted
+    # instead, and sources skip the data types whose scope is missing.
+    os.environ["OAUTHLIB_RELAX_TOKEN_SCOPE"] = "1"
+    session = OAuth2Session(app.client_id, scope=list(app.scopes), redirect_uri=redirect_uri, state=state)
+    if app.basic_auth:
+        token = session.fetch_token(app.token_url, authorization_response=authorization_response,
+                                    code_verifier=verifier, auth=HTTPBasicAuth(app.client_id, app.client_secret))
+    else:
+        token = session.fetch_token(app.token_url, authorization_response=authorization_response,
+                                    code_verifier=verifier, client_secret=app.client_secret,
+                                    include_client_id=True)
+    granted = token.get("scope") or app.scopes
+    if isinstance(granted, str):
+        granted = granted.split()
+    return dict(token), tuple(granted)
+
+
 class Consent:
-    """One consent round trip: the URL to open, then the exchange of the code for tokens."""
+    """One consent round trip for the CLI's loopback sign-in: the URL to open, then the exchange."""
 
     def __init__(self, app: OAuthApp, redirect_uri: str) -> None:
-        allow_loopback_http(redirect_uri)
         self.app, self.redirect_uri = app, redirect_uri
-        self.session = OAuth2Session(app.client_id, scope=list(app.scopes), redirect_uri=redirect_uri, pkce="S256")
-        self.url, self.state = self.session.authorization_url(app.authorize_url, **dict(app.extra_authorize_params))
+        self.url, self.state, self._verifier = start_consent(app, redirect_uri)
 
     def exchange(self, authorization_response: str) -> tuple[dict[str, Any], tuple[str, ...]]:
-        """Tokens and the scopes actually granted (a person may untick some)."""
-        allow_loopback_http(self.app.token_url, authorization_response)
-        # A person may untick scopes; oauthlib would raise "Scope has changed". We record what was granted
-        # instead, and sources skip the data types whose scope is missing.
-        os.environ["OAUTHLIB_RELAX_TOKEN_SCOPE"] = "1"
-        if self.app.basic_auth:
-            token = self.session.fetch_token(
-                self.app.token_url, authorization_response=authorization_response,
-                auth=HTTPBasicAuth(self.app.client_id, self.app.client_secret))
-        else:
-            token = self.session.fetch_token(
-                self.app.token_url, authorization_response=authorization_response,
-                client_secret=self.app.client_secret, include_client_id=True)
-        granted = token.get("scope") or self.app.scopes
-        if isinstance(granted, str):
-            granted = granted.split()
-        return dict(token), tuple(granted)
+        return finish_consent(self.app, self.redirect_uri, self.state, self._verifier, authorization_response)
 
 
 class _Handler(BaseHTTPRequestHandler):
