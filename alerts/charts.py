@@ -2,7 +2,8 @@
 
 Drawn by matplotlib (Agg, no display) from alerts.chart_data series. Each image comes with alt text that says in
 words what the picture shows, so a screen reader or an email client with images off loses nothing.
-Calm slate blue and grey only (MESSAGES.md: no red/green, no grades), and no dates: the x axis counts weeks back.
+Calm slate blue and grey only (docs/messages.md, "Words": no red/green, no grades), and no dates: the x axis
+counts weeks back.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Compose the three-beat emails (MESSAGES.md) from an explanation or a week summary; wrap them as MIME.
+"""Compose the three-beat emails (docs/messages.md) from an explanation or a week summary; wrap as MIME.
 
 Composition never reads the database: everything it says comes from the dataclasses of alerts.message_types,
 and charts are drawn by the caller and passed in.
@@ -51,10 +51,10 @@ TEXT_WIDTH_CHARS = 72
 Charts = Mapping[str, Any]
 
 # Below this |robust z| a move is said to be "a little" different: a wording choice so that ordinary heavy
-# weeks are not made to sound dramatic (no source; MESSAGES.md asks for "no exaggeration").
+# weeks are not made to sound dramatic (no source; docs/messages.md, "Three beats", asks for no exaggeration).
 A_LITTLE_BELOW_ABS_Z = 2.0
 MAX_CLAUSES_PER_DOMAIN = 2
-MAX_CLAUSES = 3  # MESSAGES.md's example names two moves; past three a sentence stops being read
+MAX_CLAUSES = 3  # docs/messages.md's example names two moves; past three a sentence stops being read
 MAX_WENT_WELL = 2
 
 SLEEP_FEATURES = (
@@ -398,7 +398,7 @@ def compose_digest(
     if numbers and not summary.warming_up:
         values = [line for m in summary.moves if (line := describe_value(m))]
         basis = f"Based on {_plural(summary.valid_nights_this_week, 'night')} with data this week."
-    # An illness flag outranks the week's pattern (SIGNALS.md: it explains the signals), so the step is rest
+    # Illness outranks the week's pattern (it explains the signals: docs/messages.md), so the step is rest
     # even when the summary carries a strategy chosen from the flagged domains alone.
     strategy_key = "rest" if summary.illness_held_back else (summary.strategy or default_strategy)
     images, alts = _chart_images(recipient, charts)

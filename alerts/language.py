@@ -1,4 +1,5 @@
-"""The words emberwatch never uses (MESSAGES.md, "Words"), and a check that fails loudly when one slips in.
+"""The words emberwatch never uses (docs/messages.md, "Words"), and a check that fails loudly when one slips
+in.
 
 Matching is case-insensitive and on word boundaries ("poorly" is caught by its own pattern, "impatient" is
 not a "patient"). Decisions beyond the literal list, all on the side of caution:
@@ -11,7 +12,8 @@ not a "patient"). Decisions beyond the literal list, all on the side of caution:
   wellness note.
 - "patient" is banned even as an adjective ("be patient with yourself"): a clinician reads it as their
   clients.
-- MESSAGES.md also rules out grades, streaks and comparison with other people; those get their own patterns.
+- docs/messages.md also rules out grades, streaks and comparison with other people; those get their own
+  patterns.
 - "burnout" alone is not banned (the project is about its physical side) but "burnout detected/risk" are.
 """
 
@@ -39,7 +41,7 @@ BANNED_TERMS: tuple[str, ...] = (
     r"scor(?:e|es|ed|ing)",
 )
 
-# MESSAGES.md: "No imperatives". Steps are offered as questions or with "might".
+# docs/messages.md, "Words": no imperatives. Steps are offered as questions or with "might".
 BANNED_IMPERATIVES: tuple[str, ...] = (
     r"you\s+must",
     r"you\s+should",
@@ -48,7 +50,7 @@ BANNED_IMPERATIVES: tuple[str, ...] = (
     r"you\s+ought\s+to",
 )
 
-# MESSAGES.md: "no grades, no streaks, no comparison with other people".
+# docs/messages.md, "Words": no grades, no streaks, no comparison with other people.
 BANNED_FRAMINGS: tuple[str, ...] = (
     r"grade[sd]?",
     r"streaks?",
@@ -74,7 +76,7 @@ class BannedLanguageError(ValueError):
         where = f" in {source}" if source else ""
         super().__init__(
             f"Banned wording{where}: {', '.join(words)} (…{snippet}…). "
-            "Rephrase it in the voice of MESSAGES.md: signals, pattern, compared with your usual."
+            "Rephrase it in the voice of docs/messages.md: signals, pattern, compared with your usual."
         )
 
 

@@ -33,7 +33,7 @@ class FeatureMove:
 
     feature: str  # a column of nightly_features, e.g. "tst_min", "resting_hr_bpm", "ln_rmssd"
     direction: Direction
-    worse: bool  # True when the move is in the direction SIGNALS.md calls worse
+    worse: bool  # True when the move is in the direction features/catalog.py calls worse
     robust_z: float  # (recent median - baseline median) / (1.4826 * baseline MAD), sign as measured
     baseline_median: float
     recent_median: float

@@ -1,7 +1,7 @@
 """When an email may go out: inside the person's delivery window, on their working days, in their own zone.
 
-MESSAGES.md: "Deliver inside the person's chosen window (default 07:30–08:30 local, working days). Never at
-night, never on their days off. A nightly run that finds an alert at 03:00 queues it for the window."
+docs/messages.md, "Delivery windows": inside the person's chosen window (default 07:30–08:30 local, working
+days), never at night, never on a day off; an alert a nightly run finds at 03:00 waits for the window.
 
 Everything here is pure: the clock comes in as an argument, so tests can freeze it across a DST change.
 """

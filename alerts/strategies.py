@@ -1,4 +1,5 @@
-"""The small optional steps an email may offer, as data (MESSAGES.md, "Strategies"), and which fits a signal.
+"""The small optional steps an email may offer, as data (docs/messages.md, "Strategies"), and which fits
+a signal.
 
 Every line is an offer, never an instruction: a question or a "might". Lines are picked deterministically
 from a stable key (person + period) so a person does not read the same line every week, and a re-run
@@ -11,8 +12,9 @@ import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-# Persistence thresholds (nights in a row with at least one domain flagged). MESSAGES.md: "both, persisting
-# beyond a week" -> supervision / support network; "persisting for weeks" -> caseload / professional help.
+# Persistence thresholds (nights in a row with at least one domain flagged; docs/messages.md, "Strategies"):
+# both domains beyond a week -> supervision or a support network; three weeks or more -> caseload and
+# professional help.
 SUPERVISION_AFTER_NIGHTS = 7  # strictly more than this
 CASELOAD_FROM_NIGHTS = 21  # this many or more
 
@@ -81,7 +83,7 @@ STRATEGIES: dict[str, Strategy] = {
             "Caseload and professional help",
             ("It's okay to look at your caseload, and it's okay to have someone of your own to talk to.",),
         ),
-        # Not a burnout-prevention strategy: for when an illness flag held the alert back (SIGNALS.md).
+        # Not a burnout-prevention strategy: for when an illness flag held the alert back (docs/messages.md).
         Strategy(
             "rest",
             "Self-care: rest",
@@ -99,7 +101,8 @@ FALLBACK_STRATEGY = "self_compassion"
 def choose_strategy(
     domains: Iterable[str], persisting_nights: int, *, rotation_key: str | None = None
 ) -> str:
-    """Match the strategy to the signal (MESSAGES.md table); the longer it lasts, the more it looks out."""
+    """Match the strategy to the signal (docs/messages.md, "Strategies"); the longer it lasts, the more it
+    looks out."""
     flagged = set(domains)
     if flagged and persisting_nights >= CASELOAD_FROM_NIGHTS:
         return "caseload"

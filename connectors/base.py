@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any, Iterable, Iterator, Protocol
+from typing import Iterator, Protocol
 
 from connectors.records import AnyRecord
 
@@ -70,14 +70,3 @@ class Source(Protocol):
 class TransientSourceError(RuntimeError):
     """A failure worth retrying soon (timeouts, 5xx, 429 after its wait). Anything else is not retried."""
 
-
-def mark_synced_all(bookmarks: Any, person_id: str, source: str, data_types: Iterable[str], through: date) -> None:
-    """Move a fetch's bookmarks together: in one transaction when the bookmark store offers it (storage.sync_state),
-    otherwise one by one. Called once a person's whole fetch is in hand (google_health, fitbit_web)."""
-    names = list(data_types)
-    many = getattr(bookmarks, "mark_synced_many", None)
-    if many is not None:
-        many(person_id, source, names, through)
-        return
-    for name in names:
-        bookmarks.mark_synced(person_id, source, name, through)

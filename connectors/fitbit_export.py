@@ -18,24 +18,23 @@ from __future__ import annotations
 import json
 from datetime import date, datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator, cast
+from typing import Any, Iterator
 from zoneinfo import ZoneInfo
 
 from connectors.base import ParseResult, PersonContext, RawPayload, Rejected
+from connectors.fitbit_sleep_log import invalid, kind, local_day, local_to_utc, required, sleep_session
+from connectors.parse_helpers import not_worn, shown
 from connectors.records import (
-    EARLIEST_PLAUSIBLE_DATE,
-    LATEST_PLAUSIBLE_DATE,
     DailyActivity,
     DailyRestingHeartRate,
-    Record,
     RecordError,
     SleepSession,
-    StageSegment,
     build_record,
     is_iana_zone,
-    night_date_of_wake,
     storable_text,
 )
+
+__all__ = ["FitbitExportSource", "read_export", "activity_file_bytes", "local_to_utc", "ACTIVITY_FILES"]
 
 SOURCE_NAME = "fitbit-export"
 
@@ -50,20 +49,6 @@ ACTIVITY_FILES: dict[str, str] = {
     "moderately_active_minutes": "moderately_active_min",
     "very_active_minutes": "very_active_min",
 }
-
-MINUTES_PER_DAY = 1440
-
-# The largest clock change in use (one hour; Lord Howe's is 30 min): how far a wall-clock timeInBed may run
-# past the real time in bed on a spring-forward night (see _sleep_session).
-DST_GAP_MIN = 60
-
-# Fitbit's level for stretches it could not score. Not a stage: such segments are left out (see _segments).
-UNSCORED_LEVEL = "unknown"
-
-_SLEEP_LOG_KEYS = (
-    "logId", "dateOfSleep", "startTime", "endTime", "mainSleep", "type",
-    "minutesAsleep", "minutesAwake", "timeInBed", "levels",
-)
 
 
 class FitbitExportSource:
@@ -150,18 +135,6 @@ def activity_file_bytes(body: bytes) -> dict[str, bytes]:
     return {f"{stem}.json": text.encode("utf-8", errors="surrogateescape") for stem, text in texts.items()}
 
 
-def local_to_utc(local: datetime, tz: ZoneInfo) -> datetime:
-    """A wall-clock reading in `tz` as a UTC instant.
-
-    fold=0 settles the two DST edge cases: in the repeated autumn hour the first pass (summer time) is taken;
-    a reading inside the skipped spring hour (02:30 on 2020-03-29 in Oslo) is read with the offset before the
-    jump, i.e. shifted forward by the gap (= 03:30 summer time).
-    """
-    if local.tzinfo is not None:
-        return local.astimezone(timezone.utc)
-    return local.replace(tzinfo=tz, fold=0).astimezone(timezone.utc)
-
-
 # --- whole-file checks ------------------------------------------------------------------------------------
 
 
@@ -201,56 +174,10 @@ def _load_list(body: bytes | str, file_name: str, what: str, result: ParseResult
         return None
     if not isinstance(data, list):
         result.rejected.append(Rejected(file_name, (
-            f"{file_name} should hold a list of {what} but holds {_kind(data)}; nothing from it was imported."
+            f"{file_name} should hold a list of {what} but holds {kind(data)}; nothing from it was imported."
         )))
         return None
     return data
-
-
-def _kind(value: Any) -> str:
-    names = {dict: "an object", list: "a list", str: "a string", bool: "true/false", type(None): "null"}
-    return names.get(type(value), "a number")
-
-
-def _bad(locator: str, field: str, problem: str) -> RecordError:
-    # Same sentence shape as connectors.records.build_record, so quarantine reasons read alike.
-    return RecordError(f"{SOURCE_NAME} at {locator}: field '{field}' is invalid: {problem}")
-
-
-def _required(item: Any, keys: tuple[str, ...], locator: str) -> dict[str, Any]:
-    if not isinstance(item, dict):
-        raise RecordError(f"{SOURCE_NAME} at {locator}: expected an object, found {_kind(item)}")
-    for key in keys:
-        if key not in item:
-            raise RecordError(f"{SOURCE_NAME} at {locator}: field '{key}' is missing")
-    return item
-
-
-def _local_datetime(value: Any, field: str, locator: str) -> datetime:
-    # Fitbit writes both "2019-11-02 00:09:30" and "2019-11-02T07:19:30.000"; fromisoformat reads both.
-    try:
-        if not isinstance(value, str):
-            raise ValueError
-        reading = datetime.fromisoformat(value)
-    except ValueError:
-        raise _bad(locator, field, f"{_shown(value)} is not a date-time like '2020-03-29 00:46:30'") from None
-    # Checked here, before any zone arithmetic: a reading in year 1 or 9999 overflows when moved to UTC.
-    if not EARLIEST_PLAUSIBLE_DATE <= reading.date() <= LATEST_PLAUSIBLE_DATE:
-        raise _bad(locator, field, (
-            f"{_shown(value)} is outside the plausible dates "
-            f"{EARLIEST_PLAUSIBLE_DATE} to {LATEST_PLAUSIBLE_DATE}"
-        ))
-    return reading
-
-
-def _shown(value: Any) -> str:
-    """A value for a reason sentence: its repr, cut short so a huge corrupt field cannot flood quarantine."""
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def _day(value: Any, field: str, locator: str) -> date:
-    return _local_datetime(value, field, locator).date()
 
 
 # --- sleep ------------------------------------------------------------------------------------------------
@@ -260,7 +187,7 @@ def _parse_sleep_logs(logs: list[Any], person: PersonContext, result: ParseResul
     if not is_iana_zone(person.tz_name):
         # Export times carry no zone: without the person's zone no log can be placed in time.
         result.rejected.append(Rejected("sleep.json", (
-            f"the person's time zone {_shown(person.tz_name)} is not an IANA zone name, so the local times "
+            f"the person's time zone {shown(person.tz_name)} is not an IANA zone name, so the local times "
             "in sleep.json cannot be read; nothing from it was imported. Correct the person's zone and "
             "re-import."
         )))
@@ -272,7 +199,7 @@ def _parse_sleep_logs(logs: list[Any], person: PersonContext, result: ParseResul
         shown_id = f" (logId {storable_text(str(log_id))})" if log_id is not None else ""
         locator = f"sleep.json[{index}]{shown_id}"
         try:
-            session = _sleep_session(log, person, tz, locator)
+            session = sleep_session(log, person, tz, locator, source=SOURCE_NAME)
         except RecordError as exc:
             result.rejected.append(Rejected(locator, str(exc)))
             continue
@@ -290,88 +217,6 @@ def _parse_sleep_logs(logs: list[Any], person: PersonContext, result: ParseResul
         result.records.append(session)
 
 
-def _sleep_session(log: Any, person: PersonContext, tz: ZoneInfo, locator: str) -> SleepSession:
-    log = _required(log, _SLEEP_LOG_KEYS, locator)
-    # logId is the session's key: str(None) or str([...]) would make a key that collides or means nothing.
-    log_id = log["logId"]
-    if isinstance(log_id, bool) or not isinstance(log_id, (int, str)) or str(log_id).strip() == "":
-        raise _bad(locator, "logId", f"{_shown(log_id)} is not a log id (a number)")
-    start_local = _local_datetime(log["startTime"], "startTime", locator)
-    end_local = _local_datetime(log["endTime"], "endTime", locator)
-    start_utc = local_to_utc(start_local, tz)
-    end_utc = local_to_utc(end_local, tz)
-
-    # dateOfSleep is Fitbit's wake date, from the same device clock as endTime, so they agree (all 2,064 logs
-    # in PMData). Should they ever differ, the wake date of end_utc wins: it is the one night rule
-    # (connectors.records.night_date_of_wake) every source follows, and endTime is the more precise reading.
-    _day(log["dateOfSleep"], "dateOfSleep", locator)
-    night_date = night_date_of_wake(end_utc, person.tz_name)
-
-    # On the spring-forward night Fitbit computes timeInBed from wall-clock readings, so it holds the skipped
-    # hour (PMData p01, 2020-03-29: 474 min for 414 real minutes, padded by a 60-min 'unknown' segment).
-    # Time in bed cannot exceed the real time between getting in and out of bed; left alone, sleep
-    # efficiency would drop by ~10 points for everyone that night.
-    time_in_bed_min = log["timeInBed"]
-    real_min = int((end_utc - start_utc).total_seconds() // 60)
-    # Only the skipped hour is forgiven: a timeInBed further beyond the real time is a corrupt log, and
-    # capping it would turn e.g. 10**30 minutes into a plausible night (the record contract refuses it).
-    if type(time_in_bed_min) is int and end_utc > start_utc and time_in_bed_min <= real_min + DST_GAP_MIN:
-        time_in_bed_min = min(time_in_bed_min, real_min)
-
-    levels = log["levels"]
-    if not isinstance(levels, dict) or not isinstance(levels.get("data", []), list):
-        raise _bad(locator, "levels", "expected an object with a 'data' list of stage segments")
-
-    return cast(SleepSession, build_record(SleepSession, {
-        "person_id": person.person_id,
-        "source": SOURCE_NAME,
-        "source_session_id": str(log_id),
-        "night_date": night_date,
-        "start_utc": start_utc,
-        "end_utc": end_utc,
-        "tz_name": person.tz_name,
-        "is_main_sleep": log["mainSleep"],
-        "log_type": log["type"],
-        "minutes_asleep": log["minutesAsleep"],
-        "minutes_awake": log["minutesAwake"],
-        "minutes_to_fall_asleep": log.get("minutesToFallAsleep", 0),
-        "time_in_bed_min": time_in_bed_min,
-        "segments": _segments(levels.get("data", []), start_local, start_utc, locator),
-    }, source=SOURCE_NAME, locator=locator))
-
-
-def _segments(
-    data: list[Any], start_local: datetime, start_utc: datetime, locator: str
-) -> tuple[StageSegment, ...]:
-    """Stage segments from `levels.data`.
-
-    `levels.shortData` (wakes under 3 min overlaid on stage logs) is ignored on purpose: Fitbit's own
-    minutesAwake and stage summary come from `data` only, so adding the short wakes would count them twice.
-
-    Each segment is placed at the session start plus its elapsed time on the watch's clock
-    (start_utc + (segment reading - startTime reading)), not by reading each timestamp in the zone on its own.
-    The watch keeps one clock for the whole night: on the spring-forward night in PMData (2020-03-29,
-    8 people) segments are stamped inside the hour that does not exist (02:29) and run on contiguously past
-    03:00, so a per-timestamp conversion would move everything after 03:00 an hour back onto earlier segments.
-    Fitbit pads that night's wall-clock span with a trailing 'unknown' hour: not a stage, so left out.
-    """
-    segments: list[StageSegment] = []
-    for index, segment in enumerate(data):
-        where = f"{locator} levels.data[{index}]"
-        segment = _required(segment, ("dateTime", "level", "seconds"), where)
-        if segment["level"] == UNSCORED_LEVEL:
-            continue
-        reading = _local_datetime(segment["dateTime"], "dateTime", where)
-        elapsed = reading.replace(tzinfo=None) - start_local.replace(tzinfo=None)
-        # build_record is typed for Record but only needs model_validate; it words segment errors alike.
-        segments.append(cast(StageSegment, build_record(cast(type[Record], StageSegment), {
-            "start_utc": start_utc + elapsed,
-            "duration_s": segment["seconds"],
-            "stage": segment["level"],
-        }, source=SOURCE_NAME, locator=where)))
-    return tuple(segments)
-
-
 # --- resting heart rate -----------------------------------------------------------------------------------
 
 
@@ -379,11 +224,11 @@ def _parse_resting_hr(items: list[Any], person: PersonContext, result: ParseResu
     for index, item in enumerate(items):
         locator = f"resting_heart_rate.json[{index}]" + _day_suffix(item)
         try:
-            item = _required(item, ("dateTime", "value"), locator)
-            day = _day(item["dateTime"], "dateTime", locator)
+            item = required(SOURCE_NAME, item, ("dateTime", "value"), locator)
+            day = local_day(SOURCE_NAME, item["dateTime"], "dateTime", locator)
             value = item["value"]
             if not isinstance(value, dict) or "value" not in value:
-                raise _bad(locator, "value", 'expected an object like {"value": 52.9, "error": 6.8}')
+                raise invalid(SOURCE_NAME, locator, "value", 'expected an object like {"value": 52.9, "error": 6.8}')
             if value["value"] == 0:
                 continue  # Fitbit writes 0 for a day without a resting heart rate: missing, not zero.
             result.records.append(build_record(DailyRestingHeartRate, {
@@ -428,8 +273,8 @@ def _parse_activity_minutes(body: bytes, person: PersonContext, result: ParseRes
         for index, item in enumerate(items or []):
             locator = f"{stem}.json[{index}]" + _day_suffix(item)
             try:
-                item = _required(item, ("dateTime", "value"), locator)
-                day = _day(item["dateTime"], "dateTime", locator)
+                item = required(SOURCE_NAME, item, ("dateTime", "value"), locator)
+                day = local_day(SOURCE_NAME, item["dateTime"], "dateTime", locator)
                 # Each value is validated on its own: a bad one names its file and costs only its field.
                 partial = build_record(DailyActivity, {
                     "person_id": person.person_id, "source": SOURCE_NAME, "day": day, field: item["value"],
@@ -449,17 +294,9 @@ def _parse_activity_minutes(body: bytes, person: PersonContext, result: ParseRes
 
     for day in sorted(fields_by_day):
         fields = fields_by_day[day]
-        if _not_worn(fields):
+        if not_worn(fields):
             continue
         result.records.append(build_record(DailyActivity, {
             "person_id": person.person_id, "source": SOURCE_NAME, "day": day, **fields,
         }, source=SOURCE_NAME, locator=f"{ACTIVITY_MINUTES} ({day})"))
 
-
-def _not_worn(fields: dict[str, int]) -> bool:
-    # A day the watch was not worn reads as 1,440 sedentary minutes and no activity (223 of 2,396 person-days
-    # in PMData; 127 of the 128 such days of people with a resting-HR file have no resting HR either). That
-    # is a gap, not a sedentary day: recording it would tell the features the person sat still for 24 hours.
-    return fields.get("sedentary_min") == MINUTES_PER_DAY and not any(
-        minutes for field, minutes in fields.items() if field != "sedentary_min"
-    )

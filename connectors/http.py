@@ -145,9 +145,10 @@ class ApiClient:
         refresh: Callable[[], None],
         describe_error: Callable[[requests.Response], tuple[str, str]],
         policy: RetryPolicy | None = None,
+        retry_after: Callable[[requests.Response], float | None] = retry_after_s,
     ) -> None:
         self.session, self.source, self.limiter = session, source, limiter
-        self.refresh, self.describe_error = refresh, describe_error
+        self.refresh, self.describe_error, self.retry_after = refresh, describe_error, retry_after
         self.policy = policy or RetryPolicy()
         self.requests_sent = 0
 
@@ -173,7 +174,7 @@ class ApiClient:
                 self.refresh()  # raises ConsentRequired when the refresh token is gone
                 continue
             if status == 429:
-                wait = retry_after_s(response)
+                wait = self.retry_after(response)  # Retry-After, or the source's own hint
                 if wait is not None and wait > self.policy.max_wait_s:
                     raise rate_limit_outlasts_run(self.source, wait)
                 wait = self.policy.backoff(attempt) if wait is None else wait

@@ -4,8 +4,8 @@ Every record carries `person_id`, `source`, a natural key (the source's own id o
 person, source and civil date) and the civil date it belongs to. Instants are UTC (naive `datetime` in UTC is
 rejected: we want the zone to be explicit at the edge); the IANA zone in force travels with them.
 
-Night attribution (ARCHITECTURE.md): a night belongs to the local calendar date on which the person woke,
-Fitbit's `dateOfSleep`. `night_date_of_wake` is the one place that rule lives.
+Night attribution (docs/architecture.md, "The data path"): a night belongs to the local calendar date on which
+the person woke, Fitbit's `dateOfSleep`. `night_date_of_wake` is the one place that rule lives.
 """
 
 from __future__ import annotations
@@ -234,7 +234,7 @@ class NightlyHrv(Record):
 
 
 class NightlyVitals(Record):
-    """Overnight vitals: used as illness/confounder context, never as an alert trigger (SIGNALS.md)."""
+    """Overnight vitals: used as illness/confounder context, never as an alert trigger (docs/signals.md)."""
 
     kind: Literal["nightly_vitals"] = "nightly_vitals"
     night_date: date

@@ -1,7 +1,8 @@
 """OAuth tokens at rest: Fernet encryption, and the small interface a live connector uses to load and save them.
 
 The key comes from EMBERWATCH_SECRET_KEY (a Fernet key) or, failing that, a Prefect Secret block named
-`emberwatch-secret-key`. Where the ciphertext lives (DuckDB) is storage.tokens's business, not ours.
+`emberwatch-secret-key`. Where the ciphertext lives (a small SQLite file beside the database) is storage.tokens's
+business, not ours.
 
 Key rotation: the setting may hold several keys separated by commas, newest first. Tokens are sealed with the
 first and opened with any, so a new key can be put in front while `emberwatch rotate-key` re-seals every stored
@@ -128,15 +129,12 @@ class TokenStore(Protocol):
              *, new_consent: bool = False) -> None: ...
 
     def lock(self, person_id: str, source: str) -> Any:
-        """A context manager held around refresh-and-save, so two threads never spend one refresh token."""
-        ...
-
-    def consent_lost(self, person_id: str, source: str, reason: str) -> None:
-        """Called once when the authorisation is gone; the owner marks the person and tells them kindly."""
+        """A re-entrant context manager held around a fetch and its refresh-and-save, so two threads never spend
+        one refresh token. (A lost consent is not reported here: the fetch returns it, connectors.live.)"""
         ...
 
 
 class SyncBookmarks(Protocol):
-    def synced_through(self, person_id: str, source: str, data_type: str) -> Any: ...
+    """Read before fetching; the writer moves them once the payloads are stored (pipelines.steps.ingest)."""
 
-    def mark_synced(self, person_id: str, source: str, data_type: str, through: Any) -> None: ...
+    def synced_through(self, person_id: str, source: str, data_type: str) -> Any: ...

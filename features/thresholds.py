@@ -1,4 +1,4 @@
-"""Named defaults for validity, baselines and per-night deviation (SIGNALS.md), passed to the feature SQL.
+"""Named defaults for validity, baselines and per-night deviation, passed to the feature SQL.
 
 Each value says where it comes from. Values marked "ours" have no published source: they are starting points,
 and `emberwatch backtest` (later) states the effect of changing them.
@@ -20,7 +20,7 @@ class Thresholds:
     day_sleep_to_min: int = 1080
     jet_lag_nights: int = 3  # nights after coming home still treated as travel (ours; ~1 day per zone, capped)
     warmup_nights: int = 14  # >= 14 valid nights before any comparison (Oura ~2 weeks, Garmin ~3 weeks)
-    baseline_span_days: int = 60  # rolling 60 nights of baseline (SIGNALS.md)
+    baseline_span_days: int = 60  # rolling 60 nights of baseline (ours; Oura's long-term baseline is ~2 months)
     baseline_end_days: int = 7  # the baseline ends a week before the night (ours: keeps a patch out of its baseline)
     z_sleep: float = 1.5  # robust z for a sleep feature to count as moved (ours)
     # One night's lnRMSSD this far below usual counts as a recovery deviation (ours: 1.0 gave 0.054 calm alerts per
@@ -31,7 +31,9 @@ class Thresholds:
     rhr_consecutive_nights: int = 2  # ... on >= 2 consecutive nights (NightSignal); 1 = single night (before)
     skin_temp_delta_c: float = 0.5  # ours: Fitbit/Oura temperature deviations of this size accompany fever
     br_delta_brpm: float = 1.5  # ours
-    flag_window_nights: int = 5  # domain flagged on >= 3 of the last 5 valid nights (SIGNALS.md)
+    # A domain is flagged on >= 3 of the last 5 valid nights (ours, no published source; persistence as in
+    # NightSignal, Alavi et al. 2022, and Beiwe's anomalies before relapse, Barnett et al. 2018).
+    flag_window_nights: int = 5
     flag_min_nights: int = 3
     # Illness/confounder context holds an alert back while any illness sign was seen in this many days (ours:
     # a cold's sleep and heart-rate effects outlast its fever by a few days, so a 3-night window let the tail
@@ -42,13 +44,14 @@ class Thresholds:
     # temperature and breathing rate up together. A tagged illness night always counts.
     illness_min_nights: int = 2
     spo2_drop_pct: float = 2.0  # SpO2 >= 2 points under the baseline median (ours; Fitbit SpO2 SD ~0.5 point)
-    # "One domain strongly and for longer" (SIGNALS.md, a documented setting): deviating on >= 6 of the last 7
-    # comparable nights (ours). Whether that alone may alert is alerts.rules.AlertRules.single_domain_strong.
+    # "One domain strongly and for longer" (a documented setting, ours, no published source): deviating on
+    # >= 6 of the last 7 comparable nights. Whether that alone may alert is AlertRules.single_domain_strong.
     strong_window_nights: int = 7
     strong_min_nights: int = 6
-    # Recovery (SIGNALS.md): the 7-night lnRMSSD mean needs >= 4 valid nights and is compared with the lower
-    # edge of the baseline band, median - 1 within-person SD (Plews 2014: band -0.5..-1 SD). Backtest: the -0.5
-    # edge doubled calm alerts (0.051 -> 0.092 per person-month) without catching one more patch.
+    # Recovery: the 7-night lnRMSSD mean needs >= 4 valid nights (Plews et al., IJSPP 2014: >= 3; 4 is ours)
+    # and is compared with the lower edge of the baseline band, median - 1 within-person SD (Plews 2014;
+    # Buchheit, Front Physiol 2014: band -0.5..-1 SD). Backtest: the -0.5 edge doubled calm alerts
+    # (0.051 -> 0.092 per person-month) without catching one more patch.
     hrv_min_nights: int = 4
     hrv_band_sd: float = 1.0
     # Variability (MESA, Huang 2020): SD over the last 14 days, given >= 10 valid nights (ours).
@@ -58,7 +61,7 @@ class Thresholds:
     short_sleep_min: int = 360  # a short night is < 6 h (Oberleitner 2024: >= 3 in a row is notable)
     continuity_long_min: int = 31  # WASO or onset latency >= 31 min (Lichstein 2003)
     continuity_min_nights: int = 3  # on >= 3 of 7 nights (Lichstein 2003)
-    ewma_lambda: float = 0.25  # EWMA for timing drift (SIGNALS.md: lambda 0.2-0.3)
+    ewma_lambda: float = 0.25  # EWMA for timing drift (ours, no published source: a start in 0.2-0.3)
     ewma_span_days: int = 28  # the EWMA reads this many days (weights beyond are < 0.1 %)
     min_valid_steps: int = 100  # valid activity day: >= 100 steps (All of Us practice)
 

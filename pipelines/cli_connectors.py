@@ -114,8 +114,8 @@ def backfill_person(store: Store, person_id: str, days: int, today: date | None 
     while end >= first:
         slice_days = getattr(source, "backfill_slice_days", BACKFILL_SLICE_DAYS)
         start = max(first, end - timedelta(days=slice_days - 1))
-        payloads = list(source.fetch(ctx, start, end))
-        ingested = steps.ingest(store, [steps.Fetched(ctx, source, payloads)])
+        ingested = steps.ingest(store, [steps.fetch_window(source, ctx, start, end)])
+        ingested.raise_consent_lost()  # acted on by the writer (marked, one email); the operator is told
         result = ingested.people[person_id]
         report.records += result.records
         if result.touched is not None:

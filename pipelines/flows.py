@@ -5,8 +5,11 @@ Tasks turn result persistence and caching off: their inputs and outputs are heal
 
 from __future__ import annotations
 
+import functools
 import logging
+from collections.abc import Callable
 from datetime import date, datetime, time, timedelta, timezone
+from typing import ParamSpec, TypeVar
 from zoneinfo import ZoneInfo
 
 from prefect import flow, task
@@ -23,19 +26,20 @@ from alerts.digest import period_key, week_of
 from connectors.base import TransientSourceError
 from storage.crash_points import crash_point
 from storage.retention import apply_retention
-from storage.store import Person, Store, StoreError
+from storage.store import DatabaseBusy, Person, Store, StoreError
 from features.thresholds import Thresholds
 from pipelines import steps
 from pipelines.run_report import RunReport, artifact_key
 from pipelines.settings import Settings, load_settings
 from pipelines.shards import for_shard
-from pipelines.sources import source_for
+from pipelines.sources import StoreSnapshot, source_for
 
 log = logging.getLogger("emberwatch")
 # Our loggers follow Prefect's level, so a DEBUG run shows ours too; with PREFECT_LOGGING_EXTRA_LOGGERS=emberwatch
 # (the CLI sets it) they also reach each run's log in the Prefect UI. Ids and counts only, never values.
 log.setLevel(PREFECT_LOGGING_LEVEL.value())
 
+P, R = ParamSpec("P"), TypeVar("R")
 _TASK_OPTIONS = dict(persist_result=False, cache_policy=NO_CACHE, log_prints=False)
 
 
@@ -53,8 +57,9 @@ def is_transient(task, task_run, state) -> bool:
 
 @task(name="fetch_person", retries=3, retry_delay_seconds=exponential_backoff(backoff_factor=5),
       retry_jitter_factor=0.5, retry_condition_fn=is_transient, **_TASK_OPTIONS)
-def fetch_person(person: Person, night: date, refetch_nights: int, store: Store | None = None) -> steps.Fetched | None:
-    # Live sources read tokens and bookmarks through the flow's own store (one connection-holder per file).
+def fetch_person(person: Person, night: date, refetch_nights: int,
+                 store: StoreSnapshot | None = None) -> steps.Fetched | None:
+    # What was read from the store before it was let go (tokens' file, bookmarks): the fetch never opens it.
     source = source_for(person, store)
     if source is None:
         return None  # data arrives by import, nothing to fetch
@@ -116,6 +121,23 @@ def busy_database(exc: StoreError) -> State:
     return Failed(message=str(exc), data=exc)
 
 
+def open_store(settings: Settings) -> Store:
+    """The database, waited for as configured. Flows hold it only while they read or write (docs/architecture.md)."""
+    return Store(settings.db_path, wait_s=settings.writer_wait_s)
+
+
+def fails_when_busy(run: Callable[P, R]) -> Callable[P, R]:
+    """A flow that could not get the database (open_store, at any of its stages) ends as busy_database says."""
+    @functools.wraps(run)
+    def flow_body(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return run(*args, **kwargs)
+        except DatabaseBusy as exc:
+            return busy_database(exc)  # type: ignore[return-value]
+
+    return flow_body
+
+
 def run_time_utc() -> datetime:
     """A scheduled run acts as of its scheduled time (a late start still processes the right night)."""
     scheduled = flow_run.scheduled_start_time
@@ -132,35 +154,36 @@ def default_night(settings: Settings, now_utc: datetime) -> date:
 # Prefect fixes a flow's task runner when the flow is declared, so the bound is read then (EMBERWATCH_MAX_WORKERS).
 @flow(name="nightly", persist_result=False,
       task_runner=ThreadPoolTaskRunner(max_workers=load_settings().max_workers))
+@fails_when_busy
 def nightly(params: NightlyParams = NightlyParams()) -> RunReport:
     settings = for_shard(load_settings(), params.shard)
     now_utc = params.now_utc or run_time_utc()
     night = params.night_date or default_night(settings, now_utc)
     report = RunReport("nightly", night.isoformat() + ("" if params.shard is None else f"-shard-{params.shard}"))
-    try:
-        store = Store(settings.db_path, wait_s=settings.writer_wait_s)
-    except StoreError as exc:
-        return busy_database(exc)  # type: ignore[return-value]
-    with store:
+    with open_store(settings) as store:  # read what fetching needs, then let go of the database
         people = [p for p in store.people(active_only=False) if p.status != "stopped"]  # paused: sync, no email
-        with report.stage("fetch"):
-            # Fetching is concurrent and touches no database; one writer stores it all.
-            futures = [fetch_person.submit(p, night, settings.refetch_nights, store) for p in people]
-            fetched = []
-            for person, future in zip(people, futures):
-                outcome = future.result(raise_on_failure=False)
-                if isinstance(outcome, BaseException):
-                    # One person's failure is recorded and never stops the others.
-                    steps.record_failure(store, f"nightly {night}", person.person_id, "fetch", outcome)
-                    report.line(person.person_id).failed_stage = "fetch"
-                    # The sentence, beside Prefect's own traceback of the task: it is what the operator acts on.
-                    report.line(person.person_id).reason = steps.failure_text(outcome)
-                    log.warning("Person %s was not fetched this run: %s", person.person_id,
-                                report.line(person.person_id).reason)
-                    continue
+        snapshot = StoreSnapshot.read(store)
+    with report.stage("fetch"):
+        # Fetching is concurrent and touches no database (others may write meanwhile); one writer stores it all.
+        futures = [fetch_person.submit(p, night, settings.refetch_nights, snapshot) for p in people]
+        fetched, failed = [], {}
+        for person, future in zip(people, futures):
+            outcome = future.result(raise_on_failure=False)
+            if isinstance(outcome, BaseException) or (outcome is not None and outcome.consent_lost is not None):
+                # One person's failure is recorded and never stops the others.
+                failed[person.person_id] = outcome if isinstance(outcome, BaseException) else outcome.consent_lost
+                report.line(person.person_id).failed_stage = "fetch"
+                # The sentence, beside Prefect's own traceback of the task: it is what the operator acts on.
+                report.line(person.person_id).reason = steps.failure_text(failed[person.person_id])
+                log.warning("Person %s was not fetched this run: %s", person.person_id,
+                            report.line(person.person_id).reason)
+            else:
                 report.line(person.person_id)
-                if outcome is not None:
-                    fetched.append(outcome)
+            if outcome is not None and not isinstance(outcome, BaseException):
+                fetched.append(outcome)  # a lost consent too: the writer acts on it
+    with open_store(settings) as store:
+        for person_id, exc in failed.items():
+            steps.record_failure(store, f"nightly {night}", person_id, "fetch", exc)
         with report.stage("store"):
             ingested = store_payloads(store, fetched)
             for pid, result in ingested.people.items():
@@ -185,16 +208,13 @@ def nightly(params: NightlyParams = NightlyParams()) -> RunReport:
 
 
 @flow(name="weekly", persist_result=False)
+@fails_when_busy
 def weekly(params: WeeklyParams = WeeklyParams()) -> RunReport:
     settings = for_shard(load_settings(), params.shard)
     now_utc = params.now_utc or run_time_utc()
     week_start, _ = week_of(params.run_date or now_utc.astimezone(ZoneInfo(settings.timezone)).date())
     report = RunReport("weekly", period_key(week_start) + ("" if params.shard is None else f"-shard-{params.shard}"))
-    try:
-        store = Store(settings.db_path, wait_s=settings.writer_wait_s)
-    except StoreError as exc:
-        return busy_database(exc)  # type: ignore[return-value]
-    with store:
+    with open_store(settings) as store:
         with report.stage("digests"):
             report.digests_queued = queue_digests(store, store.people(), week_start, settings, now_utc)
         with report.stage("deliver"):
@@ -213,16 +233,13 @@ class DeliverParams(BaseModel):
 
 
 @flow(name="deliver", persist_result=False)
+@fails_when_busy
 def deliver_due(params: DeliverParams = DeliverParams()) -> RunReport:
     """Send what is due: each person's mail waits for their own window, so this runs every 15 minutes."""
     settings = for_shard(load_settings(), params.shard)
     now_utc = params.now_utc or run_time_utc()
     report = RunReport("deliver", now_utc.strftime("%Y-%m-%dT%H%M"))
-    try:
-        store = Store(settings.db_path, wait_s=settings.writer_wait_s)
-    except StoreError as exc:
-        return busy_database(exc)  # type: ignore[return-value]
-    with store:
+    with open_store(settings) as store:
         with report.stage("deliver"):
             delivered = deliver(store, settings, now_utc)
     report.sent, report.deferred, report.failed_sends = delivered.sent, delivered.deferred, delivered.failed

@@ -1,15 +1,15 @@
 """Which connector serves a person: the only place that maps a person's `source` to a connector object.
 
-Live sources (google-health, fitbit-web) need the person's encrypted token and sync bookmarks, both in the
-database: the caller passes the store it holds (the flow's, or the CLI's). A second Store cannot be opened on the
-same file, not even in the same process (the writer lock), so none is opened here.
+Live sources (google-health, fitbit-web) need the person's encrypted token (in the token file beside the database,
+storage.tokens) and their sync bookmarks. Fetching runs without the database (docs/architecture.md), so the
+bookmarks are read before it: pass the open store (they are read at once) or a StoreSnapshot taken from it.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from datetime import datetime, timezone
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -18,11 +18,13 @@ from connectors.base import Source
 from connectors.fitbit_export import FitbitExportSource
 from connectors.synthetic import SyntheticCohort, SyntheticSource
 from storage.store import Person, Store
+from storage.sync_state import BookmarkSnapshot
 
 log = logging.getLogger("emberwatch")
 
 LIVE_SOURCES = ("google-health", "fitbit-web")
 NEEDS_RECONSENT = "needs_reconsent"
+
 
 @lru_cache(maxsize=8)
 def _synthetic(config_json: str) -> SyntheticSource:
@@ -31,29 +33,26 @@ def _synthetic(config_json: str) -> SyntheticSource:
         n_people=config["n_people"], n_nights=config["n_nights"], seed=config["seed"]))
 
 
-def consent_lost_handler(store: Store):
-    """Mark the person needs_reconsent and queue exactly one kind "please reconnect" email."""
+@dataclass(frozen=True)
+class StoreSnapshot:
+    """What fetching needs from the store, read before the store is let go: the database's path (the token file
+    lies beside it) and everyone's sync bookmarks."""
 
-    def handle(person_id: str, source: str, reason: str) -> None:
-        from pipelines.settings import load_settings
-        from pipelines.steps import queue_door_note
+    path: Path
+    bookmarks: BookmarkSnapshot
 
-        person = store.set_person(person_id, status=NEEDS_RECONSENT)
-        now = datetime.now(timezone.utc)
-        queue_door_note(store, person, "reconnect", now.date().isoformat(), load_settings(), now, to_connect=True)
-        log.warning("Person %s must reconnect %s; a reconnect email is queued.", person_id, source)
-
-    return handle
+    @classmethod
+    def read(cls, store: Store) -> "StoreSnapshot":
+        return cls(store.path, BookmarkSnapshot.read(store))
 
 
-def live_source(person: Person, store: Store) -> Any:
+def live_source(person: Person, store: Store | StoreSnapshot) -> Any:
     from connectors.token_vault import TokenCipher
-    from storage.sync_state import BookmarksAfterStore
     from storage.tokens import DbTokenStore
 
-    tokens = DbTokenStore(store, TokenCipher(), consent_lost_handler(store))
-    # Bookmarks move when the writer has stored the payloads (steps.ingest), not when the fetch ends.
-    bookmarks = BookmarksAfterStore(store)
+    tokens = DbTokenStore(store, TokenCipher())
+    # Read now: the fetch itself never touches the database. The writer moves them once it stored the payloads.
+    bookmarks = store.bookmarks if isinstance(store, StoreSnapshot) else BookmarkSnapshot.read(store, person.person_id)
     if person.source == "google-health":
         from connectors.google_health import GoogleHealthConfig, GoogleHealthSource
 
@@ -63,7 +62,7 @@ def live_source(person: Person, store: Store) -> Any:
     return FitbitWebSource(tokens, bookmarks, FitbitWebConfig.from_env(person.source_config))
 
 
-def source_for(person: Person, store: Store | None = None) -> Source | None:
+def source_for(person: Person, store: Store | StoreSnapshot | None = None) -> Source | None:
     """The live source to sync nightly, or None for people whose data arrives by import (Fitbit exports) or who
     must reconnect first."""
     if person.source == "synthetic":

@@ -21,12 +21,16 @@ from alerts.signed_links import LinkSigner, PersonLinks, person_links
 from alerts.transport import (PermanentDeliveryError, SmtpConfig, TransientDeliveryError, send_smtp,
                               with_retries, write_to_outbox)
 from connectors.base import PersonContext, RawPayload, Source
+from connectors.live import LiveSource
+from connectors.token_vault import ConsentRequired
 from storage.crash_points import crash_point
 from features.engine import FeatureRun, compute_features
 from storage.store import NightRange, Person, Store, utc_now
-from storage.sync_state import BookmarksAfterStore
+from storage.sync_state import BookmarkSnapshot, SyncState
+from storage.tokens import DbTokenStore
 from features.thresholds import Thresholds
-from pipelines.settings import Settings, link_keys
+from pipelines.settings import Settings, link_keys, load_settings
+from pipelines.sources import NEEDS_RECONSENT
 
 log = logging.getLogger("emberwatch")
 
@@ -42,19 +46,31 @@ class SyncResult:
 
 @dataclass(frozen=True)
 class Fetched:
-    """Payloads fetched for one person, waiting for the single writer."""
+    """What one person's fetch came back with, waiting for the single writer: payloads (and, from a live source,
+    the bookmarks they justify once stored), or that the person's consent is gone."""
 
     person: PersonContext
     source: Source
     payloads: list[RawPayload]
+    synced_types: tuple[str, ...] = ()
+    synced_through: date | None = None
+    consent_lost: ConsentRequired | None = None
+
+
+def fetch_window(source: Source, ctx: PersonContext, start: date, end: date) -> Fetched:
+    """One person's fetch of [start, end], as an outcome. Touches no database and sends nothing."""
+    if isinstance(source, LiveSource):
+        outcome = source.fetch_outcome(ctx, start, end)
+        return Fetched(ctx, source, outcome.payloads, outcome.synced_types, outcome.synced_through,
+                       outcome.consent_lost)
+    return Fetched(ctx, source, list(source.fetch(ctx, start, end)))
 
 
 def fetch_person(person: Person, source: Source, night: date, refetch_nights: int) -> Fetched:
     """Fetch the person's nights up to `night`, re-fetching the last few because watches sync late.
     Touches no database, so people can be fetched concurrently."""
     ctx = PersonContext(person.person_id, person.tz_name)
-    start = night - timedelta(days=refetch_nights)
-    fetched = Fetched(ctx, source, list(source.fetch(ctx, start, night)))
+    fetched = fetch_window(source, ctx, night - timedelta(days=refetch_nights), night)
     crash_point("fetch")
     return fetched
 
@@ -63,12 +79,36 @@ def fetch_person(person: Person, source: Source, night: date, refetch_nights: in
 class IngestReport:
     people: dict[str, SyncResult]
     new_payloads: int  # payloads not archived before (an identical re-fetch is kept once)
+    consent_lost: dict[str, ConsentRequired] = field(default_factory=dict)  # acted on: marked, one email queued
+
+    def raise_consent_lost(self) -> None:
+        """For one person's sync (a backfill, a test): their lost consent as the error it is, once acted on."""
+        for lost in self.consent_lost.values():
+            raise lost
+
+
+def ask_to_reconnect(store: Store, lost: ConsentRequired) -> None:
+    """The writer's side of a lost consent: forget the dead token, mark the person needs_reconsent and queue
+    exactly one kind "please reconnect" email (none when they were marked already)."""
+    DbTokenStore(store, None).delete(lost.person_id, lost.source)  # a dead token is no use, and keeps nothing safer
+    if store.person(lost.person_id).status == NEEDS_RECONSENT:
+        return
+    person = store.set_person(lost.person_id, status=NEEDS_RECONSENT)
+    now = datetime.now(timezone.utc)
+    # Like every note, it waits for the person's delivery window rather than arriving at 3 a.m. (queue_email).
+    queue_door_note(store, person, "reconnect", now.date().isoformat(), load_settings(), now, to_connect=True)
+    log.warning("Person %s must reconnect %s; a reconnect email is queued.", lost.person_id, lost.source)
 
 
 def ingest(store: Store, batch: Iterable[Fetched]) -> IngestReport:
     """The one writer: archive every payload as received, then parse; bad items go to quarantine with their
-    reason, good records are upserted in bulk (one statement per table for the whole batch)."""
+    reason, good records are upserted in bulk (one statement per table for the whole batch). A lost consent is
+    acted on here (ask_to_reconnect), never in the fetch."""
     batch = list(batch)
+    lost = {f.person.person_id: f.consent_lost for f in batch if f.consent_lost is not None}
+    for consent in lost.values():
+        ask_to_reconnect(store, consent)
+    batch = [f for f in batch if f.consent_lost is None]
     results = {f.person.person_id: SyncResult(f.person.person_id) for f in batch}
     raws = [raw for f in batch for raw in f.payloads]
     new = store.archive(raws)
@@ -85,14 +125,16 @@ def ingest(store: Store, batch: Iterable[Fetched]) -> IngestReport:
     for person_id, touched in store.upsert_records(records).items():
         if person_id in results:
             results[person_id].touched = touched
+    state = SyncState(store)
     for f in batch:  # stored: now, and only now, the live sources' bookmarks may move past these nights
-        bookmarks = getattr(f.source, "bookmarks", None)
-        if isinstance(bookmarks, BookmarksAfterStore):
-            bookmarks.commit()
+        if f.synced_types and f.synced_through is not None:
+            state.mark_synced_many(f.person.person_id, f.source.name, list(f.synced_types), f.synced_through)
+            if isinstance(bookmarks := getattr(f.source, "bookmarks", None), BookmarkSnapshot):
+                bookmarks.advance(f.person.person_id, f.source.name, f.synced_types, f.synced_through)
     for result in results.values():  # ids and counts only: never values, addresses or tokens
         log.debug("Person %s: %d payload(s), %d record(s), %d quarantined", result.person_id, result.payloads,
                   result.records, result.rejected)
-    return IngestReport(results, new)
+    return IngestReport(results, new, lost)
 
 
 def update_features(store: Store, results: Iterable[SyncResult], thresholds: Thresholds = Thresholds()) -> FeatureRun:

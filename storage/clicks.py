@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from storage.side_file import SideFile
+from storage.side_file import SideFile, side_path
 
 _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS clicks (
@@ -53,7 +53,10 @@ def _utc_now() -> datetime:
 
 class ClickLog:
     def __init__(self, db_path: Path | str) -> None:
-        self.file = SideFile.beside(db_path, "clicks", _SCHEMA)
+        path = side_path(db_path, "clicks")
+        if path is None:
+            raise ValueError("An in-memory database has no clicks file.")
+        self.file = SideFile(path, _SCHEMA)
 
     def record(self, person_id: str, action: str, params: dict[str, Any]) -> int:
         with self.file.transaction() as con:
@@ -84,4 +87,6 @@ class ClickLog:
     def forget(self, person_id: str) -> int:
         """Erasure covers this file too: the person's recorded clicks go with everything else."""
         with self.file.transaction() as con:
-            return con.execute("DELETE FROM clicks WHERE person_id = ?", [person_id]).rowcount
+            removed = con.execute("DELETE FROM clicks WHERE person_id = ?", [person_id]).rowcount
+        self.file.checkpoint()
+        return removed

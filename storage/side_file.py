@@ -1,8 +1,9 @@
 """A small SQLite file beside the DuckDB database, for what must be written while another process holds DuckDB.
 
 DuckDB allows one writing process per file and the nightly run may hold it; SQLite's lock is held for one short
-transaction at a time. What lives in such a file: a clinician's clicks (storage.clicks) and OAuth tokens, whose
-rotation must be saved the moment it arrives. One connection per operation, so nothing holds the lock between two.
+transaction at a time (WAL, `synchronous=FULL`, `busy_timeout`). Two such files: OAuth tokens (storage.tokens),
+whose rotation must be saved the moment it arrives, and a clinician's clicks (storage.clicks). One connection
+per operation, so nothing holds the lock between two of them.
 """
 
 from __future__ import annotations
@@ -10,10 +11,18 @@ from __future__ import annotations
 import os
 import sqlite3
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from pathlib import Path
 
 BUSY_TIMEOUT_S = 30.0
+
+
+def side_path(db_path: Path | str, name: str) -> Path | None:
+    """`<database stem>.<name>.sqlite` beside the database file (None for an in-memory database)."""
+    if str(db_path) == ":memory:":
+        return None
+    path = Path(db_path)
+    return path.with_name(f"{path.stem}.{name}.sqlite")
 
 
 class SideFile:
@@ -28,29 +37,32 @@ class SideFile:
             for statement in schema:
                 con.execute(statement)
 
-    @classmethod
-    def beside(cls, db_path: Path | str, name: str, schema: Iterable[str]) -> "SideFile":
-        """`<database stem>.<name>.sqlite` next to the database file."""
-        db = Path(db_path)
-        return cls(db.with_name(f"{db.stem}.{name}.sqlite"), schema)
-
     @contextmanager
     def connect(self) -> Iterator[sqlite3.Connection]:
-        con = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
-        try:
+        with closing(sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)) as con:
             con.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
             con.execute("PRAGMA synchronous=FULL")  # a commit is on disk when it returns
+            con.execute("PRAGMA secure_delete=ON")  # a deleted row is overwritten, not left in a free page
             yield con
-        finally:
-            con.close()
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         with self.connect() as con:
-            con.execute("BEGIN IMMEDIATE")
-            try:
+            con.execute("BEGIN IMMEDIATE")  # the write lock first: a read-then-write never races another write
+            with con:  # commits, or rolls back on any error
                 yield con
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
-            con.execute("COMMIT")
+
+    def query_rows(self, sql: str, params: tuple | list = ()) -> list[tuple]:
+        with self.connect() as con:
+            return con.execute(sql, params).fetchall()
+
+    def table_counts(self) -> dict[str, int]:
+        with self.connect() as con:
+            tables = [r[0] for r in con.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")]
+            return {t: con.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0] for t in tables}
+
+    def checkpoint(self) -> None:
+        """Fold the write-ahead log into the file, so deleted rows do not linger there."""
+        with self.connect() as con:
+            con.execute("PRAGMA wal_checkpoint(TRUNCATE)")

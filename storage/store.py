@@ -33,10 +33,18 @@ from connectors.records import (
 )
 from storage.crash_points import crash_point
 from storage.migrate import MIGRATIONS
+from storage.tokens import TokenFile, tokens_path
+
+# Migration 007 drops DuckDB's `oauth_tokens`; its rows are copied to the token file just before.
+TOKENS_MOVED_OUT = 7
 
 
 class StoreError(RuntimeError):
     pass
+
+
+class DatabaseBusy(StoreError):
+    """Another process held the database for longer than this one would wait."""
 
 
 def utc_now() -> datetime:
@@ -109,7 +117,7 @@ class Store:
                     raise
                 if time.monotonic() + delay_s > deadline:
                     # Named file, how long we waited and what to do: the operator reads this at a terminal.
-                    raise StoreError(
+                    raise DatabaseBusy(
                         f"The database {self.path} is in use by another emberwatch process (DuckDB allows one "
                         f"writer); waited {wait_s:g} s for it. Wait for that run to finish, or close the program "
                         "holding it, then try again (EMBERWATCH_WRITER_WAIT_S sets how long a run waits). "
@@ -184,13 +192,30 @@ class Store:
         for version, description, sql in MIGRATIONS:
             if version <= current:
                 continue
+            if version == TOKENS_MOVED_OUT:
+                self._move_tokens_out()
             with self.transaction() as cur:
                 cur.execute(sql)
                 cur.execute("INSERT INTO schema_version VALUES (?, ?, ?)", [version, description, utc_now()])
 
+    def _move_tokens_out(self) -> None:
+        rows = self.query_rows("SELECT * FROM oauth_tokens")
+        path = tokens_path(self.path)
+        if rows and path is not None:
+            TokenFile(path).adopt(rows)  # committed (and synced) before the drop below is
+
+    @property
+    def tokens_path(self) -> Path | None:
+        """The token file beside this database (storage.tokens): tokens live apart from DuckDB."""
+        return tokens_path(self.path) if str(self.path) != ":memory:" else None
+
     def table_counts(self) -> dict[str, int]:
+        """Rows per table, the token file's tables included."""
         tables = [r[0] for r in self.query_rows("SELECT table_name FROM duckdb_tables() ORDER BY table_name")]
-        return {t: self.query_rows(f'SELECT count(*) FROM "{t}"')[0][0] for t in tables}
+        counts = {t: self.query_rows(f'SELECT count(*) FROM "{t}"')[0][0] for t in tables}
+        if self.tokens_path is not None:
+            counts.update(TokenFile(self.tokens_path).table_counts())
+        return dict(sorted(counts.items()))
 
     # --- people ---------------------------------------------------------------------------------------------
 
@@ -260,7 +285,8 @@ class Store:
         """Delete every row about the person in every table; keep only that a deletion happened."""
         tables = [r[0] for r in self.query_rows(
             "SELECT DISTINCT table_name FROM duckdb_columns() WHERE column_name = 'person_id'")]
-        removed = 0
+        # Tokens live in their own file (storage.tokens); they go first, and a failure below can be re-run.
+        removed = TokenFile(self.tokens_path).delete_person(person_id) if self.tokens_path is not None else 0
         with self.transaction() as cur:
             for table in tables:
                 removed += cur.execute(f'DELETE FROM "{table}" WHERE person_id = ?', [person_id]).fetchone()[0]

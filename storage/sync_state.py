@@ -3,6 +3,7 @@ where a backfill has got to."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import date
 
 from storage.store import Store, utc_now
@@ -75,26 +76,25 @@ class SyncState:
                         [person_id, source])
 
 
-class BookmarksAfterStore(SyncState):
-    """Sync bookmarks that move only once the fetched payloads are stored.
+class BookmarkSnapshot:
+    """Bookmarks read before fetching, so that fetches run without the database (docs/architecture.md). The
+    writer moves the stored bookmarks once it has stored the payloads (pipelines.steps.ingest), and this copy
+    with them, so a later fetch in the same process (a backfill's next slice) starts from where they stand."""
 
-    A connector marks its data types synced when its fetch finishes; these marks are held until `commit()`, which
-    the one writer calls after archiving and upserting the payloads (pipelines.steps.ingest). A run that dies, or
-    whose store stage fails, between fetch and store leaves the bookmarks where they were, so the next run fetches
-    those nights again instead of starting after them. One instance per person's fetch (not shared by threads).
-    """
+    def __init__(self, rows: dict[tuple[str, str, str], date]) -> None:
+        self._rows = rows
 
-    def __init__(self, store: Store) -> None:
-        super().__init__(store)
-        self._held: list[tuple[str, str, list[str], date]] = []
+    @classmethod
+    def read(cls, store: Store, person_id: str | None = None) -> "BookmarkSnapshot":
+        rows = store.query_rows(
+            "SELECT person_id, source, data_type, synced_through FROM sync_state "
+            "WHERE synced_through IS NOT NULL AND (? IS NULL OR person_id = ?)", [person_id, person_id])
+        return cls({(r[0], r[1], r[2]): r[3] for r in rows})
 
-    def mark_synced(self, person_id: str, source: str, data_type: str, through: date) -> None:
-        self._held.append((person_id, source, [data_type], through))
+    def synced_through(self, person_id: str, source: str, data_type: str) -> date | None:
+        return self._rows.get((person_id, source, data_type))
 
-    def mark_synced_many(self, person_id: str, source: str, data_types: list[str], through: date) -> None:
-        self._held.append((person_id, source, list(data_types), through))
-
-    def commit(self) -> None:
-        for person_id, source, data_types, through in self._held:
-            super().mark_synced_many(person_id, source, data_types, through)
-        self._held.clear()
+    def advance(self, person_id: str, source: str, data_types: Iterable[str], through: date) -> None:
+        for name in data_types:
+            key = (person_id, source, name)
+            self._rows[key] = max(self._rows.get(key, through), through)

@@ -46,7 +46,7 @@ def test_short_main_sleep_is_not_a_valid_night_and_naps_are_kept_apart(store):
     f = features_of(store, "a", date(2026, 1, 10))
     assert f.tst_min == 150
     assert f.nap_min == 40
-    assert bool(f.valid_night) is False  # main sleep under 3 h (SIGNALS.md validity)
+    assert bool(f.valid_night) is False  # main sleep under 3 h (docs/signals.md: validity)
 
 
 def test_dst_night_counts_real_minutes_and_local_clock_times(store):

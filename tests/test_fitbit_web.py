@@ -16,6 +16,7 @@ from connectors.fitbit_web import DATA_TYPES, FitbitWebSource
 from connectors.http import ApiError
 from connectors.token_vault import ConsentRequired
 from storage.store import Store
+from storage.tokens import token_rows
 from pipelines import steps
 from pipelines.cli_connectors import backfill_person, enroll_person
 from pipelines.sources import source_for
@@ -50,7 +51,9 @@ def sync(store: Store, night: date) -> steps.IngestReport:
     person = store.person(PERSON)
     source = source_for(person, store)
     assert isinstance(source, FitbitWebSource)
-    return steps.ingest(store, [steps.fetch_person(person, source, night, 3)])
+    report = steps.ingest(store, [steps.fetch_person(person, source, night, 3)])
+    report.raise_consent_lost()  # the writer acted on it (marked, one email); the caller hears of it
+    return report
 
 
 def raw(group: str, bundle: dict) -> RawPayload:
@@ -90,14 +93,14 @@ def test_consent_first_sync_refresh_persisted_and_rate_limits(live_env, fake, st
     assert report.people[PERSON].records > 0 and report.people[PERSON].rejected == 0
     assert len(fake.requests) == len(DATA_TYPES)  # steady state: one request per data type
 
-    before = store.query_rows("SELECT token_ciphertext FROM oauth_tokens")[0][0]
+    before = token_rows(store, "SELECT token_ciphertext FROM oauth_tokens")[0][0]
     fake.expire_access_tokens()  # 401 expired_token -> python-fitbit refreshes -> refresh_cb persists
     fake.fail_next("/sleep/", 429, {"Retry-After": "0"})
     fake.fail_next("/hrv/", 429)  # no Retry-After: python-fitbit raises KeyError; we wait for the reset header
     fake.fail_next("/br/", 503)
     sync(store, night + timedelta(days=1))
     assert fake.token_requests.count("refresh_token") == 1 and not fake.faults
-    assert store.query_rows("SELECT token_ciphertext FROM oauth_tokens")[0][0] != before
+    assert token_rows(store, "SELECT token_ciphertext FROM oauth_tokens")[0][0] != before
     # The single-use refresh token that was spent is gone; the persisted one still works for the next run.
     fake.expire_access_tokens()
     sync(store, night + timedelta(days=1))

@@ -17,6 +17,7 @@ from connectors.google_health import DATA_TYPES, GoogleHealthSource
 from connectors.http import ApiError
 from connectors.token_vault import ConsentRequired
 from storage.store import Store
+from storage.tokens import token_rows
 from pipelines import steps
 from pipelines.cli_connectors import backfill_person, enroll_person
 from pipelines.sources import source_for
@@ -56,7 +57,9 @@ def sync(store: Store, night: date, refetch: int = 3) -> tuple[steps.IngestRepor
     source = source_for(person, store)
     assert isinstance(source, GoogleHealthSource)
     fetched = steps.fetch_person(person, source, night, refetch)
-    return steps.ingest(store, [fetched]), source
+    report = steps.ingest(store, [fetched])
+    report.raise_consent_lost()  # the writer acted on it (marked, one email); the caller hears of it
+    return report, source
 
 
 # --- recorded samples ---------------------------------------------------------------------------------------
@@ -130,7 +133,7 @@ def test_consent_with_pkce_stores_encrypted_tokens_then_syncs_first_and_nightly(
     fake.timezone_name = "America/New_York"
     enrolled(store, fake)
 
-    (blob, scopes), = store.query_rows("SELECT token_ciphertext, granted_scopes FROM oauth_tokens")
+    (blob, scopes), = token_rows(store, "SELECT token_ciphertext, granted_scopes FROM oauth_tokens")
     assert b"ya29." not in bytes(blob) and b"1//" not in bytes(blob)  # encrypted at rest
     assert "googlehealth.sleep.readonly" in scopes and "settings.readonly" in scopes
     assert store.person(PERSON).tz_name == "America/New_York"  # from settings.readonly
@@ -160,11 +163,11 @@ def test_401_refreshes_and_429_5xx_are_waited_out(live_env, fake, store):
     fake.fail_next("/v4/users/me/dataTypes/steps", 429)  # no Retry-After: our own backoff
     fake.fail_next("/v4/users/me/dataTypes/daily-resting-heart-rate", 503)
     fake.fail_next("/v4/users/me/dataTypes/active-minutes", 500)
-    before = store.query_rows("SELECT token_ciphertext FROM oauth_tokens")[0][0]
+    before = token_rows(store, "SELECT token_ciphertext FROM oauth_tokens")[0][0]
     report, _ = sync(store, date(2026, 11, 20))
     assert len(report.people[PERSON].__dict__) and not fake.faults
     assert {"grant_type": "refresh_token"} in fake.token_requests
-    assert store.query_rows("SELECT token_ciphertext FROM oauth_tokens")[0][0] != before  # new token saved
+    assert token_rows(store, "SELECT token_ciphertext FROM oauth_tokens")[0][0] != before  # new token saved
 
 
 def test_persistent_5xx_is_transient_and_account_errors_are_sentences(live_env, fake, store):
@@ -189,7 +192,7 @@ def test_revoked_refresh_token_marks_needs_reconsent_and_queues_exactly_one_emai
     assert [r[0] for r in rows] == ["reconnect"]
     text = bytes(rows[0][1]).decode()
     assert "Please reconnect your watch to emberwatch" in text and "multipart/alternative" in text
-    assert store.query_rows("SELECT count(*) FROM oauth_tokens")[0][0] == 0
+    assert token_rows(store, "SELECT count(*) FROM oauth_tokens")[0][0] == 0
     # Reconnecting makes the person active again.
     enroll_person(store, PERSON, "google-health", lambda url: requests.get(url, timeout=10), timeout_s=20)
     assert store.person(PERSON).status == "active"
@@ -270,7 +273,7 @@ def test_unticked_scopes_are_recorded_and_their_data_types_skipped(live_env, fak
 
     fake.granted_scopes = f"{SCOPE_SLEEP} {SCOPE_SETTINGS}"  # the person unticked activity and health metrics
     enrolled(store, fake)
-    assert store.query_rows("SELECT granted_scopes FROM oauth_tokens")[0][0] == fake.granted_scopes
+    assert token_rows(store, "SELECT granted_scopes FROM oauth_tokens")[0][0] == fake.granted_scopes
     fake.requests.clear()
     sync(store, date(2026, 11, 20))
     assert [path for _, path in fake.requests] == ["/v4/users/me/dataTypes/sleep/dataPoints"]

@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from connectors.token_vault import MissingSecretKey, TokenCipher
 from storage.store import Store
-from storage.tokens import DbTokenStore
+from storage.tokens import DbTokenStore, token_rows
 from pipelines.cli import app
 
 TOKEN = {"access_token": "ya29.secret-access", "refresh_token": "1//secret-refresh", "expires_at": 1_800_000_000}
@@ -25,7 +25,7 @@ def _seed(db_path, key: bytes, people: list[str]) -> None:
 
 def _ciphertexts(db_path) -> dict[str, bytes]:
     with Store(db_path) as store:
-        return {r[0]: bytes(r[1]) for r in store.query_rows("SELECT person_id, token_ciphertext FROM oauth_tokens")}
+        return {r[0]: bytes(r[1]) for r in token_rows(store, "SELECT person_id, token_ciphertext FROM oauth_tokens")}
 
 
 def test_rotation_reseals_every_token_so_the_new_key_alone_opens_them(ew_home, monkeypatch):

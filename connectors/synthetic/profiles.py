@@ -170,10 +170,10 @@ class Plan:
     not_worn: tuple[int, ...]  # night indexes with the device not worn at all
 
 
-# Starting points (see SIGNALS.md): TST 6.5-8 h with a night-to-night SD of ~35 min, sleep onset SD ~20 min,
-# efficiency 85-95 %, resting HR 52-70 bpm (SD 1.5-2), RMSSD 25-70 ms (lnRMSSD SD ~0.15), breathing rate
-# 13.5-16.5, skin temperature deviation 0 +/- 0.2 C, SpO2 95-97 %. Plausible population values, not fitted to a
-# data set.
+# Starting points (ours, no published source): TST 6.5-8 h with a night-to-night SD of ~35 min, sleep onset
+# SD ~20 min, efficiency 85-95 %, resting HR 52-70 bpm (SD 1.5-2), RMSSD 25-70 ms (lnRMSSD SD ~0.15),
+# breathing rate 13.5-16.5, skin temperature deviation 0 +/- 0.2 C, SpO2 95-97 %. Plausible population values,
+# not fitted to a data set.
 def _draw_usual(rng: np.random.Generator) -> Usual:
     u = rng.uniform
     tst = u(390, 480)

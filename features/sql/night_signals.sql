@@ -9,10 +9,11 @@
 -- Layers (top to bottom): context (travel, tags, SRI day pairs) -> rolling/variability features -> baselines
 -- (narrow) -> robust z -> per-night deviations -> domain flags (with the stored nights before the targets).
 --
--- Baseline (SIGNALS.md): the usable nights of the same kind (night sleep / daytime shift sleep) in the 60 days that
---   end a week before the night (RANGE 66 .. 7 days preceding), median and MAD. Usable = valid, not travel or
---   jet-lag, not tagged illness / travel / on-call. Leaving out the last week keeps a rough patch from becoming
---   its own baseline while it builds. "Warming up" until the baseline holds >= $warmup_nights usable nights.
+-- Baseline (ours; Oura's long-term baseline is ~2 months): the usable nights of the same kind (night sleep /
+--   daytime shift sleep) in the 60 days that end a week before the night (RANGE 66 .. 7 days preceding), median
+--   and MAD. Usable = valid, not travel or jet-lag, not tagged illness / travel / on-call. Leaving out the last
+--   week keeps a rough patch from becoming its own baseline while it builds. "Warming up" until the baseline
+--   holds >= $warmup_nights usable nights.
 -- Robust z = (value - median) / max(1.4826 * MAD, floor); floors are ours (features/catalog.py).
 --
 -- Columns: what each one means, its unit and its source are in features/catalog.py (rendered into docs/signals.md);
@@ -24,7 +25,8 @@
 --   recovery: rhr_elevated_2n (NightSignal), or lnRMSSD z <= -$z_hrv, or hrv_below_band (Plews 2014)
 --   illness:  skin temperature deviation >= $skin_temp_delta_c, breathing rate >= baseline + $br_delta_brpm,
 --             SpO2 <= baseline - $spo2_drop_pct, or a night tagged illness. Illness never triggers an alert.
--- Domain flag: >= $flag_min_nights of the last $flag_window_nights comparable nights deviate (SIGNALS.md).
+-- Domain flag: >= $flag_min_nights of the last $flag_window_nights comparable nights deviate (ours, no published
+--   source: features/thresholds.py).
 -- Strong flag: >= $strong_min_nights of the last $strong_window_nights comparable nights deviate (ours: "one domain
 --   strongly and for longer"; alerts.rules.AlertRules.single_domain_strong decides whether it may alert alone).
 -- Illness flag: >= $illness_min_nights illness deviations in the last $illness_window_days days, or in them a night
@@ -39,7 +41,7 @@ targets as (
 features as (
     select f.*, t.first_night as first_target,
         -- away from home, or back for fewer than $jet_lag_nights nights: travel explains the sleep, so these
-        -- nights neither count toward a flag nor shape the baseline (SIGNALS.md excludes travel nights)
+        -- nights neither count toward a flag nor shape the baseline (ours: travel nights stay out of baselines)
         bool_or(f.away_from_home or f.tag_travel) over by_night_since_jet_lag as travel_context,
         -- SRI input: agreement of this night's noon-to-noon sleep state with the calendar night before's, computed
         -- here while the 1,440-bit strings are at hand, so no later window has to carry them
