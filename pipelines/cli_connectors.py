@@ -27,7 +27,7 @@ class Enrolled:
     tz_name: str
 
 
-def _oauth_app(source: str, source_config: dict):
+def oauth_app(source: str, source_config: dict):
     if source == "google-health":
         from connectors.google_health import GoogleHealthConfig
 
@@ -49,18 +49,17 @@ def enroll_person(store: Store, person_id: str, source: str, open_url: Callable[
     person = store.person(person_id)
     cipher = TokenCipher()  # fail before the person signs in if there is no key
     redirect = LoopbackRedirect(port)
-    consent = Consent(_oauth_app(source, person.source_config), redirect.redirect_uri)
+    consent = Consent(oauth_app(source, person.source_config), redirect.redirect_uri)
     opener = threading.Thread(target=open_url, args=(consent.url,), daemon=True)
     opener.start()
     token, scopes = consent.exchange(redirect.wait(timeout_s))
     DbTokenStore(store, cipher).save(person_id, source, token, scopes, new_consent=True)
 
-    tz_name = person.tz_name
-    store.add_person(person_id, person.email, tz_name, source, person.source_config)
-    if person.status == NEEDS_RECONSENT:
-        store.set_person(person_id, status="active")
-    enrolled_person = store.person(person_id)
+    from pipelines.people import connected
+
+    enrolled_person = connected(store, person_id, source)
     src = live_source(enrolled_person, store)
+    tz_name = person.tz_name
     try:  # the person's own zone, where the source tells it (Google: settings.readonly)
         tz_name = src.time_zone(person_id) or tz_name
         ZoneInfo(tz_name)

@@ -17,6 +17,7 @@ from features.thresholds import Thresholds
 from pipelines import validate
 from storage.clicks import ClickLog
 from storage.store import Person, Store, StoreError
+from storage.tokens import token_rows
 
 log = logging.getLogger("emberwatch")
 
@@ -59,6 +60,16 @@ def change_emails(store: Store, person_id: str, choices: EmailChoices, now_utc: 
                             paused_until=choices.paused_until)
 
 
+def connected(store: Store, person_id: str, source: str) -> Person:
+    """After a consent: the person's data now comes from `source`, and a person who had to reconnect is active
+    again (their tokens are already saved in the token file)."""
+    person = store.person(person_id)
+    store.add_person(person_id, person.email, person.tz_name, source, person.source_config)
+    if person.status == "needs_reconsent":
+        store.set_person(person_id, status="active")
+    return store.person(person_id)
+
+
 def resume_ended_pauses(store: Store, now_utc: datetime) -> list[str]:
     """People whose pause end date has passed in their own zone get their emails back. Returns their ids."""
     resumed = []
@@ -88,6 +99,7 @@ class Overview:
     window: str
     days: str
     next_email_from_utc: datetime | None  # the start of the next window an email could go out in
+    granted_scopes: tuple[str, ...] | None = None  # what a connected watch's owner chose to share
 
 
 def overview(store: Store, person_id: str, now_utc: datetime, thresholds: Thresholds = Thresholds()) -> Overview:
@@ -103,10 +115,15 @@ def overview(store: Store, person_id: str, now_utc: datetime, thresholds: Thresh
     nights_left = max(thresholds.warmup_nights + thresholds.baseline_end_days - valid_nights, 1) if warming_up else 0
     next_from = None if person.status != "active" else next_delivery_utc(now_utc, person.tz_name, window,
                                                                         working_days=days)
+    granted = None
+    if str(store.path) != ":memory:":
+        rows = token_rows(store, "SELECT granted_scopes FROM oauth_tokens WHERE person_id = ? AND source = ?",
+                          (person_id, person.source))
+        granted = tuple(rows[0][0].split()) if rows else None
     return Overview(person_id, person.tz_name, person.source, person.status == "needs_reconsent", last_night,
                     int(valid_nights or 0), bool(warming_up), nights_left,
                     "stopped" if person.status == "stopped" else "paused" if person.status == "paused" else "active",
-                    person.paused_until, person.detail_level, window, days, next_from)
+                    person.paused_until, person.detail_level, window, days, next_from, granted)
 
 
 def forget(store: Store, person_id: str, outbox_dir: Path) -> tuple[int, int]:
@@ -187,6 +204,8 @@ def apply_clicks(store: Store, clicks: ClickLog, outbox_dir: Path, now_utc: date
                 if params.get("paused_until"):
                     params["paused_until"] = date.fromisoformat(params["paused_until"])
                 change_emails(store, click.person_id, EmailChoices(**params), now_utc)
+            elif click.action == "connect":
+                connected(store, click.person_id, click.params["source"])
             elif click.action == "erase":
                 forget(store, click.person_id, outbox_dir)
                 applied += 1

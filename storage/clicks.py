@@ -30,6 +30,11 @@ _SCHEMA = (
         recorded_at TIMESTAMP NOT NULL,  -- UTC
         applied_at TIMESTAMP             -- UTC; NULL until applied to the database
     )""",
+    """CREATE TABLE IF NOT EXISTS consents_in_progress (
+        nonce TEXT PRIMARY KEY,          -- of the signed OAuth `state` the consent began with
+        code_verifier TEXT NOT NULL,     -- PKCE: never leaves the server, used once at the callback
+        started_at TIMESTAMP NOT NULL
+    )""",
     """CREATE TABLE IF NOT EXISTS used_links (
         nonce TEXT PRIMARY KEY,          -- alerts.signed_links.SignedLink.nonce of a single-use link
         purpose TEXT NOT NULL,
@@ -83,6 +88,20 @@ class ClickLog:
             except sqlite3.IntegrityError:
                 return False
         return True
+
+    def begin_consent(self, nonce: str, code_verifier: str) -> None:
+        with self.file.transaction() as con:
+            # Abandoned consents are dropped as new ones begin: a verifier is useless after its state expires.
+            con.execute("DELETE FROM consents_in_progress WHERE started_at < datetime('now', '-1 day')")
+            con.execute("INSERT OR REPLACE INTO consents_in_progress VALUES (?, ?, ?)",
+                        [nonce, code_verifier, _utc_now()])
+
+    def take_consent(self, nonce: str) -> str | None:
+        """The consent's code verifier, once: a second callback with the same state finds nothing."""
+        with self.file.transaction() as con:
+            row = con.execute("SELECT code_verifier FROM consents_in_progress WHERE nonce = ?", [nonce]).fetchone()
+            con.execute("DELETE FROM consents_in_progress WHERE nonce = ?", [nonce])
+        return row[0] if row else None
 
     def forget(self, person_id: str) -> int:
         """Erasure covers this file too: the person's recorded clicks go with everything else."""

@@ -39,10 +39,14 @@ from alerts.message_types import MessageSettings
 from alerts.signed_links import LinkError, LinkSigner, SignedLink
 from pipelines import validate
 from pipelines.people import EmailChoices, Overview, apply_clicks, export_person, overview
+from connectors.oauth import finish_consent, start_consent
+from connectors.token_vault import TokenCipher
 from pipelines.settings import Settings, link_keys, load_settings
+from pipelines.sources import LIVE_SOURCES
 from pipelines.steps import links_for, message_settings, recipient, transport_for
 from storage.clicks import ClickLog
 from storage.store import Store, StoreError
+from storage.tokens import DbTokenStore
 from web.limits import RateLimiter
 
 log = logging.getLogger("emberwatch")
@@ -199,7 +203,7 @@ def create_app(settings: Settings | None = None, *, clock: Callable[[], datetime
                     back=f"/me/{quote(token, safe='')}")
 
     def url_for(path: str) -> str:
-        return settings.public_url.rstrip("/") + path
+        return url_for_public(settings, path)
 
     # --- the person's page ----------------------------------------------------------------------------------
 
@@ -211,6 +215,7 @@ def create_app(settings: Settings | None = None, *, clock: Callable[[], datetime
         return page(request, "me.html.j2", "Your emberwatch page", token=token, s=status,
                     form_token=form_token(link.person_id), notice=_notice(done, pending),
                     words=_status_words(status), detail_levels=validate.DETAIL_LEVELS,
+                    shared=shared_in_words(status.granted_scopes) if status.granted_scopes else None,
                     days_choices=_days_choices(status.days), window_start=status.window.split("-")[0],
                     window_end=status.window.split("-")[1], today=_local_today(status, clock()).isoformat())
 
@@ -274,6 +279,53 @@ def create_app(settings: Settings | None = None, *, clock: Callable[[], datetime
         confirm = quote(signer.sign(f"confirm-{kind}", link.person_id, clock()), safe="")
         send_note(f"confirm-{kind}", link.person_id, url_for(f"/confirm/{kind}/{confirm}"))
         return _back(token, f"sent-{kind}")
+
+    # --- connecting a watch (OAuth authorization code with PKCE and a signed state) ------------------------
+
+    callback_url = url_for_public(settings, "/oauth/callback")
+
+    @app.get("/me/{token}/connect")
+    def connect(request: Request, token: str) -> Response:
+        link = verify("page", token)
+        with open_store(READ_WAIT_S) as store:
+            person = store.person(link.person_id) if _enrolled(store, link.person_id) else None
+        if person is None:
+            raise PageError(410, "This link cannot be used", "This link no longer leads to a page.")
+        source = person.source if person.source in LIVE_SOURCES else DEFAULT_LIVE_SOURCE
+        app_config = _oauth_app_or_page(source, person.source_config)
+        state = signer.sign("oauth-state", person.person_id, clock(), source=source)
+        url, _, verifier = start_consent(app_config, callback_url, state=state)
+        clicks.begin_consent(signer.verify("oauth-state", state, clock()).nonce, verifier)
+        return RedirectResponse(url, status_code=303)
+
+    @app.get("/oauth/callback", response_class=HTMLResponse)
+    def oauth_callback(request: Request, state: str = "", code: str = "", error: str = "") -> HTMLResponse:
+        link = verify("oauth-state", state)
+        verifier = clicks.take_consent(link.nonce)
+        if verifier is None:
+            raise _used()
+        if error or not code:
+            return page(request, "message.html.j2", "Your watch is not connected", 200,
+                        message="The connection was not made, and nothing was stored. Your page can start it "
+                                "again whenever suits you.")
+        source = str(link.extra.get("source", DEFAULT_LIVE_SOURCE))
+        with open_store(READ_WAIT_S) as store:
+            person = store.person(link.person_id)
+        app_config = _oauth_app_or_page(source, person.source_config)
+        try:
+            token, scopes = finish_consent(app_config, callback_url, state, verifier,
+                                           f"{callback_url}?{request.url.query}")
+        except Exception as exc:  # the provider's refusal, as a page (never its text: it may echo the code)
+            log.warning("A consent for person %s could not be completed (%s).", link.person_id,
+                        type(exc).__name__)
+            raise PageError(502, "Your watch is not connected",
+                            "The sign-in did not complete, and nothing was stored. Please try again from your "
+                            "page in a little while.") from None
+        # Saved at once in the token file (no wait for the database), then the person's source is changed.
+        DbTokenStore(settings.db_path, TokenCipher()).save(link.person_id, source, token, scopes, new_consent=True)
+        applied = record(link.person_id, "connect", {"source": source})
+        return page(request, "connected.html.j2", "Your watch is connected", shared=shared_in_words(scopes),
+                    back=None, later=not applied)
 
     # --- confirmations ---------------------------------------------------------------------------------------
 
@@ -375,6 +427,44 @@ def create_app(settings: Settings | None = None, *, clock: Callable[[], datetime
 
 
 # --- helpers ------------------------------------------------------------------------------------------------------
+
+DEFAULT_LIVE_SOURCE = "google-health"  # the Fitbit Web API was retired on 2026-11-02
+
+
+def url_for_public(settings: Settings, path: str) -> str:
+    return settings.public_url.rstrip("/") + path
+
+
+def _enrolled(store: Store, person_id: str) -> bool:
+    return bool(store.query_rows("SELECT 1 FROM persons WHERE person_id = ?", [person_id]))
+
+
+def _oauth_app_or_page(source: str, source_config: dict):
+    from pipelines.cli_connectors import oauth_app
+
+    try:
+        return oauth_app(source, source_config)
+    except RuntimeError:
+        log.warning("Connecting %s is not configured (EMBERWATCH_*_CLIENT_ID / _SECRET).", source)
+        raise PageError(503, "Connecting is not set up yet",
+                        "This emberwatch cannot connect watches yet. The person who runs it for your "
+                        "organisation can set it up; nothing about you has changed.") from None
+
+
+# What each permission lets emberwatch read, in a person's words (Google Health scopes; Fitbit's older names).
+SHARED_WORDS = (("sleep", "Sleep"), ("heart", "Heart"), ("health_metrics", "Heart"),
+                ("activity", "Activity"), ("oxygen", "Breathing and temperature"),
+                ("respiratory", "Breathing and temperature"), ("temperature", "Breathing and temperature"))
+
+
+def shared_in_words(scopes: tuple[str, ...] | list[str]) -> list[tuple[str, bool]]:
+    """[("Sleep", True), ("Heart", True), ("Activity", False)]: what the person chose to share."""
+    shown: dict[str, bool] = {"Sleep": False, "Heart": False, "Activity": False}
+    for scope in scopes:
+        for fragment, words in SHARED_WORDS:
+            if fragment in scope.rsplit("/", 1)[-1]:
+                shown[words] = True
+    return list(shown.items())
 
 NOTICES = {
     "saved": "Saved. Your next email follows these choices.",
