@@ -91,6 +91,13 @@ def queue_email(store: Store, person: Person, kind: str, period_key: str,
     return added
 
 
+def replace_queued(store: Store, message_id: str, message_bytes: bytes) -> None:
+    """A message not sent yet, composed again (a changed detail level): same key, same Message-ID."""
+    with store.cursor() as cur:
+        cur.execute("UPDATE email_ledger SET message_bytes = ? WHERE message_id = ? AND status = 'queued'",
+                    [message_bytes, message_id])
+
+
 def queued(store: Store, due_at: datetime | None = None) -> list[QueuedEmail]:
     """Queued mail of active people; with `due_at`, only what is due by then (deliver_after_utc <= due_at)."""
     rows = store.query_rows(

@@ -150,7 +150,7 @@ def person_set(
     with person_store(person_id) as (store, before):
         store.set_person(before.person_id, email=email, tz_name=timezone_name)
         # The same change a click on the person's page makes: queued mail moves to the new window.
-        p = change_emails(store, before.person_id, EmailChoices(detail, window, days, status))
+        p = change_emails(store, before.person_id, EmailChoices(detail, window, days, status), _settings())
         when, on_days = store.delivery_preferences(p.person_id)
     if p.email != before.email:
         typer.echo(f"{p.person_id}'s emails now go to {p.email} (until now: {before.email}).")

@@ -15,6 +15,7 @@ from alerts.schedule import next_delivery_utc
 from alerts.transport import outbox_stem
 from features.thresholds import Thresholds
 from pipelines import validate
+from pipelines.settings import Settings
 from storage.clicks import ClickLog
 from storage.store import Person, Store, StoreError
 from storage.tokens import token_rows
@@ -35,9 +36,11 @@ class EmailChoices:
     paused_until: date | None = None  # with status "paused": emails resume after this local date
 
 
-def change_emails(store: Store, person_id: str, choices: EmailChoices, now_utc: datetime | None = None) -> Person:
-    """Check every part of the change first (validate.InputError, a sentence), then apply it all; queued mail
-    moves to the new window, so the change holds for the very next email."""
+def change_emails(store: Store, person_id: str, choices: EmailChoices, settings: Settings,
+                  now_utc: datetime | None = None) -> Person:
+    """Check every part of the change first (validate.InputError, a sentence), then apply it all. The change
+    holds for the very next email: queued mail moves to the new window, and a new detail level composes the
+    person's waiting alerts and check-ins again."""
     now_utc = now_utc or datetime.now(timezone.utc)
     person = store.person(person_id)
     if choices.detail_level is not None:
@@ -56,8 +59,13 @@ def change_emails(store: Store, person_id: str, choices: EmailChoices, now_utc: 
         current_window, current_days = store.delivery_preferences(person_id)
         reschedule(store, person_id, next_delivery_utc(now_utc, person.tz_name, current_window,
                                                        working_days=current_days))
-    return store.set_person(person_id, status=choices.status, detail_level=choices.detail_level,
-                            paused_until=choices.paused_until)
+    changed = store.set_person(person_id, status=choices.status, detail_level=choices.detail_level,
+                               paused_until=choices.paused_until)
+    if changed.detail_level != person.detail_level:
+        from pipelines.steps import recompose_queued  # steps imports this module too
+
+        recompose_queued(store, changed, settings)
+    return changed
 
 
 def connected(store: Store, person_id: str, source: str) -> Person:
@@ -194,7 +202,7 @@ def export_person(store: Store, person_id: str, out_dir: Path) -> list[Path]:
     return written + [readme]
 
 
-def apply_clicks(store: Store, clicks: ClickLog, outbox_dir: Path, now_utc: datetime | None = None) -> int:
+def apply_clicks(store: Store, clicks: ClickLog, settings: Settings, now_utc: datetime | None = None) -> int:
     """Apply what people chose on their page while the database was busy, oldest first. Returns how many."""
     applied = 0
     for click in clicks.pending():
@@ -203,11 +211,11 @@ def apply_clicks(store: Store, clicks: ClickLog, outbox_dir: Path, now_utc: date
                 params = dict(click.params)
                 if params.get("paused_until"):
                     params["paused_until"] = date.fromisoformat(params["paused_until"])
-                change_emails(store, click.person_id, EmailChoices(**params), now_utc)
+                change_emails(store, click.person_id, EmailChoices(**params), settings, now_utc)
             elif click.action == "connect":
                 connected(store, click.person_id, click.params["source"])
             elif click.action == "erase":
-                forget(store, click.person_id, outbox_dir)
+                forget(store, click.person_id, settings.outbox_dir)
                 applied += 1
                 continue  # the click itself went with the person's data
             else:

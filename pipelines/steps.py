@@ -184,6 +184,33 @@ def queue_composed(store: Store, person: Person, kind: str, period: str, setting
         now_utc)
 
 
+def recompose_queued(store: Store, person: Person, settings: Settings) -> int:
+    """The person's alerts and check-ins still waiting for their window, composed again after a change of detail
+    level, as of the moment each was queued (same Message-ID, same links, same Date): the very next email follows
+    the change. Returns how many were composed again."""
+    from alerts.digest import build_week_summary
+    from alerts.ledger import replace_queued
+    from alerts.nightly_alert import explanation_from_json
+
+    waiting_mail = store.query_rows(
+        "SELECT kind, period_key, message_id, queued_at FROM email_ledger WHERE person_id = ? AND status = 'queued' "
+        "AND kind IN ('alert', 'digest')", [person.person_id])
+    for kind, period, message_id, queued_at in waiting_mail:
+        at = queued_at.replace(tzinfo=timezone.utc)
+        to, ms = recipient(person, links_for(person, settings, at)), message_settings(settings)
+        if kind == "alert":
+            explanation = explanation_from_json(store.query_rows(
+                "SELECT explanation_json FROM alerts WHERE person_id = ? AND night_date = ?",
+                [person.person_id, date.fromisoformat(period)])[0][0])
+            composed = compose_alert(to, explanation, ms, charts=charts_for(store, person, explanation.night_date))
+        else:
+            year, week = (int(part) for part in period.split("-W"))
+            summary = build_week_summary(store, person.person_id, date.fromisocalendar(year, week, 1))
+            composed = compose_digest(to, summary, ms, charts=charts_for(store, person, summary.week_end))
+        replace_queued(store, message_id, bytes(to_email_message(composed, to, ms, message_id, at)))
+    return len(waiting_mail)
+
+
 def queue_door_note(store: Store, person: Person, kind: str, period: str, settings: Settings, now_utc: datetime,
                     *, to_connect: bool = False, deliver_now: bool = False) -> bool:
     """One of the door's short notes (alerts.compose.DOOR_NOTES: invite, reconnect, no-data), once per person,
@@ -293,7 +320,7 @@ def apply_recorded_choices(store: Store, settings: Settings, now_utc: datetime) 
 
     if str(store.path) == ":memory:":
         return len(resume_ended_pauses(store, now_utc))
-    return apply_clicks(store, ClickLog(store.path), settings.outbox_dir, now_utc) + \
+    return apply_clicks(store, ClickLog(store.path), settings, now_utc) + \
         len(resume_ended_pauses(store, now_utc))
 
 

@@ -420,3 +420,28 @@ def test_a_click_survives_the_web_process_being_killed_right_after_it_answered(t
         assert store.person("c01").status == "active"
         assert apply_recorded_choices(store, settings, datetime.now(UTC)) == 1
         assert store.person("c01").status == "stopped"
+
+
+def test_a_new_detail_level_recomposes_the_email_still_waiting_to_go(door):
+    from alerts.compose import compose_alert
+    from alerts.nightly_alert import explanation_to_json
+    from pipelines.steps import queue_composed
+    from tests.test_compose import ALERTS
+
+    explanation = ALERTS["both"][0]  # c01's alert for 2024-05-03
+    with Store(door.settings.db_path) as store:
+        with store.cursor() as cur:
+            cur.execute("INSERT INTO alerts VALUES (?, ?, ?, ?, now())", [
+                "c01", explanation.night_date, "sleep,recovery", explanation_to_json(explanation)])
+        assert queue_composed(store, store.person("c01"), "alert", explanation.night_date.isoformat(),
+                              door.settings, NOW, lambda to, ms: compose_alert(to, explanation, ms))
+        [(message_id, before)] = store.query_rows("SELECT message_id, message_bytes FROM email_ledger")
+    page_url, html = door.page()
+    door.http.post(page_url + "/emails", data={"form_token": door.form_token(html), "detail_level": "numbers",
+                                               "window_start": "07:30", "window_end": "08:30", "days": "Mon-Fri"})
+    with Store(door.settings.db_path) as store:
+        [(same_id, after)] = store.query_rows("SELECT message_id, message_bytes FROM email_ledger")
+    text = lambda raw: email.message_from_bytes(bytes(raw), policy=email.policy.default).get_body(
+        ("plain",)).get_content()
+    assert same_id == message_id
+    assert "What the numbers say" not in text(before) and "What the numbers say" in text(after)

@@ -167,7 +167,7 @@ def create_app(settings: Settings | None = None, *, clock: Callable[[], datetime
         except StoreError:
             return False
         with store:
-            apply_clicks(store, clicks, settings.outbox_dir, clock())
+            apply_clicks(store, clicks, settings, clock())
         return True
 
     def record(person_id: str, action: str, params: dict[str, Any]) -> bool:
