@@ -161,7 +161,24 @@ def test_the_page_reads_at_375_px_without_sideways_scrolling_and_by_keyboard(dem
             page.keyboard.press("Tab")
             reached.append(page.evaluate("document.activeElement.textContent.trim() || document.activeElement.name"))
         assert "Save my choices" in reached and "Email me a link to delete all my data" in reached
+        # Text contrast (WCAG 2.x relative luminance) of every element that shows text, against the first opaque
+        # background behind it.
+        ratios = page.evaluate(CONTRAST_JS)
+        assert ratios and min(r for _, r in ratios) >= 4.5, sorted(ratios, key=lambda x: x[1])[:3]
         browser.close()
+
+
+CONTRAST_JS = """() => {
+  const rgb = c => (c.match(/[\\d.]+/g) || []).map(Number);
+  const lum = ([r, g, b]) => [r, g, b].map(v => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; })
+                                      .reduce((a, v, i) => a + v * [0.2126, 0.7152, 0.0722][i], 0);
+  const background = el => { for (; el; el = el.parentElement) { const c = rgb(getComputedStyle(el).backgroundColor);
+                               if (c.length === 3 || c[3] > 0) return c.slice(0, 3); } return [255, 255, 255]; };
+  return [...document.querySelectorAll('body *')]
+    .filter(el => [...el.childNodes].some(n => n.nodeType === 3 && n.textContent.trim()))
+    .map(el => { const a = lum(rgb(getComputedStyle(el).color).slice(0, 3)), b = lum(background(el));
+                 return [el.tagName, (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05)]; });
+}"""
 
 
 def test_readme_page_screenshots_are_committed():
