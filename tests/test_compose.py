@@ -10,6 +10,8 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 
 from alerts.compose import (
+    DOOR_NOTES,
+    compose_door_note,
     ALERT_SUBJECT,
     DIGEST_SUBJECT,
     compose_alert,
@@ -549,3 +551,14 @@ def test_composing_the_same_email_twice_gives_the_same_bytes():
     assert first == second
     assert first != other and b"=_emberwatch_" in first
     assert first.count(b"Content-Type: multipart/") == 2  # alternative, and related for the chart
+
+
+@pytest.mark.parametrize("kind", sorted(DOOR_NOTES))
+def test_door_notes_carry_a_link_no_command_and_no_health_value(kind):
+    url = PUBLIC_URL + "/me/token/connect"
+    composed = compose_door_note(kind, recipient("numbers"), url, SETTINGS)
+    assert composed.subject == DOOR_NOTES[kind]["subject"]
+    assert url in composed.text.split() and f'href="{url}"' in composed.html
+    assert_footer(composed)
+    assert_clean_language(composed)
+    assert_no_digits(composed)  # whatever the person chose: these notes say nothing about their nights
