@@ -156,6 +156,7 @@ EXPORT_SKIP = {"oauth_tokens"}
 
 TABLE_NOTES = {
     "persons": "Your enrolment: id, address, time zone, source, email preferences.",
+    "check_ins": "Your own reports of how you felt (morning reports you imported, answers to the weekly question).",
     "raw_payloads": "Every payload fetched or imported for you, exactly as received (body as bytes).",
     "quarantine": "Items that could not be read, with the reason.",
     "sleep_sessions": "Your sleep logs (main sleep and naps), instants in UTC with the zone in force.",

@@ -23,6 +23,7 @@ DATED_TABLES = {
     "nightly_vitals": "night_date",
     "nightly_features": "night_date",
     "night_signals": "night_date",
+    "check_ins": "report_date",
 }
 
 
