@@ -269,7 +269,9 @@ def describe_value(move: FeatureMove) -> str | None:
     if move.feature == "awakenings_count":
         return f"Awakenings: about {_about(recent)} a night; your usual is about {_about(usual)}."
     if move.feature == "resting_hr_bpm":
-        delta_bpm = round(recent - usual)
+        # The difference of the rounded values shown, so the line adds up as read ("2 above: 70 against 69" would
+        # not, though 70.4 − 68.6 rounds to 2).
+        delta_bpm = round(recent) - round(usual)
         relation = (
             "about the same as your usual"
             if delta_bpm == 0
