@@ -1,8 +1,9 @@
 """Read-only: the nights a chart shows (a few weeks of one feature) and the person's usual band around them.
 
-The band follows the baseline of features/sql/night_signals.sql as of the chart's last night: valid, non-travel
-nights in the 60 days that end a week before it; median ± one robust SD (1.4826 × MAD, never below the feature's
-floor from features/catalog.py). Charts are drawn by alerts.charts; this module only queries.
+The band is the usual the words use (features.recent_vs_usual) as of the chart's last night: valid, non-travel,
+untagged nights of the same kind of sleep in the 60 days that end a week before it; median ± one robust SD
+(1.4826 × MAD, never below the feature's floor from features/catalog.py). Charts are drawn by alerts.charts; this
+module only queries.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 
 from features.catalog import FEATURES
+from features.recent_vs_usual import baseline_frame, night_kind, usual_of
 from storage.store import Store
 from features.thresholds import Thresholds
 
@@ -41,53 +43,42 @@ def load_series(
     weeks: int = CHART_WEEKS,
     thresholds: Thresholds = Thresholds(),
 ) -> list[ChartSeries]:
-    """One series per feature that has at least MIN_NIGHTS_TO_CHART valid nights in the chart's weeks."""
-    first_night = last_night - timedelta(days=7 * weeks - 1)
-    base_last = last_night - timedelta(days=thresholds.baseline_end_days)
-    base_first = base_last - timedelta(days=thresholds.baseline_span_days - 1)
-    out: list[ChartSeries] = []
+    """One series per feature that has at least MIN_NIGHTS_TO_CHART valid nights in the chart's weeks. The band
+    is the usual the words use (features.recent_vs_usual, anchored on the chart's last night): a sentence and
+    the chart beside it describe the same nights against the same usual."""
     for feature in features:
         if feature not in FEATURES:
             raise ValueError(f"Unknown feature {feature!r}; charts know {', '.join(CHART_FEATURES)}.")
-        # The feature name is checked against the catalog above, so it is safe as an identifier here.
-        rows = store.query_rows(
-            f"""
-            SELECT f.night_date, f."{feature}" FROM nightly_features f
-            LEFT JOIN night_signals s USING (person_id, night_date)
-            WHERE f.person_id = ? AND f.night_date BETWEEN ? AND ? AND f.valid_night
-              AND f."{feature}" IS NOT NULL AND NOT coalesce(s.travel_context, false)
-            ORDER BY f.night_date
-            """,
-            [person_id, first_night, last_night],
-        )
+    first_night = last_night - timedelta(days=7 * weeks - 1)
+    shown = [first_night + timedelta(days=i) for i in range(7 * weeks)]
+    frame, base_first, base_last = baseline_frame(store, person_id, last_night, shown, thresholds)
+    in_chart = frame[(frame["night_date"] >= first_night) & (frame["night_date"] <= last_night)]
+    # The kind of sleep of the last week decides what is drawn and compared, as in the weekly words.
+    kind = night_kind(in_chart[in_chart["night_date"] > last_night - timedelta(days=7)])
+    in_chart = in_chart[in_chart["day_sleep"] == kind].sort_values("night_date")
+    out: list[ChartSeries] = []
+    for feature in features:
+        rows = in_chart[["night_date", feature]].dropna()
         if len(rows) < MIN_NIGHTS_TO_CHART:
             continue
-        count, median, mad = store.query_rows(
-            f"""
-            SELECT count(f."{feature}"), median(f."{feature}"), mad(f."{feature}") FROM nightly_features f
-            LEFT JOIN night_signals s USING (person_id, night_date)
-            WHERE f.person_id = ? AND f.night_date BETWEEN ? AND ? AND f.valid_night
-              AND NOT coalesce(f.day_sleep, false) AND NOT coalesce(s.travel_context, false)
-            """,
-            [person_id, base_first, base_last],
-        )[0]
-        if count >= thresholds.warmup_nights and median is not None:
-            spread = max(1.4826 * float(mad or 0.0), FEATURES[feature].floor)
-            low, mid, high = float(median) - spread, float(median), float(median) + spread
-        else:
-            low = mid = high = None
+        usual = usual_of(frame, base_first, base_last, feature, kind, thresholds)
+        low = mid = high = None
+        if usual is not None:
+            low, mid, high = usual.median - usual.spread, usual.median, usual.median + usual.spread
         out.append(
             ChartSeries(
                 person_id=person_id,
                 feature=feature,
                 first_night=first_night,
                 last_night=last_night,
-                nights=tuple(r[0] for r in rows),
-                values=tuple(float(r[1]) for r in rows),
+                nights=tuple(rows["night_date"]),
+                values=tuple(float(v) for v in rows[feature]),
                 band_low=low,
                 band_mid=mid,
                 band_high=high,
-                baseline_nights=int(count),
+                baseline_nights=usual.nights if usual is not None else int(
+                    frame[(frame["night_date"] >= base_first) & (frame["night_date"] <= base_last)][feature]
+                    .notna().sum()),
             )
         )
     return out

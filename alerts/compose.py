@@ -269,7 +269,9 @@ def describe_value(move: FeatureMove) -> str | None:
     if move.feature == "awakenings_count":
         return f"Awakenings: about {_about(recent)} a night; your usual is about {_about(usual)}."
     if move.feature == "resting_hr_bpm":
-        delta_bpm = round(recent - usual)
+        # The difference of the rounded values shown, so the line adds up as read ("2 above: 70 against 69" would
+        # not, though 70.4 − 68.6 rounds to 2).
+        delta_bpm = round(recent) - round(usual)
         relation = (
             "about the same as your usual"
             if delta_bpm == 0
@@ -338,13 +340,37 @@ def compose_alert(
     return _render("alert", context, recipient, settings, images)
 
 
+# The weekly question (a check-in, storage.check_ins): five answers, each a signed link; a GET only shows a page
+# with a button (mail scanners open links), so nothing is recorded until the person presses it.
+WEEK_QUESTION = "How drained did this week leave you?"
+WEEK_DRAINED_ANSWERS = ("Not at all", "A little", "Somewhat", "Quite", "Completely")
+WEEK_SLEEP_QUESTION = "And how did you sleep this week?"
+WEEK_SLEEP_ANSWERS = ("Very badly", "Not well", "So-so", "Well", "Very well")
+_TOLD_US = {
+    "week_drained": ("it left you {}", ("not drained at all", "a little drained", "somewhat drained",
+                                       "quite drained", "completely drained")),
+    "week_sleep": ("you slept {}", ("very badly", "not well", "so-so", "well", "very well")),
+}
+
+
+def told_us_sentence(told_us: Sequence[tuple[str, float]]) -> str:
+    """Their own answers about the week before, in their words and without judgement."""
+    parts = [template.format(words[int(value) - 1]) for scale, value in told_us if scale in _TOLD_US
+             for template, words in [_TOLD_US[scale]] if 1 <= value <= 5]
+    if not parts:
+        return ""
+    return f"About the week before, you said {' and that '.join(parts)}. Thank you for telling us."
+
+
 def compose_digest(
     recipient: Recipient,
     summary: WeekSummary,
     settings: MessageSettings,
     *,
     charts: Charts | None = None,
+    ask: Sequence[str] = (),
 ) -> ComposedEmail:
+    """`ask`: the five signed links that answer the weekly question, from "not at all" to "completely"."""
     _check_same_person(recipient, summary.person_id)
     rotation_key = f"{summary.person_id}:{summary.week_start.isoformat()}"
     numbers = _shows_numbers(recipient)
@@ -405,6 +431,9 @@ def compose_digest(
 
     context = {
         "subject": DIGEST_SUBJECT,
+        "told_us": told_us_sentence(summary.told_us),
+        "question": WEEK_QUESTION if ask else "",
+        "answers": list(zip(WEEK_DRAINED_ANSWERS, ask)),
         "earlier_note": summary.alert_sent_this_week and not summary.warming_up,
         "observation": observation,
         "went_well": went_well,
@@ -605,6 +634,7 @@ def _check_no_digits(content: str, recipient: Recipient, settings: MessageSettin
     content = " ".join(content.split())  # wrapping may have broken the resource across lines
     # Links carry signed tokens (and perhaps a port); they say nothing about the person's nights.
     links = [recipient.links.page, recipient.links.pause, recipient.links.unsubscribe] if recipient.links else []
+    # Every link (the footer's, the weekly question's answers) carries a signed token, not a value.
     for allowed in (settings.support_resource, *links, *_URL_RE.findall(content)):
         content = content.replace(" ".join(allowed.split()), "")
     if re.search(r"\d", content):

@@ -45,10 +45,15 @@ def build_week_summary(
     alerts_this_week = store.query_rows(
         "SELECT count(*) FROM alerts WHERE person_id = ? AND night_date BETWEEN ? AND ?",
         [person_id, week_start, week_end])[0][0]
+    # Their own answers to last week's question, to show beside this week's signals in their words.
+    told_us = tuple((r[0], float(r[1])) for r in store.query_rows(
+        "SELECT scale, value FROM check_ins WHERE person_id = ? AND report_date = ? AND source = 'weekly-email' "
+        "ORDER BY scale", [person_id, week_start - timedelta(days=1)]))
     if warming_up:
         # Comparisons need a baseline of `warmup_nights` valid nights that ends a week before the night.
         nights_left = max(thresholds.warmup_nights + thresholds.baseline_end_days - valid_total, 1)
-        return WeekSummary(person_id, week_start, week_end, True, valid_total, nights_left, len(valid_week))
+        return WeekSummary(person_id, week_start, week_end, True, valid_total, nights_left, len(valid_week),
+                           told_us=told_us)
     comparisons = compare_nights(store, person_id, [r[0] for r in valid_week], week_end, thresholds)
     moves = tuple(to_move(c) for c in comparisons if abs(c.robust_z) >= NOTABLE_Z)
     went_well = tuple(
@@ -68,4 +73,5 @@ def build_week_summary(
         moves=moves, went_well=went_well, sleep_flag_nights=sleep_nights, recovery_flag_nights=recovery_nights,
         illness_held_back=illness_held, alert_sent_this_week=alerts_this_week > 0,
         strategy=choose_strategy(domains, 0),  # type: ignore[arg-type]
+        told_us=told_us,
     )

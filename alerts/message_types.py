@@ -73,6 +73,8 @@ class WeekSummary:
     illness_held_back: bool = False
     alert_sent_this_week: bool = False
     strategy: str = ""
+    # What the person told us about the week before, in the weekly question's scales: (("week_drained", 4.0), …)
+    told_us: tuple[tuple[str, float], ...] = ()
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ MAX_AGE: dict[str, timedelta] = {
     "confirm-export": timedelta(minutes=30),
     "confirm-erase": timedelta(minutes=30),
     "oauth-state": timedelta(minutes=20),
+    "check-in": timedelta(days=14),      # the weekly question, answered any time before the next but one
 }
 SINGLE_USE = frozenset({"confirm-export", "confirm-erase", "oauth-state"})
 

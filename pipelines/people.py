@@ -16,6 +16,7 @@ from alerts.transport import outbox_stem
 from features.thresholds import Thresholds
 from pipelines import validate
 from pipelines.settings import Settings
+from storage.check_ins import CheckIn, upsert_check_ins
 from storage.clicks import ClickLog
 from storage.store import Person, Store, StoreError
 from storage.tokens import token_rows
@@ -213,6 +214,10 @@ def apply_clicks(store: Store, clicks: ClickLog, settings: Settings, now_utc: da
                 if params.get("paused_until"):
                     params["paused_until"] = date.fromisoformat(params["paused_until"])
                 change_emails(store, click.person_id, EmailChoices(**params), settings, now_utc)
+            elif click.action == "check-in":
+                upsert_check_ins(store, [CheckIn(
+                    click.person_id, date.fromisoformat(click.params["report_date"]), click.params["scale"],
+                    float(click.params["value"]), "weekly-email", click.recorded_at)])
             elif click.action == "connect":
                 connected(store, click.person_id, click.params["source"])
             elif click.action == "erase":

@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from functools import lru_cache
+from urllib.parse import quote
 from datetime import date, datetime, timedelta, timezone
 from typing import Callable, Iterable
 
@@ -157,6 +158,22 @@ def links_for(person: Person, settings: Settings, issued_at: datetime) -> Person
     return person_links(settings.public_url, _link_signer(tuple(link_keys(settings))), person.person_id, issued_at)
 
 
+def week_question_links(person: Person, settings: Settings, week_end: date, issued_at: datetime) -> tuple[str, ...]:
+    """The weekly question's five answers ("not at all" .. "completely" drained), each a signed link to a page with
+    a button: the week it asks about and the answer are in the signed link, nothing else."""
+    signer = _link_signer(tuple(link_keys(settings)))
+    base = settings.public_url.rstrip("/")
+    return tuple(f"{base}/check-in/" + quote(signer.sign("check-in", person.person_id, issued_at,
+                                                         week=week_end.isoformat(), value=value), safe="")
+                 for value in range(1, 6))
+
+
+def compose_weekly(store: Store, person: Person, summary, settings: Settings, issued_at: datetime):
+    """The weekly check-in for `summary`'s week: charts if chosen, and the week's one optional question."""
+    return lambda to, ms: compose_digest(to, summary, ms, charts=charts_for(store, person, summary.week_end),
+                                         ask=week_question_links(person, settings, summary.week_end, issued_at))
+
+
 def recipient(person: Person, links: PersonLinks | None = None) -> Recipient:
     return Recipient(person.person_id, person.email, person.tz_name, person.detail_level,  # type: ignore[arg-type]
                      links)
@@ -206,7 +223,7 @@ def recompose_queued(store: Store, person: Person, settings: Settings) -> int:
         else:
             year, week = (int(part) for part in period.split("-W"))
             summary = build_week_summary(store, person.person_id, date.fromisocalendar(year, week, 1))
-            composed = compose_digest(to, summary, ms, charts=charts_for(store, person, summary.week_end))
+            composed = compose_weekly(store, person, summary, settings, at)(to, ms)
         replace_queued(store, message_id, bytes(to_email_message(composed, to, ms, message_id, at)))
     return len(waiting_mail)
 
@@ -282,9 +299,8 @@ def queue_digests(
         summary = build_week_summary(store, person.person_id, week_start, thresholds)
         if summary.valid_nights_total == 0:
             continue  # nothing synced yet: a welcome with no data would only be noise
-        count += queue_composed(
-            store, person, "digest", period, settings, now_utc,
-            lambda to, ms, w=summary, p=person: compose_digest(to, w, ms, charts=charts_for(store, p, w.week_end)))
+        count += queue_composed(store, person, "digest", period, settings, now_utc,
+                                compose_weekly(store, person, summary, settings, now_utc))
     return count
 
 

@@ -562,3 +562,12 @@ def test_door_notes_carry_a_link_no_command_and_no_health_value(kind):
     assert_footer(composed)
     assert_clean_language(composed)
     assert_no_digits(composed)  # whatever the person chose: these notes say nothing about their nights
+
+
+@pytest.mark.parametrize("recent, usual", [(70.4, 68.6), (58.5, 57.4), (61.2, 61.4), (66.6, 62.5)])
+def test_a_resting_heart_rate_line_adds_up_as_read(recent, usual):
+    line = describe_value(FeatureMove("resting_hr_bpm", "up", True, 1.0, usual, recent, "bpm"))
+    shown_recent, shown_usual = (int(x) for x in re.findall(r"about (\d+) bpm[;)]", line))
+    difference = re.search(r"about (\d+) bpm (above|below)", line)
+    told = 0 if difference is None else int(difference[1]) * (1 if difference[2] == "above" else -1)
+    assert told == shown_recent - shown_usual, line

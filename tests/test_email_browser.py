@@ -14,7 +14,7 @@ import re
 import shutil
 import subprocess
 import tempfile
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -38,8 +38,8 @@ CHROMIUM_FLAGS = (
 SCREENSHOTS = {
     "alert-minimal-375": ("alert", "both", "minimal", 375, 1500),
     "alert-numbers-800": ("alert", "persisting_week", "numbers", 800, 1250),
-    "digest-charts-375": ("digest", "week_went_well", "charts", 375, 2500),
-    "digest-charts-800": ("digest", "week_went_well", "charts", 800, 1900),
+    "digest-charts-375": ("digest", "replayed", "charts", 375, 2900),
+    "digest-charts-800": ("digest", "replayed", "charts", 800, 2200),
     "digest-warming-up-375": ("digest", "warming_up", "minimal", 375, 1350),
 }
 
@@ -64,6 +64,38 @@ def variant_html(kind: str, name: str, detail: str) -> str:
         composed = compose_digest(recipient, DIGESTS[name][0], SETTINGS, charts=charts)
     msg = to_email_message(composed, recipient, SETTINGS, f"<{kind}.{name}.{detail}@emberwatch.local>",
                            datetime(2024, 5, 3, 6, 30, tzinfo=UTC))
+    return viewable_html(msg)
+
+
+def replayed_week_html(detail: str) -> str:
+    """A weekly check-in of a real replayed week (synthetic cohort, seed 7, night by night through the nightly
+    steps), composed as the weekly run composes it: the words and the charts come from the same nights."""
+    import tempfile
+
+    from connectors.synthetic import SyntheticCohort
+    from pipelines.settings import Settings
+    from pipelines.steps import compose_weekly, recipient as recipient_of
+    from alerts.digest import build_week_summary
+    from storage.store import Store
+    from tests.test_pipeline import replay
+
+    cohort = SyntheticCohort(n_people=2, n_nights=63, seed=7)
+    with tempfile.TemporaryDirectory() as home:
+        settings = Settings(home=Path(home), link_key="screenshot-link-key-0123456789",
+                            public_url="https://emberwatch.example.org")
+        with Store(settings.db_path) as store:
+            for p in cohort.people:
+                store.add_person(p.person_id, p.email, p.tz_name, "synthetic",
+                                 {"n_people": 2, "n_nights": 63, "seed": 7}, detail_level=detail)
+            replay(store, cohort, settings, cohort.nights)
+            person = store.person(cohort.people[0].person_id)
+            monday = [n for n in cohort.nights if n.isoweekday() == 1][-1]
+            summary = build_week_summary(store, person.person_id, monday - timedelta(days=7))
+            at = datetime.combine(monday, datetime.min.time(), UTC) + timedelta(hours=6, minutes=30)
+            to = recipient_of(person)
+            to = Recipient(to.person_id, to.email, to.tz_name, detail, LINKS)
+            composed = compose_weekly(store, person, summary, settings, at)(to, SETTINGS)
+            msg = to_email_message(composed, to, SETTINGS, "<digest.replayed@emberwatch.local>", at)
     return viewable_html(msg)
 
 
@@ -147,7 +179,9 @@ def write_screenshots(binary: str, out_dir: Path = SCREENSHOT_DIR) -> list[Path]
     with tempfile.TemporaryDirectory() as tmp:
         for name, (kind, variant, detail, width, height) in SCREENSHOTS.items():
             page = Path(tmp) / f"{name}.html"
-            page.write_text(variant_html(kind, variant, detail), encoding="utf-8")
+            # The check-ins with charts are real replayed weeks, so each sentence is true of the nights drawn.
+            html = replayed_week_html(detail) if variant == "replayed" else variant_html(kind, variant, detail)
+            page.write_text(html, encoding="utf-8")
             target = out_dir / f"{name}.png"
             run_chromium(binary, [f"--window-size={width},{height}", f"--screenshot={target}",
                                   "--virtual-time-budget=5000", page.as_uri()])

@@ -21,6 +21,7 @@ import requests
 from pipelines.settings import load_settings
 from storage.store import Store
 from tests.smtp_server import free_port
+from tests.test_compose import SHELL_COMMAND
 from tests.test_email_browser import SCREENSHOT_DIR, chromium
 from tests.web_server import serve
 from web.app import create_app
@@ -72,7 +73,7 @@ def test_a_clinician_shapes_their_emails_from_a_real_email(demo_home):
                      if read_eml(p)["To"] == "c01@clinic.example" and read_eml(p)["Subject"] == "Your weekly check-in")
     latest = read_eml(digests[-1])
     text = latest.get_body(("plain",)).get_content()
-    assert "emberwatch person" not in text and "--" not in text.replace("-- \n", "")  # links, not commands
+    assert not SHELL_COMMAND.search(text)  # links, not commands
     page_url = re.search(rf"http://127\.0\.0\.1:{port}/me/\S+", text).group(0)
     unsubscribe_url = latest["List-Unsubscribe"].strip("<>")
     assert latest["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
@@ -199,3 +200,58 @@ if __name__ == "__main__":  # pragma: no cover
     emberwatch(env, "demo", "--people", str(PEOPLE), "--nights", str(NIGHTS))
     for path in write_page_screenshots("/usr/bin/chromium", work, port):
         print(path)
+
+
+@pytest.fixture(scope="module")
+def one_person_demo(tmp_path_factory):
+    """The real demo for one person over four weeks, on its own (the test above changes its people)."""
+    home = tmp_path_factory.mktemp("check-in") / "home"
+    port = free_port()
+    env = {**os.environ, "EMBERWATCH_HOME": str(home), "EMBERWATCH_PUBLIC_URL": f"http://127.0.0.1:{port}",
+           "EMBERWATCH_LINK_KEY": LINK_KEY, "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    env.pop("EMBERWATCH_SMTP_HOST", None)
+    emberwatch(env, "demo", "--people", "1", "--nights", "28")  # 2026-07-01 .. 07-28: the last digest is W30
+    return home, port, env
+
+
+def test_the_weekly_question_answered_in_a_browser_shows_in_the_next_check_in(one_person_demo):
+    from playwright.sync_api import sync_playwright
+
+    binary = chromium()
+    home, port, env = one_person_demo
+    settings = load_settings(home=home, public_url=f"http://127.0.0.1:{port}", link_key=LINK_KEY)
+    latest = read_eml(sorted(p for p in (home / "outbox").glob("*.eml")
+                             if read_eml(p)["Subject"] == "Your weekly check-in")[-1])
+    text = latest.get_body(("plain",)).get_content()
+    assert "How drained did this week leave you?" in " ".join(text.split())
+    quite = re.search(r"^Quite: (\S+)$", text, re.MULTILINE).group(1)
+    sunday = date(2026, 7, 26)  # the week that digest is about: Monday 20 to Sunday 26 July
+    with Store(home / "emberwatch.duckdb") as store:
+        assert store.query_rows("SELECT count(*) FROM check_ins")[0][0] == 0
+
+    with serve(create_app(settings, clock=lambda: datetime(2026, 7, 28, 8, 0, tzinfo=UTC)), port=port):
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=binary, args=["--no-sandbox"])
+            page = browser.new_page(viewport={"width": 375, "height": 800})
+            page.goto(quite)  # what opening the button does: a page, nothing recorded yet
+            assert page.get_by_label("Quite").is_checked()
+            with Store(home / "emberwatch.duckdb") as store:
+                assert store.query_rows("SELECT count(*) FROM check_ins")[0][0] == 0
+            page.get_by_role("button", name="Save my answer").click()
+            assert "Your answer is saved" in page.inner_text("main")
+            page.get_by_label("Well", exact=True).check()
+            page.get_by_role("button", name="Save my answer").click()
+            assert "Both answers are saved" in page.inner_text("main")
+            browser.close()
+
+    with Store(home / "emberwatch.duckdb") as store:
+        stored = store.query_rows("SELECT person_id, report_date, scale, value, source FROM check_ins ORDER BY scale")
+    assert stored == [("c01", sunday, "week_drained", 4.0, "weekly-email"),
+                      ("c01", sunday, "week_sleep", 4.0, "weekly-email")]
+    emberwatch(env, "weekly", "--date", "2026-08-03")  # the next check-in: the week of 27 July
+    kind, period, body = ledger(home, "c01")[-1]
+    assert (kind, period) == ("digest", "2026-W31")
+    next_text = " ".join(email.message_from_bytes(body, policy=email.policy.default).get_body(
+        ("plain",)).get_content().split())
+    assert ("About the week before, you said it left you quite drained and that you slept well. "
+            "Thank you for telling us.") in next_text

@@ -33,7 +33,8 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from alerts.compose import compose_door_note, to_email_message
+from alerts.compose import (WEEK_DRAINED_ANSWERS, WEEK_QUESTION, WEEK_SLEEP_ANSWERS, WEEK_SLEEP_QUESTION,
+                            compose_door_note, to_email_message)
 from alerts.ledger import message_id_for
 from alerts.message_types import MessageSettings
 from alerts.signed_links import LinkError, LinkSigner, SignedLink
@@ -327,6 +328,37 @@ def create_app(settings: Settings | None = None, *, clock: Callable[[], datetime
         return page(request, "connected.html.j2", "Your watch is connected", shared=shared_in_words(scopes),
                     back=None, later=not applied)
 
+    # --- the weekly question (check-ins) ----------------------------------------------------------------------
+    # Answering needs no database: the week and the answer are in the signed link, the click is recorded at once.
+
+    @app.get("/check-in/{token}", response_class=HTMLResponse)
+    def check_in_page(request: Request, token: str) -> HTMLResponse:
+        link = verify("check-in", token)
+        return page(request, "check_in.html.j2", "Your weekly check-in", token=token,
+                    form_token=form_token(link.person_id), question=WEEK_QUESTION,
+                    answers=list(enumerate(WEEK_DRAINED_ANSWERS, start=1)), chosen=int(link.extra.get("value", 0)),
+                    action=f"/check-in/{quote(token, safe='')}", week=_week_words(link))
+
+    @app.post("/check-in/{token}", response_class=HTMLResponse)
+    async def check_in(request: Request, token: str) -> HTMLResponse:
+        link = verify("check-in", token)
+        form = await form_of(request, link.person_id)
+        record(link.person_id, "check-in", {"scale": "week_drained", "value": _answer(form),
+                                            "report_date": str(link.extra["week"])})
+        return page(request, "check_in.html.j2", "Thank you", token=token, form_token=form_token(link.person_id),
+                    thanks="Thank you. Your answer is saved; only you will see it, beside your signals.",
+                    question=WEEK_SLEEP_QUESTION, answers=list(enumerate(WEEK_SLEEP_ANSWERS, start=1)), chosen=0,
+                    action=f"/check-in/{quote(token, safe='')}/sleep", week=_week_words(link))
+
+    @app.post("/check-in/{token}/sleep", response_class=HTMLResponse)
+    async def check_in_sleep(request: Request, token: str) -> HTMLResponse:
+        link = verify("check-in", token)
+        form = await form_of(request, link.person_id)
+        record(link.person_id, "check-in", {"scale": "week_sleep", "value": _answer(form),
+                                            "report_date": str(link.extra["week"])})
+        return page(request, "message.html.j2", "Thank you",
+                    message="Both answers are saved. Your next weekly check-in will show them beside your signals.")
+
     # --- confirmations ---------------------------------------------------------------------------------------
 
     @app.get("/confirm/{kind}/{token}", response_class=HTMLResponse)
@@ -427,6 +459,21 @@ def create_app(settings: Settings | None = None, *, clock: Callable[[], datetime
 
 
 # --- helpers ------------------------------------------------------------------------------------------------------
+
+
+def _answer(form: dict[str, str]) -> int:
+    try:
+        value = int(form.get("answer", ""))
+    except ValueError:
+        value = 0
+    if not 1 <= value <= 5:
+        raise PageError(400, "Please choose an answer", "Please pick one of the five answers, then save.")
+    return value
+
+
+def _week_words(link: SignedLink) -> str:
+    sunday = date.fromisoformat(str(link.extra["week"]))
+    return f"the week of Monday {(sunday - timedelta(days=6)).day} {(sunday - timedelta(days=6)):%B}"
 
 DEFAULT_LIVE_SOURCE = "google-health"  # the Fitbit Web API was retired on 2026-11-02
 

@@ -1,0 +1,48 @@
+"""Every sentence of a weekly check-in is true of the nights its charts draw: on replayed synthetic weeks, a feature
+the words say went well sits inside its usual band or on its better side, and a move the words name lies on the
+side of the usual they say."""
+
+from __future__ import annotations
+
+import statistics
+from datetime import timedelta
+
+from alerts.chart_data import CHART_FEATURES, load_series
+from alerts.digest import build_week_summary
+from features.catalog import FEATURES
+from storage.store import Store
+from tests.test_pipeline import replayed  # noqa: F401  (fixture: 6 people x 100 nights, replayed night by night)
+
+
+def test_the_words_and_the_charts_of_every_replayed_week_agree(replayed):  # noqa: F811
+    path, cohort, _ = replayed
+    checked = {"went well": 0, "moved": 0}
+    with Store(path) as store:
+        for person in cohort.people:
+            mondays = [n for n in cohort.nights if n.isoweekday() == 1][1:]
+            for monday in mondays:
+                summary = build_week_summary(store, person.person_id, monday - timedelta(days=7))
+                if summary.warming_up:
+                    continue
+                week = (summary.week_start, summary.week_end)
+                for series in load_series(store, person.person_id, summary.week_end):
+                    if series.band_mid is None:
+                        continue
+                    values = [v for n, v in zip(series.nights, series.values) if week[0] <= n <= week[1]]
+                    if not values:
+                        continue
+                    week_median = statistics.median(values)
+                    worse = FEATURES[series.feature].worse
+                    if series.feature in summary.went_well:
+                        # "went well": steady (within half a band) or the better way: never past the worse edge.
+                        beyond = week_median < series.band_low if worse == "down" else week_median > series.band_high
+                        assert not beyond, (person.person_id, week, series.feature, week_median, series.band_low,
+                                            series.band_high)
+                        checked["went well"] += 1
+                    for move in summary.moves:
+                        if move.feature == series.feature:
+                            side = "up" if week_median >= series.band_mid else "down"
+                            assert side == move.direction, (person.person_id, week, move)
+                            checked["moved"] += 1
+    assert set(CHART_FEATURES) >= {"tst_min", "resting_hr_bpm", "ln_rmssd"}
+    assert checked["went well"] > 20 and checked["moved"] > 5, checked  # the check saw many real weeks
