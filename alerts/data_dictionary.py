@@ -34,7 +34,10 @@ Everything speaks of physical signals moving away from this person's usual, neve
    tagged illness / travel / on-call, stay out of the baselines (`emberwatch tag`).
 2. Baseline: the usable nights of the same kind (night sleep, or daytime shift sleep) in the 60 days that end
    7 days before the night; median and MAD; >= 14 nights or the person is warming up.
-3. Each night deviates (or not) per domain; a domain is flagged on >= 3 of the last 5 comparable nights.
+3. Each night deviates (or not) per domain; a domain is flagged on >= 3 of the last 5 comparable nights. The
+   recovery domain is measured only where the source delivers overnight HRV: a vendor's daily resting HR alone
+   does not make it (issue 16: on PMData it did not go with how people said they felt), so a source without
+   HRV (e.g. a Fitbit account export) gets no alert until a rule for sleep alone is shown to line up.
 4. `alerts.rules.decide`: both domains flagged (or, if `single_domain_strong`, one domain on >= 6 of 7), no
    illness flag (illness signs on >= 2 of the last 7 days), at most one alert per 14 days, re-armed after 3 in-range nights.
    Every alert stores its explanation (features, robust z against the baseline, the nights looked at).

@@ -198,7 +198,8 @@ _NIGHT_SIGNALS: tuple[_Row | str, ...] = (
     ("sleep_deviates", "BOOLEAN", "bool", "ours, no published source",
      "This night's sleep deviates the worse way (rule in features/sql/night_signals.sql)"),
     ("recovery_deviates", "BOOLEAN", "bool", "Alavi 2022; Plews 2014",
-     "RHR rule, lnRMSSD z <= -1 or HRV below the band"),
+     ("RHR rule, lnRMSSD z <= -1.5 or HRV below the band; measured only where the baseline holds overnight HRV "
+      "(without HRV, e.g. account exports, empty: a daily resting HR alone does not make the domain)")),
     ("illness_deviates", "BOOLEAN", "bool", "ours, no published source",
      "Skin temp / breathing rate / SpO2 deviation or tagged illness"),
     ("sleep_flag", "BOOLEAN NOT NULL", "bool",
