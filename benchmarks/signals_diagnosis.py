@@ -169,7 +169,7 @@ def main() -> None:
     n8 = n[n.person_id.isin(REPORTERS)]
 
     # ---------------------------------------------------------------- 1. the table of issue 16, today's rules
-    print("# 1. Today's rules on p01-p08 (issue 16's table; 'worse by (SD)', positive = worse)\n")
+    print("# 1. The rules in this export, on p01-p08 (issue 16's table; 'worse by (SD)', positive = worse)\n")
     tmed = n[n.valid_night].groupby("person_id").tst_min.median()
     rmed = n.groupby("person_id").resting_hr_bpm.median()
     naive_tst = n.valid_night & (n.tst_min < n.person_id.map(tmed) - 60)

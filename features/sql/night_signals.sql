@@ -26,8 +26,8 @@
 --             the baseline holds overnight HRV: without it the domain is not measured (NULL), whatever the resting HR
 --   illness:  skin temperature deviation >= $skin_temp_delta_c, breathing rate >= baseline + $br_delta_brpm,
 --             SpO2 <= baseline - $spo2_drop_pct, or a night tagged illness. Illness never triggers an alert.
--- Domain flag: >= $flag_min_nights of the last $flag_window_nights comparable nights deviate (ours, no published
---   source: features/thresholds.py).
+-- Domain flag: the night itself deviates ($flag_needs_tonight) and >= $flag_min_nights of the last
+--   $flag_window_nights comparable nights deviate (ours, no published source: features/thresholds.py).
 -- Strong flag: >= $strong_min_nights of the last $strong_window_nights comparable nights deviate (ours: "one domain
 --   strongly and for longer"; alerts.rules.AlertRules.single_domain_strong decides whether it may alert alone).
 -- Illness flag: >= $illness_min_nights illness deviations in the last $illness_window_days days, or in them a night
@@ -369,8 +369,12 @@ flag_rows as (
 
 flags as (
     select person_id, night_date,
-        sum(coalesce(sleep_deviates, false)::int) over last_n >= $flag_min_nights as sleep_flag,
-        sum(coalesce(recovery_deviates, false)::int) over last_n >= $flag_min_nights as recovery_flag,
+        -- a flag marks the present: the night itself deviates, and did on >= $flag_min_nights of the last
+        -- $flag_window_nights (with $flag_needs_tonight; without it a night back in range stays flagged)
+        (not $flag_needs_tonight or coalesce(sleep_deviates, false))
+            and sum(coalesce(sleep_deviates, false)::int) over last_n >= $flag_min_nights as sleep_flag,
+        (not $flag_needs_tonight or coalesce(recovery_deviates, false))
+            and sum(coalesce(recovery_deviates, false)::int) over last_n >= $flag_min_nights as recovery_flag,
         sum(coalesce(sleep_deviates, false)::int) over last_strong >= $strong_min_nights as sleep_strong_flag,
         sum(coalesce(recovery_deviates, false)::int) over last_strong >= $strong_min_nights as recovery_strong_flag
     from flag_rows
