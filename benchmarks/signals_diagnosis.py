@@ -88,6 +88,29 @@ def effect(nights: pd.DataFrame, mask: pd.Series, reports: pd.DataFrame) -> dict
     }
 
 
+def person_bootstrap(nights: pd.DataFrame, mask: pd.Series, reports: pd.DataFrame, reps: int = 1000,
+                     seed: int = 16) -> np.ndarray:
+    """90 % interval of the pooled within-3-nights figures, resampling the 8 persons with replacement (nights of
+    one person are not independent: one long episode can carry the pooled mean)."""
+    fl = nights.loc[mask.fillna(False).astype(bool), ["person_id", "night_date"]]
+    parts = []
+    for k in range(3):
+        f = fl.copy()
+        f["date"] = f.night_date + timedelta(days=k)
+        parts.append(f)
+    within = pd.concat(parts).merge(reports, on=["person_id", "date"])
+    cols = [c + "_w" for c in REPORTS]
+    sums = within.groupby("person_id")[cols].sum().reindex(REPORTERS).fillna(0)
+    counts = within.groupby("person_id")[cols].count().reindex(REPORTERS).fillna(0)
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(reps):
+        pick = rng.integers(0, len(REPORTERS), len(REPORTERS))
+        c = counts.values[pick].sum(axis=0)
+        out.append(np.where(c > 0, sums.values[pick].sum(axis=0) / np.maximum(c, 1), np.nan))
+    return np.nanpercentile(np.array(out), [5, 95], axis=0)
+
+
 def fmt(v) -> str:
     return " / ".join("  nan" if np.isnan(x) else f"{x:+.2f}" for x in v)
 
@@ -183,6 +206,11 @@ def main() -> None:
         ("naive: resting HR >= personal median + 4 bpm", effect(n, naive_rhr, W)),
     ]
     table(base)
+    print("\n90 % intervals of 'within 3 nights', resampling persons (fatigue / stress / sleep quality):")
+    for name, m in [("flags", n.sleep_flag | n.recovery_flag), ("naive TST", naive_tst), ("naive RHR", naive_rhr),
+                    ("sleep_deviates", n.sleep_deviates == True)]:  # noqa: E712
+        lo, hi = person_bootstrap(n, m, W)
+        print(f"  {name:15s} " + "  ".join(f"[{a:+.2f}, {b:+.2f}]" for a, b in zip(lo, hi)))
 
     # ---------------------------------------------------------------- 2a. who the recovery flag is
     print("\n# 2a. Whose nights the recovery flag is\n")
