@@ -34,7 +34,11 @@ Everything speaks of physical signals moving away from this person's usual, neve
    tagged illness / travel / on-call, stay out of the baselines (`emberwatch tag`).
 2. Baseline: the usable nights of the same kind (night sleep, or daytime shift sleep) in the 60 days that end
    7 days before the night; median and MAD; >= 14 nights or the person is warming up.
-3. Each night deviates (or not) per domain; a domain is flagged on >= 3 of the last 5 comparable nights.
+3. Each night deviates (or not) per domain; a domain is flagged on a night that itself deviates and did on
+   >= 3 of the last 5 comparable nights (a flag marks the present, not the days after a rough stretch). The
+   recovery domain is measured only where the source delivers overnight HRV: a vendor's daily resting HR alone
+   does not make it (issue 16: on PMData it did not go with how people said they felt), so a source without
+   HRV (e.g. a Fitbit account export) gets no alert until a rule for sleep alone is shown to line up.
 4. `alerts.rules.decide`: both domains flagged (or, if `single_domain_strong`, one domain on >= 6 of 7), no
    illness flag (illness signs on >= 2 of the last 7 days), at most one alert per 14 days, re-armed after 3 in-range nights.
    Every alert stores its explanation (features, robust z against the baseline, the nights looked at).
@@ -55,7 +59,8 @@ Measured with `.venv/bin/python benchmarks/backtest_synthetic.py` (50 people x 1
 | settings | rough patches alerted <= 7 d | calm alerts / person-month | illness patches alerted |
 |---|---|---|---|
 | starting code (before issue 4) | 44/45 (97.8 %) | 0.051 | 1/15 |
-| **defaults now** | **44/45 (97.8 %)** | **0.054** | **0/15** |
+| **defaults now** | **43/45 (95.6 %)** | **0.019** | **0/15** |
+| `flag_needs_tonight=False` (a domain stays flagged on nights back in range; before issue 16) | 43/45 | 0.034 | 0/15 |
 | `hrv_band_sd=0.5` (band edge at -0.5 SD) | 44/45 | 0.096 | 0/15 |
 | `rhr_consecutive_nights=1` (one night of +4 bpm) | 44/45 | 0.066 | 0/15 |
 | `illness_window_days=3` (illness holds back 3 days) | 44/45 | 0.054 | 3/15 |

@@ -1,10 +1,11 @@
 """The alert rule (docs/signals.md, "How a night becomes an alert"), as a pure function of one person's night
 signals and past alerts.
 
-An alert needs: the person past warm-up; on the night itself both domains flagged (each on >= 3 of the last 5
-comparable nights), or, when `single_domain_strong` is on, one domain strongly and for longer; no illness flag
-(breathing rate / temperature explain the pattern better); at most one alert per 14 days; and, after an alert,
-3 in-range nights before the rule can fire again (hysteresis).
+An alert needs: the person past warm-up; on the night itself both domains flagged (each deviating that night and
+on >= 3 of the last 5 comparable nights), or, when `single_domain_strong` is on, one domain strongly and for longer;
+no illness flag (breathing rate / temperature explain the pattern better); at most one alert per 14 days; and,
+after an alert, 3 in-range nights before the rule can fire again (hysteresis). A source without overnight HRV has
+no recovery domain (features/sql/night_signals.sql), so it gets no alert under this rule (issue 16).
 The backtest replays history through this same function.
 """
 

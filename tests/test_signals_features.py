@@ -95,6 +95,17 @@ def test_resting_hr_rule_needs_two_consecutive_nights_at_plus_four(store):
     assert bool(sig.recovery_deviates[date(2026, 2, 3)]) is True
 
 
+def test_without_hrv_the_recovery_domain_is_not_measured_whatever_the_resting_hr(store):
+    # issue 16: a source with daily resting HR but no overnight HRV (a Fitbit account export): resting HR +6 bpm
+    # for a week is kept as a column and a rule (rhr_elevated_2n), but the recovery domain is not measured
+    recs = [r for r in calm_history("x", date(2026, 1, 1), 30) if not isinstance(r, NightlyHrv)]
+    recs += [r for r in calm_history("x", date(2026, 1, 31), 7, rhr=66.0) if not isinstance(r, NightlyHrv)]
+    compute_features(store, store.upsert_records(recs))
+    last = signals(store, "x").iloc[-1]
+    assert bool(last.rhr_elevated_2n) is True
+    assert pd.isna(last.recovery_deviates) and not last.recovery_flag
+
+
 def test_hrv_band_needs_four_valid_nights_in_seven(store):
     recs = calm_history("h", date(2026, 1, 1), 40)
     # then 7 nights of much lower HRV, but HRV is recorded on only 3 of them

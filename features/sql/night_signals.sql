@@ -22,11 +22,12 @@
 -- Per-night deviation, worse direction only (comparable nights: usable and past warm-up):
 --   sleep:    TST z <= -$z_sleep, or >= 2 of {efficiency z <= -$z_sleep, WASO z >= $z_sleep, onset z >= $z_sleep,
 --             awakenings z >= $z_sleep}
---   recovery: rhr_elevated_2n (NightSignal), or lnRMSSD z <= -$z_hrv, or hrv_below_band (Plews 2014)
+--   recovery: rhr_elevated_2n (NightSignal), or lnRMSSD z <= -$z_hrv, or hrv_below_band (Plews 2014); only where
+--             the baseline holds overnight HRV: without it the domain is not measured (NULL), whatever the resting HR
 --   illness:  skin temperature deviation >= $skin_temp_delta_c, breathing rate >= baseline + $br_delta_brpm,
 --             SpO2 <= baseline - $spo2_drop_pct, or a night tagged illness. Illness never triggers an alert.
--- Domain flag: >= $flag_min_nights of the last $flag_window_nights comparable nights deviate (ours, no published
---   source: features/thresholds.py).
+-- Domain flag: the night itself deviates ($flag_needs_tonight) and >= $flag_min_nights of the last
+--   $flag_window_nights comparable nights deviate (ours, no published source: features/thresholds.py).
 -- Strong flag: >= $strong_min_nights of the last $strong_window_nights comparable nights deviate (ours: "one domain
 --   strongly and for longer"; alerts.rules.AlertRules.single_domain_strong decides whether it may alert alone).
 -- Illness flag: >= $illness_min_nights illness deviations in the last $illness_window_days days, or in them a night
@@ -335,7 +336,11 @@ deviations as (
             or (coalesce(efficiency_z <= -$z_sleep, false)::int + coalesce(waso_z >= $z_sleep, false)::int
                 + coalesce(onset_latency_z >= $z_sleep, false)::int + coalesce(awakenings_z >= $z_sleep, false)::int) >= 2
         end as sleep_deviates,
-        case when usable and not warming_up and (resting_hr_delta_bpm is not null or ln_rmssd_z is not null) then
+        -- recovery is measured only where the source delivers overnight HRV (an HRV baseline exists): a vendor's
+        -- daily resting HR alone is a day's value, not the overnight RHR the +4 bpm rule was made for (NightSignal),
+        -- and on PMData it did not go with how people said they felt (issue 16, benchmarks/signals_diagnosis.py)
+        case when usable and not warming_up and lnrmssd_med is not null
+                  and (resting_hr_delta_bpm is not null or ln_rmssd_z is not null) then
             coalesce(rhr_elevated_2n, false) or coalesce(ln_rmssd_z <= -$z_hrv, false)
             or coalesce(hrv_below_band, false)
         end as recovery_deviates,
@@ -364,8 +369,12 @@ flag_rows as (
 
 flags as (
     select person_id, night_date,
-        sum(coalesce(sleep_deviates, false)::int) over last_n >= $flag_min_nights as sleep_flag,
-        sum(coalesce(recovery_deviates, false)::int) over last_n >= $flag_min_nights as recovery_flag,
+        -- a flag marks the present: the night itself deviates, and did on >= $flag_min_nights of the last
+        -- $flag_window_nights (with $flag_needs_tonight; without it a night back in range stays flagged)
+        (not $flag_needs_tonight or coalesce(sleep_deviates, false))
+            and sum(coalesce(sleep_deviates, false)::int) over last_n >= $flag_min_nights as sleep_flag,
+        (not $flag_needs_tonight or coalesce(recovery_deviates, false))
+            and sum(coalesce(recovery_deviates, false)::int) over last_n >= $flag_min_nights as recovery_flag,
         sum(coalesce(sleep_deviates, false)::int) over last_strong >= $strong_min_nights as sleep_strong_flag,
         sum(coalesce(recovery_deviates, false)::int) over last_strong >= $strong_min_nights as recovery_strong_flag
     from flag_rows
