@@ -34,7 +34,7 @@ def register(app: typer.Typer, person_app: typer.Typer) -> None:
         with person_store(person_id) as (store, person):
             result = import_check_ins(store, person, path, fmt)
         typer.echo(f"Imported {result.answers} answers from {path.name} for {person.person_id}"
-                   + (f" ({result.skipped_unanswered} questions left unanswered, not stored)"
+                   + (f" ({result.skipped_unanswered} unanswered question(s) not stored)"
                       if result.skipped_unanswered else "")
                    + ("" if result.new_file else "; this file was imported before, so nothing changed") + ".")
         if result.dates is not None and result.arrived_on is not None:
