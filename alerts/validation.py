@@ -20,7 +20,8 @@ figure, and the bootstrap (which resamples people, the independent units) estima
 number. A person whose mornings are all flagged, or none, has no difference and is left out of that cell. The
 pooled-mornings difference is in the JSON too (`pooled_worse_by`), for comparison with figures computed that way.
 
-Every reported morning is counted for every rule, whether or not the watch recorded its night: a missing night
+Only morning reports count (sources `pmsys` and `csv`; the weekly email's answers speak of a week). Every
+reported morning is counted for every rule, whether or not the watch recorded its night: a missing night
 sends no note, so for the person it is an unflagged night. Flags are read as stored (as `features export` shows
 them); alerts are replayed night by night through `alerts.backtest.replay_person` (via `backtest`), and alerts
 per person-month use the backtest's person-months.
@@ -302,9 +303,14 @@ def load_nights(store: Store, people: Sequence[str]) -> pd.DataFrame:
         "WHERE list_contains(?, f.person_id) ORDER BY f.person_id, f.night_date", [list(people)])
 
 
+# Morning reports only: the weekly email's answers speak of a whole week, not of the night before a morning.
+MORNING_SOURCES = ("pmsys", "csv")
+
+
 def latest_reports(store: Store, people: Sequence[str] | None = None) -> pd.DataFrame:
     """One value per person, morning and scale: the latest recorded when two sources hold the same morning."""
     df = load_check_ins(store)
+    df = df[df["source"].isin(MORNING_SOURCES)]
     if people is not None:
         df = df[df["person_id"].isin(list(people))]
     df = df.sort_values(["recorded_at"]).groupby(["person_id", "report_date", "scale"], as_index=False).last()

@@ -54,7 +54,7 @@ def register(app: typer.Typer, person_app: typer.Typer) -> None:
         """Check the flags against how people said they felt: within each person, how much worse (in their own
         SD) their mornings after flagged nights were, with bootstrap intervals over people, and the AUROC of each
         rule for a worse-than-usual morning within 3 nights."""
-        from alerts.validation import format_report, validate as run_validation
+        from alerts.validation import MORNING_SOURCES, format_report, validate as run_validation
         from storage.store import Store
 
         pids = [validate.person_id(p) for p in people or []]
@@ -64,7 +64,8 @@ def register(app: typer.Typer, person_app: typer.Typer) -> None:
         with Store(db_path) as store:
             for pid in pids:
                 validate.enrolled_person(store, pid)
-            with_reports = {r[0] for r in store.query_rows("SELECT DISTINCT person_id FROM check_ins")}
+            with_reports = {r[0] for r in store.query_rows(
+                "SELECT DISTINCT person_id FROM check_ins WHERE list_contains(?, source)", [list(MORNING_SOURCES)])}
             if missing := [p for p in pids if p not in with_reports] or ([] if with_reports else [""]):
                 raise validate.InputError(validate.no_check_ins([p for p in missing if p]))
             report = run_validation(store, pids or None)

@@ -106,3 +106,18 @@ def test_compare_on_two_people_whose_flags_mark_exactly_their_bad_mornings():
     exp_y = za[[not f for f in after_bad]].mean() - za[after_bad].mean()
     assert y["worse_by"] == pytest.approx(exp_y, abs=1e-3)
     assert cells["alert"]["fatigue"].same_morning["worse_by"] is None
+
+
+def test_only_morning_reports_are_compared_with_nights(store):
+    from datetime import datetime
+
+    from alerts.validation import latest_reports
+    from storage.check_ins import CheckIn, upsert_check_ins
+
+    store.add_person("a", "a@example.org", "Europe/Oslo", "fitbit-export")
+    at = datetime(2020, 1, 2, 7)
+    upsert_check_ins(store, [CheckIn("a", D0, "fatigue", 2, "pmsys", at), CheckIn("a", D0, "fatigue", 4, "csv",
+                                                                                    datetime(2020, 1, 3)),
+                             CheckIn("a", D0, "week_drained", 4, "weekly-email", at)])
+    rows = latest_reports(store)
+    assert list(zip(rows.scale, rows.value)) == [("fatigue", 4.0)]  # the later of two sources for one morning
