@@ -279,9 +279,9 @@ def status() -> None:
 
 
 def _register_areas() -> None:
-    from pipelines import cli_connectors, cli_email, cli_signals, cli_web
+    from pipelines import cli_check_ins, cli_connectors, cli_email, cli_signals, cli_web
 
-    for area in (cli_connectors, cli_email, cli_signals, cli_web):
+    for area in (cli_connectors, cli_email, cli_signals, cli_web, cli_check_ins):
         area.register(app, person_app)
 
 

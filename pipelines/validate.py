@@ -251,3 +251,40 @@ def export_person(person: Person) -> Person:
                          "enrol the export under its own id with `emberwatch person add ID ... --source "
                          "fitbit-export`.")
     return person
+
+
+# --- check-ins (`emberwatch import check-ins`, `emberwatch validate`) ---------------------------------------------
+
+CHECK_IN_FORMATS = ("pmsys", "csv")
+
+
+def check_in_format(text: str) -> str:
+    return one_of(text, "--format", CHECK_IN_FORMATS)
+
+
+def check_in_file(path: Path, fmt: str) -> Path:
+    """A readable CSV whose header fits the format; rows are checked one by one on import (bad ones are
+    quarantined with a reason), but a file of another kind altogether is refused before anything is stored."""
+    from connectors.check_in_files import PMSYS_TIME_COLUMN, header_of, missing_columns
+
+    if not path.exists():
+        raise InputError(f"There is no file {path}; point to the reports file, for example pmdata/p01/pmsys/"
+                         "wellness.csv.")
+    if path.is_dir():
+        raise InputError(f"{path} is a folder; point to the reports file inside it, for example wellness.csv.")
+    header = header_of(path.read_bytes())
+    if header is None:
+        raise InputError(f"{path} is not UTF-8 text; save it as CSV (UTF-8) and import it again.")
+    if missing_columns(header, fmt):
+        expected = (f"{PMSYS_TIME_COLUMN},fatigue,mood,readiness,…" if fmt == "pmsys" else "date,scale,value")
+        other = "csv" if fmt == "pmsys" else "pmsys"
+        hint = f" (or is it --format {other}?)" if not missing_columns(header, other) else ""
+        raise InputError(f"{path.name} does not start with the header {expected} that --format {fmt} reads"
+                         f"{hint}.")
+    return path
+
+
+def no_check_ins(pids: list[str]) -> str:
+    who = "No one has" if not pids else f"{', '.join(pids)} {'has' if len(pids) == 1 else 'have'} no"
+    return (f"{who} check-ins to compare with yet; `emberwatch import check-ins FILE --person ID` brings in "
+            "morning reports.")

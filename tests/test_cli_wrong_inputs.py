@@ -13,6 +13,7 @@ from pipelines.cli import app
 from storage.store import Store
 
 EXCERPT = Path(__file__).parent / "fixtures" / "pmdata_p03_excerpt"
+PMSYS = Path(__file__).parent / "fixtures" / "pmdata_p01_pmsys_excerpt" / "wellness.csv"
 
 # (command as typed, with {tmp} for a scratch folder and {export} for a real export folder; words the answer says)
 WRONG_COMMANDS = [
@@ -53,6 +54,18 @@ WRONG_COMMANDS = [
     (["import", "fitbit-export", "{export}/sleep.json", "--person", "p01"], "is a file"),
     (["import", "fitbit-export", "{export}", "--person", "nobody"], "No person with id 'nobody'"),
     (["import", "fitbit-export", "{export}", "--person", "g01"], "not from a Fitbit export"),
+    (["import", "check-ins", "{tmp}/missing.csv", "--person", "p01"], "There is no file"),
+    (["import", "check-ins", "{tmp}/empty", "--person", "p01"], "is a folder"),
+    (["import", "check-ins", "{export}/sleep.json", "--person", "p01"], "does not start with the header"),
+    (["import", "check-ins", "{pmsys}", "--person", "p01", "--format", "xlsx"], "pmsys, csv"),
+    (["import", "check-ins", "{pmsys}", "--person", "p01", "--format", "csv"], "(or is it --format pmsys?)"),
+    (["import", "check-ins", "{pmsys}", "--person", "nobody"], "No person with id 'nobody'"),
+    (["import", "check-ins", "{pmsys}", "--person", "../p01"], "cannot be a person id"),
+    # validate
+    (["validate"], "No one has check-ins to compare with yet"),
+    (["validate", "--person", "c01"], "c01 has no check-ins to compare with yet"),
+    (["validate", "--person", "nobody"], "No person with id 'nobody'"),
+    (["validate", "--person", "p/01"], "cannot be a person id"),
     # nightly and weekly
     (["nightly", "--date", "2020-13-45"], "is not a date"),
     (["nightly", "--date", "20200301"], "is not a date"),
@@ -143,7 +156,8 @@ def files_under(folder: Path) -> list[str]:
 
 @pytest.mark.parametrize("args, says", WRONG_COMMANDS, ids=[" ".join(a)[:60] for a, _ in WRONG_COMMANDS])
 def test_a_wrong_command_gets_one_sentence_and_changes_nothing(scratch, args, says):
-    args = [a.replace("{tmp}", str(scratch)).replace("{export}", str(EXCERPT)) for a in args]
+    args = [a.replace("{tmp}", str(scratch)).replace("{export}", str(EXCERPT)).replace("{pmsys}", str(PMSYS))
+            for a in args]
     db_path = scratch / "home" / "emberwatch.duckdb"
     rows_before, files_before = database_rows(db_path), files_under(scratch)
 
@@ -163,7 +177,8 @@ def test_there_are_at_least_25_distinct_wrong_commands_over_every_command_group(
     groups = {(a[0], a[1]) if a[0] in ("person", "import", "features") else a[0] for a, _ in WRONG_COMMANDS}
     assert len({tuple(a) for a, _ in WRONG_COMMANDS}) == len(WRONG_COMMANDS) >= 25
     assert groups >= {("person", "add"), ("person", "set"), ("import", "fitbit-export"), "nightly", "weekly",
-                      "demo", "forget", "export", "enroll", "backfill", "tag", ("features", "export")}
+                      "demo", "forget", "export", "enroll", "backfill", "tag", ("features", "export"),
+                      ("import", "check-ins"), "validate"}
 
 
 def test_a_mistyped_id_on_a_fresh_home_creates_no_database(ew_home):
