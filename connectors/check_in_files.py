@@ -54,6 +54,19 @@ def _rows(body: bytes) -> tuple[list[str], list[dict[str, str]]] | Rejected:
     return header, list(reader)
 
 
+def _records(body: bytes, fmt: str, expected: str, result: ReadResult) -> list[dict[str, str]] | None:
+    """The file's rows, or None with the reason added to `result` (not UTF-8, or a column missing)."""
+    rows = _rows(body)
+    if isinstance(rows, Rejected):
+        result.rejected.append(rows)
+        return None
+    header, records = rows
+    if missing := missing_columns(header, fmt):
+        result.rejected.append(Rejected("", f"The file has no column {', '.join(missing)}; {expected}."))
+        return None
+    return records
+
+
 def missing_columns(header: list[str], fmt: str) -> list[str]:
     needed = (PMSYS_TIME_COLUMN, *PMSYS_SCALES) if fmt == "pmsys" else CSV_COLUMNS
     return [c for c in needed if c not in header]
@@ -73,14 +86,9 @@ def read_pmsys(body: bytes, tz_name: str) -> ReadResult:
     """PMsys `wellness.csv`: `effective_time_frame` is the UTC moment of the morning report. Its local date in the
     person's zone is the morning after the night it describes, which is that night's `night_date` (wake date)."""
     result = ReadResult()
-    rows = _rows(body)
-    if isinstance(rows, Rejected):
-        result.rejected.append(rows)
-        return result
-    header, records = rows
-    if missing := missing_columns(header, "pmsys"):
-        result.rejected.append(Rejected("", f"The file has no column {', '.join(missing)}; a PMsys wellness.csv "
-                                            f"starts with {PMSYS_TIME_COLUMN},{','.join(PMSYS_SCALES)}."))
+    records = _records(body, "pmsys", f"a PMsys wellness.csv starts with {PMSYS_TIME_COLUMN},"
+                                      f"{','.join(PMSYS_SCALES)}", result)
+    if records is None:
         return result
     zone = ZoneInfo(tz_name)
     for n, record in enumerate(records, start=1):
@@ -113,14 +121,8 @@ def read_plain_csv(body: bytes) -> ReadResult:
     """A plain CSV with a header `date,scale,value`: an ISO date (the morning of the report, in the person's own
     day), a scale name and its value. A repeated date and scale: the later row wins."""
     result = ReadResult()
-    rows = _rows(body)
-    if isinstance(rows, Rejected):
-        result.rejected.append(rows)
-        return result
-    header, records = rows
-    if missing := missing_columns(header, "csv"):
-        result.rejected.append(Rejected("", f"The file has no column {', '.join(missing)}; the header should be "
-                                            "date,scale,value."))
+    records = _records(body, "csv", "the header should be date,scale,value", result)
+    if records is None:
         return result
     for n, record in enumerate(records, start=1):
         day_text, scale, cell = ((record.get(c) or "").strip() for c in CSV_COLUMNS)

@@ -51,16 +51,19 @@ def ledger(home: Path, person_id: str) -> list[tuple[str, str, bytes | None]]:
             [person_id])]
 
 
-@pytest.fixture(scope="module")
-def demo_home(tmp_path_factory):
-    """The real demo (nightly and weekly flows) for two people, its email links pointing at a door on `port`."""
-    home = tmp_path_factory.mktemp("clinician") / "home"
-    port = free_port()
+def run_demo(folder: Path, people: int, nights: int) -> tuple[Path, int, dict[str, str]]:
+    """The real demo (nightly and weekly flows) into `folder`, its email links pointing at a door on `port`."""
+    home, port = folder / "home", free_port()
     env = {**os.environ, "EMBERWATCH_HOME": str(home), "EMBERWATCH_PUBLIC_URL": f"http://127.0.0.1:{port}",
            "EMBERWATCH_LINK_KEY": LINK_KEY, "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
     env.pop("EMBERWATCH_SMTP_HOST", None)
-    emberwatch(env, "demo", "--people", str(PEOPLE), "--nights", str(NIGHTS))
+    emberwatch(env, "demo", "--people", str(people), "--nights", str(nights))
     return home, port, env
+
+
+@pytest.fixture(scope="module")
+def demo_home(tmp_path_factory):
+    return run_demo(tmp_path_factory.mktemp("clinician"), PEOPLE, NIGHTS)
 
 
 def test_a_clinician_shapes_their_emails_from_a_real_email(demo_home):
@@ -191,27 +194,15 @@ def test_readme_page_screenshots_are_committed():
 if __name__ == "__main__":  # pragma: no cover
     import tempfile
 
-    from tests.smtp_server import free_port as _port
-
-    work = Path(tempfile.mkdtemp()) / "home"
-    port = _port()
-    env = {**os.environ, "EMBERWATCH_HOME": str(work), "EMBERWATCH_PUBLIC_URL": f"http://127.0.0.1:{port}",
-           "EMBERWATCH_LINK_KEY": LINK_KEY}
-    emberwatch(env, "demo", "--people", str(PEOPLE), "--nights", str(NIGHTS))
+    work, port, _ = run_demo(Path(tempfile.mkdtemp()), PEOPLE, NIGHTS)
     for path in write_page_screenshots("/usr/bin/chromium", work, port):
         print(path)
 
 
 @pytest.fixture(scope="module")
 def one_person_demo(tmp_path_factory):
-    """The real demo for one person over four weeks, on its own (the test above changes its people)."""
-    home = tmp_path_factory.mktemp("check-in") / "home"
-    port = free_port()
-    env = {**os.environ, "EMBERWATCH_HOME": str(home), "EMBERWATCH_PUBLIC_URL": f"http://127.0.0.1:{port}",
-           "EMBERWATCH_LINK_KEY": LINK_KEY, "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
-    env.pop("EMBERWATCH_SMTP_HOST", None)
-    emberwatch(env, "demo", "--people", "1", "--nights", "28")  # 2026-07-01 .. 07-28: the last digest is W30
-    return home, port, env
+    """One person over four weeks, on its own (the test above changes its people): the last digest is W30."""
+    return run_demo(tmp_path_factory.mktemp("check-in"), 1, 28)
 
 
 def test_the_weekly_question_answered_in_a_browser_shows_in_the_next_check_in(one_person_demo):

@@ -255,19 +255,14 @@ def create_app(settings: Settings | None = None, *, clock: Callable[[], datetime
         choices = EmailChoices(status="paused", paused_until=until)
         return answer(request, token, "paused", record(link.person_id, "emails", _params(choices)))
 
-    @app.post("/me/{token}/resume")
-    async def resume(request: Request, token: str) -> Response:
+    @app.post("/me/{token}/{change}")
+    async def resume_or_stop(request: Request, token: str, change: str) -> Response:
+        status, done = {"resume": ("active", "resumed"), "stop": ("stopped", "stopped")}.get(change, (None, ""))
+        if status is None:
+            raise PageError(404, "Nothing here", "This address does not lead to a page.")
         link = verify("page", token)
         await form_of(request, link.person_id)
-        return answer(request, token, "resumed",
-                      record(link.person_id, "emails", _params(EmailChoices(status="active"))))
-
-    @app.post("/me/{token}/stop")
-    async def stop(request: Request, token: str) -> Response:
-        link = verify("page", token)
-        await form_of(request, link.person_id)
-        return answer(request, token, "stopped",
-                      record(link.person_id, "emails", _params(EmailChoices(status="stopped"))))
+        return answer(request, token, done, record(link.person_id, "emails", _params(EmailChoices(status=status))))
 
     @app.post("/me/{token}/data/{kind}")
     async def ask_for_confirmation(request: Request, token: str, kind: str) -> Response:
@@ -339,12 +334,16 @@ def create_app(settings: Settings | None = None, *, clock: Callable[[], datetime
                     answers=list(enumerate(WEEK_DRAINED_ANSWERS, start=1)), chosen=int(link.extra.get("value", 0)),
                     action=f"/check-in/{quote(token, safe='')}", week=_week_words(link))
 
-    @app.post("/check-in/{token}", response_class=HTMLResponse)
-    async def check_in(request: Request, token: str) -> HTMLResponse:
+    async def record_answer(request: Request, token: str, scale: str) -> SignedLink:
         link = verify("check-in", token)
         form = await form_of(request, link.person_id)
-        record(link.person_id, "check-in", {"scale": "week_drained", "value": _answer(form),
+        record(link.person_id, "check-in", {"scale": scale, "value": _answer(form),
                                             "report_date": str(link.extra["week"])})
+        return link
+
+    @app.post("/check-in/{token}", response_class=HTMLResponse)
+    async def check_in(request: Request, token: str) -> HTMLResponse:
+        link = await record_answer(request, token, "week_drained")
         return page(request, "check_in.html.j2", "Thank you", token=token, form_token=form_token(link.person_id),
                     thanks="Thank you. Your answer is saved; only you will see it, beside your signals.",
                     question=WEEK_SLEEP_QUESTION, answers=list(enumerate(WEEK_SLEEP_ANSWERS, start=1)), chosen=0,
@@ -352,10 +351,7 @@ def create_app(settings: Settings | None = None, *, clock: Callable[[], datetime
 
     @app.post("/check-in/{token}/sleep", response_class=HTMLResponse)
     async def check_in_sleep(request: Request, token: str) -> HTMLResponse:
-        link = verify("check-in", token)
-        form = await form_of(request, link.person_id)
-        record(link.person_id, "check-in", {"scale": "week_sleep", "value": _answer(form),
-                                            "report_date": str(link.extra["week"])})
+        await record_answer(request, token, "week_sleep")
         return page(request, "message.html.j2", "Thank you",
                     message="Both answers are saved. Your next weekly check-in will show them beside your signals.")
 
