@@ -410,7 +410,8 @@ def compose_digest(
             observation = f"This week, {join_clauses(clauses)}."
         else:
             humanity_kind = "steady"
-            observation = "This week your sleep and overnight recovery stayed close to your usual."
+            observation = ("This week your sleep and overnight recovery stayed close to your usual."
+                           if summary.recovery_measured else "This week your sleep stayed close to your usual.")
         went_well = went_well_sentence(summary.went_well, summary.moves)
         reflect = True
         domains = [

@@ -74,4 +74,5 @@ def build_week_summary(
         illness_held_back=illness_held, alert_sent_this_week=alerts_this_week > 0,
         strategy=choose_strategy(domains, 0),  # type: ignore[arg-type]
         told_us=told_us,
+        recovery_measured=any(r[4] is not None for r in valid_week),
     )

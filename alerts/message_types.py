@@ -75,6 +75,8 @@ class WeekSummary:
     strategy: str = ""
     # What the person told us about the week before, in the weekly question's scales: (("week_drained", 4.0), …)
     told_us: tuple[tuple[str, float], ...] = ()
+    # False where the source gives no overnight HRV: recovery is then not measured, and the words must not claim it.
+    recovery_measured: bool = True
 
 
 @dataclass(frozen=True)

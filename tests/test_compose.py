@@ -571,3 +571,14 @@ def test_a_resting_heart_rate_line_adds_up_as_read(recent, usual):
     difference = re.search(r"about (\d+) bpm (above|below)", line)
     told = 0 if difference is None else int(difference[1]) * (1 if difference[2] == "above" else -1)
     assert told == shown_recent - shown_usual, line
+
+
+def test_a_steady_week_claims_nothing_about_recovery_where_it_was_not_measured():
+    from dataclasses import replace
+
+    steady = DIGESTS["week_steady"][0]
+    measured = compose_digest(recipient(), steady, SETTINGS)
+    without_hrv = compose_digest(recipient(), replace(steady, recovery_measured=False), SETTINGS)
+    assert "sleep and overnight recovery stayed close to your usual" in flat(measured.text)
+    assert "This week your sleep stayed close to your usual." in flat(without_hrv.text)
+    assert "recovery" not in flat(without_hrv.text).split("--")[0]
