@@ -79,6 +79,31 @@ night-shift worker: four of its first nine rough nights are daytime sleep, whose
 alert came on day 11.
 """
 
+REAL_DATA = """## Checked against how people felt (real data)
+
+The flags answer to how people say they felt. Measured with `.venv/bin/python benchmarks/validate_pmdata.py`
+(`emberwatch validate` on the 8 PMData people who kept morning reports, 971 reported mornings; Thambawita 2020):
+each report z-scored on the person's own reports; "worse by" is the mean z of their other mornings minus that of
+mornings after a flagged night, in their own SD (positive = worse), averaged over people; the AUROC is for a
+worse-than-usual morning (z <= -0.5) within 3 nights. Fatigue / stress / sleep quality. Nothing here is tuned to
+these people: each rule's reason is beside its definition.
+
+| rule | flagged nights | same morning | within 3 nights | AUROC |
+|---|---|---|---|---|
+| **flags now** (sleep or recovery flag, or alert) | 31 | +0.01 / +0.19 / +0.21 | -0.03 / +0.04 / +0.08 | 0.49 / 0.51 / 0.50 |
+| flags before issue 16 | 86 | -0.06 / +0.13 / -0.06 | -0.01 / +0.07 / +0.07 | 0.48 / 0.53 / 0.49 |
+| `recovery_flag` before issue 16 (not measured now: no HRV in these exports) | 33 | -0.41 / +0.32 / -0.32 | -0.37 / +0.14 / -0.27 | 0.49 / 0.52 / 0.48 |
+| `sleep_deviates` (one night) | 157 | +0.11 / +0.17 / +0.36 | +0.07 / +0.09 / +0.14 | 0.52 / 0.51 / 0.54 |
+| naive: total sleep < own median - 60 min | 131 | +0.51 / +0.10 / +0.56 | +0.24 / +0.11 / +0.18 | 0.51 / 0.52 / 0.51 |
+| naive: resting HR >= own median + 4 bpm | 55 | +0.42 / -0.06 / +0.14 | +0.12 / +0.05 / -0.13 | 0.49 / 0.52 / 0.48 |
+| yesterday's report worse | 282 | +0.37 / +0.91 / +0.24 | +0.17 / +0.61 / +0.18 | 0.64 / 0.68 / 0.62 |
+
+No alert fires on these exports (they carry no HRV, and recovery is measured only from overnight HRV). The flags
+no longer point the wrong way, but they do not yet reach the aim of issue 16 (>= 0.3 SD worse within 3 nights on
+fatigue and sleep quality, better than the naive rules); bootstrap intervals over 8 people are wide (`validate`
+prints them). The diagnosis behind the two rule changes: `benchmarks/signals_diagnosis.py`.
+"""
+
 SOURCES = """## Sources
 
 The short names in the source column, in full. Settings and columns marked "ours" have no published source:
@@ -101,6 +126,8 @@ they are starting defaults, and `emberwatch backtest` states the effect of chang
 - Oberleitner et al., Med Educ Online 2024 (medical students): runs of >= 3 consecutive nights under 6 h.
 - Phillips A. et al., Sci Rep 2017: the Sleep Regularity Index.
 - Plews D. et al., IJSPP 2014: lnRMSSD as a 7-day rolling mean, which needs >= 3 valid nights a week.
+- Thambawita V. et al. 2020 (PMData, CC BY 4.0): 16 people's Fitbit exports with, for 8, their own morning
+  reports (PMSys), used to check the flags against how people felt.
 - Roenneberg et al. 2019: mid-sleep and social jetlag (free days against workdays).
 - Troiano 2008 (accelerometry wear-time convention) and All of Us practice: a valid activity day (>= 10 h of
   wear, >= 100 steps); taken from secondary accounts, not yet re-checked against the papers.
@@ -119,7 +146,7 @@ def _table(rows: list[tuple[str, ...]], header: tuple[str, ...]) -> list[str]:
 
 
 def render() -> str:
-    lines = [INTRO, TUNING, "## Columns of `emberwatch features export`", ""]
+    lines = [INTRO, TUNING, REAL_DATA, "## Columns of `emberwatch features export`", ""]
     rows = []
     for name in EXPORT_ORDER:
         c = COLUMNS[name]
