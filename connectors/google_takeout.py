@@ -142,8 +142,10 @@ def _members(path: Path) -> Iterator[tuple[str, Any]]:
                 if not member.isfile() or member.size > MAX_MEMBER_BYTES:
                     continue  # links, devices and folders are never read
                 handle = archive.extractfile(member)
-                body = handle.read() if handle is not None else b""
-                yield name, (lambda body=body: body)
+                if handle is None:
+                    continue
+                # Read only if wanted, and only before the stream moves on (the caller reads before next()).
+                yield name, handle.read
         return
     raise FileNotFoundError(f"{path} is neither a folder nor a .zip, .tgz or .tar.gz archive; point to the "
                             "Google Takeout folder or the archive as downloaded.")

@@ -13,6 +13,8 @@ from datetime import date, datetime, timezone
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from connectors.base import PersonContext, RawPayload
@@ -264,3 +266,35 @@ def test_cli_import_prints_counts_skips_and_retention(tmp_path: Path, monkeypatc
     assert "Retention keeps these nights (2026-09-30 to 2026-10-26)" in done.output
     refused = runner.invoke(app, ["import", "google-takeout", str(tmp_path / "missing.zip"), "--person", "t1"])
     assert refused.exit_code == 1
+    unsafe = zip_folder(FIXTURE, tmp_path / "unsafe.zip")
+    with zipfile.ZipFile(unsafe, "a") as handle:
+        handle.writestr("../Sleep Score/sleep_score.csv", "x")
+    refused = runner.invoke(app, ["import", "google-takeout", str(unsafe), "--person", "t1"])
+    assert refused.exit_code == 1 and "'..'" in refused.output and "Traceback" not in refused.output
+
+
+FUZZ_KEYS = st.sampled_from(["Global Export Data/sleep-2026-10-01.json", "Global Export Data/steps-2026-10-01.json",
+                             "Physical Activity_GoogleData/Steps/steps_2026-10-01.csv",
+                             "Sleep Score/sleep_score.csv"])
+
+
+def fixture_texts() -> dict[str, str]:
+    root = FIXTURE / "Takeout/Fitbit"
+    return {f.relative_to(root).as_posix(): f.read_text() for f in root.rglob("*") if f.suffix in (".json", ".csv")}
+
+
+@settings(max_examples=150, deadline=None, derandomize=True)
+@given(resource=st.sampled_from(["sleep_logs", "sleep_score", "steps", "other"]),
+       body=st.one_of(st.binary(max_size=200),
+                      st.dictionaries(FUZZ_KEYS, st.text(max_size=200), max_size=3).map(
+                          lambda d: json.dumps(d).encode()),
+                      st.tuples(FUZZ_KEYS, st.integers(0, 4000), st.text(max_size=20)).map(
+                          lambda t: json.dumps({t[0]: fixture_texts().get(t[0], "")[: t[1]] + t[2]}).encode())),
+       zone=st.sampled_from([OSLO, "Australia/Sydney", "Not/AZone"]))
+def test_parse_never_raises_for_damaged_payloads(resource: str, body: bytes, zone: str) -> None:
+    result = GoogleTakeoutSource(FIXTURE).parse(
+        RawPayload("t1", "google-takeout", resource, body, datetime.now(timezone.utc)), PersonContext("t1", zone))
+    for record in result.records:
+        assert record.source == "google-takeout"
+    if resource == "other":
+        assert result.records == [] and result.rejected  # an unknown resource is refused with a reason
