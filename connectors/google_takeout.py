@@ -200,6 +200,9 @@ class GoogleTakeoutSource:
             raise FileNotFoundError(f"There is no {path}; point to the Google Takeout folder or its .zip/.tgz.")
         self.path = path
         self.files, self.skipped = collect(path)
+        # Which source gave each day's steps, by origin, from the last parse of the steps (for the import summary;
+        # the record itself has no column for it).
+        self.steps_origin: dict[str, int] = {}
         for kind, label in ((SLEEP_LOGS, "Global Export Data/sleep-*.json"),
                             (SLEEP_SCORE, "Sleep Score/sleep_score.csv"),
                             (STEPS, "steps files")):
@@ -233,7 +236,7 @@ class GoogleTakeoutSource:
         elif raw.resource == SLEEP_SCORE:
             _parse_sleep_score(texts, person, tz, result)
         elif raw.resource == STEPS:
-            _parse_steps(texts, person, tz, result)
+            self.steps_origin = _parse_steps(texts, person, tz, result)
         else:
             result.rejected.append(Rejected(raw.resource, (
                 f"'{storable_text(raw.resource)}' is not a resource of {SOURCE_NAME}; nothing was imported.")))
@@ -460,7 +463,14 @@ class _StepTotals:
         days[day] = days.get(day, 0) + steps
 
 
-def _parse_steps(texts: dict[str, str], person: PersonContext, tz: ZoneInfo, result: ParseResult) -> None:
+ORIGIN_NAMES = {TRACKER_CSV: "the watch's CSV rows", TRACKER_JSON: "the watch's per-minute JSON",
+                PHONE_CSV: "the phone's CSV rows"}
+
+
+def _parse_steps(texts: dict[str, str], person: PersonContext, tz: ZoneInfo,
+                 result: ParseResult) -> dict[str, int]:
+    """Daily steps into `result`; returns how many days each origin gave (ORIGIN_NAMES)."""
+    origins: dict[str, int] = {}
     totals = _StepTotals()
     seen_csv: set[tuple[str, str]] = set()  # (timestamp, data source): the same row in two month files
     seen_json: set[str] = set()  # dateTime of a minute
@@ -487,6 +497,9 @@ def _parse_steps(texts: dict[str, str], person: PersonContext, tz: ZoneInfo, res
             }, source=SOURCE_NAME, locator=f"steps ({day})"))
         except RecordError as exc:
             result.rejected.append(Rejected(f"steps ({day})", str(exc)))
+            continue
+        origins[ORIGIN_NAMES[priority]] = origins.get(ORIGIN_NAMES[priority], 0) + 1
+    return {name: origins[name] for name in ORIGIN_NAMES.values() if name in origins}  # in priority order
 
 
 def _is_phone(device: str) -> bool:

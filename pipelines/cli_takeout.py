@@ -23,6 +23,10 @@ def import_google_takeout(
         result = import_takeout(store, validate.takeout_person(person), path)
     typer.echo(f"Imported {result.sync.records} records from {result.sync.payloads} bundles of files "
                f"({result.new_payloads} new); {result.features.feature_rows} nights of features.")
+    if result.steps_origin:
+        days = sum(n for _, n in result.steps_origin)
+        typer.echo(f"Steps for {days} days, one source a day and never a sum: "
+                   + ", ".join(f"{n} from {origin}" for origin, n in result.steps_origin) + ".")
     for skipped in result.skipped:
         typer.echo(f"Skipped {skipped.folder}: {skipped.reason}")
     if result.nights is not None:

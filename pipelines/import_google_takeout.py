@@ -23,6 +23,7 @@ class TakeoutImportResult:
     features: FeatureRun
     arrived_on: date
     skipped: tuple[Skipped, ...]
+    steps_origin: tuple[tuple[str, int], ...] = ()  # which source gave each day's steps: (origin, days)
 
     @property
     def nights(self) -> NightRange | None:
@@ -40,4 +41,4 @@ def import_takeout(store: Store, person: Person, path: Path, thresholds: Thresho
         # History someone brought in to use: retention counts from today, not from its nights.
         record_arrival(store, person.person_id, sync.touched, arrived_on)
     return TakeoutImportResult(sync, report.new_payloads, steps.update_features(store, [sync], thresholds),
-                               arrived_on, tuple(source.skipped))
+                               arrived_on, tuple(source.skipped), tuple(source.steps_origin.items()))

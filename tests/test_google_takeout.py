@@ -263,6 +263,8 @@ def test_cli_import_prints_counts_skips_and_retention(tmp_path: Path, monkeypatc
     assert done.exit_code == 0, done.output
     assert "Imported 13 records" in done.output
     assert "Skipped Heart Rate Variability" in done.output
+    assert ("Steps for 5 days, one source a day and never a sum: 2 from the watch's CSV rows, 2 from the watch's "
+            "per-minute JSON, 1 from the phone's CSV rows.") in done.output
     assert "Retention keeps these nights (2026-09-30 to 2026-10-26)" in done.output
     refused = runner.invoke(app, ["import", "google-takeout", str(tmp_path / "missing.zip"), "--person", "t1"])
     assert refused.exit_code == 1
