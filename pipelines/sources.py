@@ -23,6 +23,7 @@ from storage.sync_state import BookmarkSnapshot
 log = logging.getLogger("emberwatch")
 
 LIVE_SOURCES = ("google-health", "fitbit-web")
+EXPORT_SOURCES = ("fitbit-export", "google-takeout")  # data arrives by import: nothing to fetch nightly
 NEEDS_RECONSENT = "needs_reconsent"
 
 
@@ -63,11 +64,11 @@ def live_source(person: Person, store: Store | StoreSnapshot) -> Any:
 
 
 def source_for(person: Person, store: Store | StoreSnapshot | None = None) -> Source | None:
-    """The live source to sync nightly, or None for people whose data arrives by import (Fitbit exports) or who
-    must reconnect first."""
+    """The live source to sync nightly, or None for people whose data arrives by import (Fitbit exports, Google
+    Takeout) or who must reconnect first."""
     if person.source == "synthetic":
         return _synthetic(json.dumps(person.source_config, sort_keys=True))
-    if person.source == "fitbit-export":
+    if person.source in EXPORT_SOURCES:
         return None
     if person.source in LIVE_SOURCES:
         if person.status == NEEDS_RECONSENT:
@@ -80,7 +81,7 @@ def source_for(person: Person, store: Store | StoreSnapshot | None = None) -> So
         return live_source(person, store)
     raise ValueError(
         f"Person {person.person_id} has source '{person.source}', which this version cannot sync. "
-        "Known sources: synthetic, fitbit-export, google-health, fitbit-web."
+        "Known sources: synthetic, fitbit-export, google-takeout, google-health, fitbit-web."
     )
 
 

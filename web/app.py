@@ -571,6 +571,7 @@ def _status_words(s: Overview) -> dict[str, str]:
         "google-health": "Your watch, through Google Health (Fitbit or Pixel Watch).",
         "fitbit-web": "Your Fitbit, through the old Fitbit connection (retired by Google).",
         "fitbit-export": "A Fitbit export you shared; no watch is connected.",
+        "google-takeout": "A Google Takeout (Fitbit) download you shared; no watch is connected.",
         "synthetic": "Practice data (a demonstration).",
     }.get(s.source, s.source)
     if s.needs_reconnect:

@@ -1,0 +1,36 @@
+"""`emberwatch import google-takeout PATH --person P`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from pipelines import validate
+from pipelines.cli_common import person_store, retention_sentence
+
+
+def import_google_takeout(
+    path: Path = typer.Argument(..., help="The Google Takeout folder, or its .zip / .tgz as downloaded."),
+    person_id: str = typer.Option(..., "--person", help="The enrolled person this archive belongs to."),
+) -> None:
+    """Import a Google Takeout health export (today's Fitbit download): archive every file, parse, quarantine what
+    is malformed, compute features. Retention counts from the day of the import."""
+    from pipelines.import_google_takeout import import_takeout
+
+    path = validate.google_takeout_path(path)
+    with person_store(person_id) as (store, person):
+        result = import_takeout(store, validate.takeout_person(person), path)
+    typer.echo(f"Imported {result.sync.records} records from {result.sync.payloads} bundles of files "
+               f"({result.new_payloads} new); {result.features.feature_rows} nights of features.")
+    if result.steps_origin:
+        days = sum(n for _, n in result.steps_origin)
+        typer.echo(f"Steps for {days} days, one source a day and never a sum: "
+                   + ", ".join(f"{n} from {origin}" for origin, n in result.steps_origin) + ".")
+    for skipped in result.skipped:
+        typer.echo(f"Skipped {skipped.folder}: {skipped.reason}")
+    if result.nights is not None:
+        typer.echo(retention_sentence(result.nights.first, result.nights.last, result.arrived_on))
+    if result.sync.rejected:
+        typer.echo(f"{result.sync.rejected} item(s) could not be read and were quarantined with a reason; "
+                   "`emberwatch status` shows them. Everything else was imported.")
