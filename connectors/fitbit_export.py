@@ -22,8 +22,8 @@ from typing import Any, Iterator
 from zoneinfo import ZoneInfo
 
 from connectors.base import ParseResult, PersonContext, RawPayload, Rejected
-from connectors.fitbit_sleep_log import invalid, kind, local_day, local_to_utc, required, sleep_session
-from connectors.parse_helpers import not_worn, shown
+from connectors.fitbit_sleep_log import invalid, local_day, local_to_utc, required, sleep_session
+from connectors.parse_helpers import kind, load_json_list, not_worn, shown
 from connectors.records import (
     DailyActivity,
     DailyRestingHeartRate,
@@ -102,11 +102,11 @@ class FitbitExportSource:
         """Records from one payload. Bad content never raises: a bad file or item comes back in `rejected`."""
         result = ParseResult()
         if raw.resource == SLEEP:
-            items = _load_list(raw.body, "sleep.json", "sleep logs", result)
+            items = load_json_list(raw.body, "sleep.json", "sleep logs", result)
             if items is not None:
                 _parse_sleep_logs(items, person, result)
         elif raw.resource == RESTING_HR:
-            items = _load_list(raw.body, "resting_heart_rate.json", "daily resting heart rates", result)
+            items = load_json_list(raw.body, "resting_heart_rate.json", "daily resting heart rates", result)
             if items is not None:
                 _parse_resting_hr(items, person, result)
         elif raw.resource == ACTIVITY_MINUTES:
@@ -136,51 +136,6 @@ def activity_file_bytes(body: bytes) -> dict[str, bytes]:
 
 
 # --- whole-file checks ------------------------------------------------------------------------------------
-
-
-def _load_list(body: bytes | str, file_name: str, what: str, result: ParseResult) -> list[Any] | None:
-    """The file's top-level list, or None after rejecting the whole file with a reason a person can act on."""
-    try:
-        data = json.loads(body)
-    except RecursionError:
-        # Nesting deeper than Python's recursion limit: no export file is shaped like that.
-        result.rejected.append(Rejected(file_name, (
-            f"{file_name} is nested too deeply to be a Fitbit export file; nothing from it was imported."
-        )))
-        return None
-    except json.JSONDecodeError as exc:
-        # A file that opens a list or object but does not close it was cut off mid-copy.
-        text = body.decode("utf-8", errors="replace") if isinstance(body, bytes) else body
-        text = text.strip()
-        cut_off = text[:1] in ("[", "{") and text[-1:] not in ("]", "}") and not exc.msg.startswith("Extra data")
-        hint = "the file is empty" if not text else (
-            "the file looks cut off (truncated)" if cut_off else "the file looks damaged"
-        )
-        result.rejected.append(Rejected(file_name, (
-            f"{file_name} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno} — {hint}; "
-            "nothing from it was imported. Download the export again and re-import it."
-        )))
-        return None
-    except UnicodeDecodeError:  # bytes that are not UTF-8 text at all
-        result.rejected.append(Rejected(file_name, (
-            f"{file_name} is not UTF-8 text, so it cannot be a Fitbit export file; "
-            "nothing from it was imported."
-        )))
-        return None
-    except ValueError as exc:  # valid JSON syntax Python still refuses, e.g. an integer of over 4,300 digits
-        result.rejected.append(Rejected(file_name, (
-            f"{file_name} could not be read ({exc}); nothing from it was imported."
-        )))
-        return None
-    if not isinstance(data, list):
-        result.rejected.append(Rejected(file_name, (
-            f"{file_name} should hold a list of {what} but holds {kind(data)}; nothing from it was imported."
-        )))
-        return None
-    return data
-
-
-# --- sleep ------------------------------------------------------------------------------------------------
 
 
 def _parse_sleep_logs(logs: list[Any], person: PersonContext, result: ParseResult) -> None:
@@ -269,7 +224,7 @@ def _parse_activity_minutes(body: bytes, person: PersonContext, result: ParseRes
             reason = f"{stem}.json is not an activity file {SOURCE_NAME} knows; it was not imported."
             result.rejected.append(Rejected(f"{stem}.json", reason))
             continue
-        items = _load_list(text, f"{stem}.json", "daily minutes", result)
+        items = load_json_list(text, f"{stem}.json", "daily minutes", result)
         for index, item in enumerate(items or []):
             locator = f"{stem}.json[{index}]" + _day_suffix(item)
             try:

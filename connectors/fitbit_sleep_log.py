@@ -12,7 +12,7 @@ from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 from connectors.base import PersonContext
-from connectors.parse_helpers import shown
+from connectors.parse_helpers import kind, shown
 from connectors.records import (EARLIEST_PLAUSIBLE_DATE, LATEST_PLAUSIBLE_DATE, Record, RecordError, SleepSession,
                                 StageSegment, build_record, night_date_of_wake)
 
@@ -39,11 +39,6 @@ def local_to_utc(local: datetime, tz: ZoneInfo) -> datetime:
     if local.tzinfo is not None:
         return local.astimezone(timezone.utc)
     return local.replace(tzinfo=tz, fold=0).astimezone(timezone.utc)
-
-
-def kind(value: Any) -> str:
-    names = {dict: "an object", list: "a list", str: "a string", bool: "true/false", type(None): "null"}
-    return names.get(type(value), "a number")
 
 
 def invalid(source: str, locator: str, field: str, problem: str) -> RecordError:

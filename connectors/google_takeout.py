@@ -47,9 +47,8 @@ from typing import Any, Iterator
 from zoneinfo import ZoneInfo
 
 from connectors.base import ParseResult, PersonContext, RawPayload, Rejected
-from connectors.fitbit_export import _load_list
 from connectors.fitbit_sleep_log import sleep_session
-from connectors.parse_helpers import shown
+from connectors.parse_helpers import load_json_list, shown
 from connectors.records import (
     EARLIEST_PLAUSIBLE_DATE,
     LATEST_PLAUSIBLE_DATE,
@@ -354,7 +353,7 @@ def _fill_main_sleep(logs: list[Any]) -> None:
 
 def _parse_sleep_logs(texts: dict[str, str], person: PersonContext, tz: ZoneInfo, result: ParseResult) -> None:
     first_seen: dict[str, tuple[str, SleepSession]] = {}
-    files = {name: _load_list(texts[name], name, "sleep logs", result) or [] for name in sorted(texts)}
+    files = {name: load_json_list(texts[name], name, "sleep logs", result) or [] for name in sorted(texts)}
     _fill_main_sleep([log for logs in files.values() for log in logs])
     for file_name, logs in files.items():
         for index, log in enumerate(logs):
@@ -527,7 +526,7 @@ def _steps_csv(file_name: str, text: str, tz: ZoneInfo, totals: _StepTotals, see
 
 
 def _steps_json(file_name: str, text: str, totals: _StepTotals, seen: set[str], result: ParseResult) -> None:
-    items = _load_list(text, file_name, "per-minute steps", result)
+    items = load_json_list(text, file_name, "per-minute steps", result)
     dates: dict[str, date] = {}  # "MM/dd/yy" → date: parsed once per day, explicitly
     origin = (TRACKER_JSON, "Global Export Data")
     for index, item in enumerate(items or []):

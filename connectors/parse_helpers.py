@@ -6,6 +6,7 @@ Each takes the source's name, so a quarantine reason says which source wrote the
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from datetime import date, datetime, timedelta, timezone
@@ -18,6 +19,12 @@ from connectors.records import (EARLIEST_PLAUSIBLE_DATE, LATEST_PLAUSIBLE_DATE, 
 
 MINUTES_PER_DAY = 1440
 T = TypeVar("T")
+
+
+def kind(value: Any) -> str:
+    """What a JSON value is, in words, for a reason a person reads ("holds a string")."""
+    names = {dict: "an object", list: "a list", str: "a string", bool: "true/false", type(None): "null"}
+    return names.get(type(value), "a number")
 
 
 def shown(value: Any) -> str:
@@ -214,3 +221,48 @@ def valid(result: ParseResult, items: Iterable[tuple[str, Any]],
             result.rejected.append(Rejected(locator, str(exc)))
             continue
         yield locator, checked
+
+
+def load_json_list(body: bytes | str, file_name: str, what: str, result: ParseResult) -> list[Any] | None:
+    """The file's top-level list, or None after rejecting the whole file with a reason a person can act on."""
+    try:
+        data = json.loads(body)
+    except RecursionError:
+        # Nesting deeper than Python's recursion limit: no export file is shaped like that.
+        result.rejected.append(Rejected(file_name, (
+            f"{file_name} is nested too deeply to be a Fitbit export file; nothing from it was imported."
+        )))
+        return None
+    except json.JSONDecodeError as exc:
+        # A file that opens a list or object but does not close it was cut off mid-copy.
+        text = body.decode("utf-8", errors="replace") if isinstance(body, bytes) else body
+        text = text.strip()
+        cut_off = text[:1] in ("[", "{") and text[-1:] not in ("]", "}") and not exc.msg.startswith("Extra data")
+        hint = "the file is empty" if not text else (
+            "the file looks cut off (truncated)" if cut_off else "the file looks damaged"
+        )
+        result.rejected.append(Rejected(file_name, (
+            f"{file_name} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno} — {hint}; "
+            "nothing from it was imported. Download the export again and re-import it."
+        )))
+        return None
+    except UnicodeDecodeError:  # bytes that are not UTF-8 text at all
+        result.rejected.append(Rejected(file_name, (
+            f"{file_name} is not UTF-8 text, so it cannot be a Fitbit export file; "
+            "nothing from it was imported."
+        )))
+        return None
+    except ValueError as exc:  # valid JSON syntax Python still refuses, e.g. an integer of over 4,300 digits
+        result.rejected.append(Rejected(file_name, (
+            f"{file_name} could not be read ({exc}); nothing from it was imported."
+        )))
+        return None
+    if not isinstance(data, list):
+        result.rejected.append(Rejected(file_name, (
+            f"{file_name} should hold a list of {what} but holds {kind(data)}; nothing from it was imported."
+        )))
+        return None
+    return data
+
+
+# --- sleep ------------------------------------------------------------------------------------------------

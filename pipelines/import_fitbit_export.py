@@ -1,4 +1,5 @@
-"""Import a Fitbit account export for one person: archive, parse, quarantine, upsert, then features."""
+"""Import an export for one person (a Fitbit account export here; `import_history` serves every file export):
+archive, parse, quarantine, upsert, then features."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from pathlib import Path
 
-from connectors.base import PersonContext
+from connectors.base import PersonContext, Source
 from features.engine import FeatureRun
 from storage.retention import record_arrival
 from storage.store import NightRange, Person, Store
@@ -28,14 +29,20 @@ class ImportResult:
         return self.sync.touched
 
 
-def import_export(store: Store, person: Person, folder: Path, thresholds: Thresholds = Thresholds(),
-                  arrived_on: date | None = None) -> ImportResult:
-    source = export_source(folder)
+def import_history(store: Store, person: Person, source: Source, thresholds: Thresholds = Thresholds(),
+                   arrived_on: date | None = None) -> ImportResult:
+    """Any export a person brings (a Fitbit account export, a Google Takeout): archive, parse, quarantine, upsert,
+    record when it arrived, then features."""
     ctx = PersonContext(person.person_id, person.tz_name)
-    report = steps.ingest(store, [steps.Fetched(ctx, source, list(source.payloads(ctx)))])
+    report = steps.ingest(store, [steps.Fetched(ctx, source, list(source.payloads(ctx)))])  # type: ignore[attr-defined]
     sync = report.people[person.person_id]
     arrived_on = arrived_on or datetime.now(timezone.utc).date()
     if sync.touched is not None:
-        # An export is history someone brought in to use: retention counts from today, not from its nights.
+        # History someone brought in to use: retention counts from today, not from its nights.
         record_arrival(store, person.person_id, sync.touched, arrived_on)
     return ImportResult(sync, report.new_payloads, steps.update_features(store, [sync], thresholds), arrived_on)
+
+
+def import_export(store: Store, person: Person, folder: Path, thresholds: Thresholds = Thresholds(),
+                  arrived_on: date | None = None) -> ImportResult:
+    return import_history(store, person, export_source(folder), thresholds, arrived_on)
