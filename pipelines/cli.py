@@ -104,8 +104,8 @@ def person_add(
     person_id: str = typer.Argument(..., help="An opaque id, e.g. c01. Not a name."),
     email: str = typer.Option(..., "--email", help="Where this person's own emails go."),
     timezone_name: str = typer.Option(..., "--timezone", help="IANA zone, e.g. Europe/Oslo."),
-    source: str = typer.Option("fitbit-export", help="Where their data comes from: fitbit-export, google-takeout, google-health "
-                               "or fitbit-web."),
+    source: str = typer.Option("fitbit-export", help="Where their data comes from: fitbit-export, google-takeout, google-health, "
+                               "oura or fitbit-web."),
 ) -> None:
     """Enrol a new person. Ids: 1-40 letters, digits, '-' or '_'. Change an enrolled person with `person set`."""
     from storage.store import Store

@@ -32,6 +32,10 @@ def oauth_app(source: str, source_config: dict):
         from connectors.google_health import GoogleHealthConfig
 
         return GoogleHealthConfig.from_env(source_config).oauth_app()
+    if source == "oura":
+        from connectors.oura import OuraConfig
+
+        return OuraConfig.from_env(source_config).oauth_app()
     from connectors.fitbit_web import FitbitWebConfig
 
     return FitbitWebConfig.from_env(source_config).oauth_app()
@@ -142,7 +146,7 @@ def register(app: typer.Typer, person_app: typer.Typer) -> None:
     @app.command()
     def enroll(
         person_id: str = typer.Argument(..., help="An enrolled person (`emberwatch person add`)."),
-        source: str = typer.Option(..., "--source", help="google-health or fitbit-web"),
+        source: str = typer.Option(..., "--source", help="google-health, oura or fitbit-web"),
         port: int = typer.Option(0, "--port", help="Loopback port for the redirect (0: any free port). It must "
                                  "match a redirect URI registered for the OAuth client."),
         no_browser: bool = typer.Option(False, "--no-browser", help="Print the consent URL instead of opening it."),

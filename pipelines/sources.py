@@ -1,6 +1,6 @@
 """Which connector serves a person: the only place that maps a person's `source` to a connector object.
 
-Live sources (google-health, fitbit-web) need the person's encrypted token (in the token file beside the database,
+Live sources (google-health, fitbit-web, oura) need the person's encrypted token (in the token file beside the database,
 storage.tokens) and their sync bookmarks. Fetching runs without the database (docs/architecture.md), so the
 bookmarks are read before it: pass the open store (they are read at once) or a StoreSnapshot taken from it.
 """
@@ -22,7 +22,7 @@ from storage.sync_state import BookmarkSnapshot
 
 log = logging.getLogger("emberwatch")
 
-LIVE_SOURCES = ("google-health", "fitbit-web")
+LIVE_SOURCES = ("google-health", "fitbit-web", "oura")
 EXPORT_SOURCES = ("fitbit-export", "google-takeout")  # data arrives by import: nothing to fetch nightly
 NEEDS_RECONSENT = "needs_reconsent"
 
@@ -58,6 +58,10 @@ def live_source(person: Person, store: Store | StoreSnapshot) -> Any:
         from connectors.google_health import GoogleHealthConfig, GoogleHealthSource
 
         return GoogleHealthSource(tokens, bookmarks, GoogleHealthConfig.from_env(person.source_config))
+    if person.source == "oura":
+        from connectors.oura import OuraConfig, OuraSource
+
+        return OuraSource(tokens, bookmarks, OuraConfig.from_env(person.source_config))
     from connectors.fitbit_web import FitbitWebConfig, FitbitWebSource
 
     return FitbitWebSource(tokens, bookmarks, FitbitWebConfig.from_env(person.source_config))
@@ -81,7 +85,7 @@ def source_for(person: Person, store: Store | StoreSnapshot | None = None) -> So
         return live_source(person, store)
     raise ValueError(
         f"Person {person.person_id} has source '{person.source}', which this version cannot sync. "
-        "Known sources: synthetic, fitbit-export, google-takeout, google-health, fitbit-web."
+        "Known sources: synthetic, fitbit-export, google-takeout, google-health, fitbit-web, oura."
     )
 
 

@@ -31,7 +31,7 @@ _DOMAIN_LABEL_RE = re.compile(r"[^\W_]([^\W_]|-)*", re.UNICODE)
 
 DETAIL_LEVELS = ("minimal", "numbers", "charts")
 # Synthetic people come only from `emberwatch demo`, which also writes the cohort they are drawn from.
-SOURCES = ("fitbit-export", "google-health", "fitbit-web", "google-takeout")
+SOURCES = ("fitbit-export", "google-health", "fitbit-web", "google-takeout", "oura")
 FEATURE_EXPORT_SUFFIXES = (".csv", ".parquet")
 # Wearable data older than this is a typo, and date arithmetic far below it overflows Python's date.
 EARLIEST_DATE = date(2000, 1, 1)

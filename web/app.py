@@ -497,7 +497,9 @@ def _oauth_app_or_page(source: str, source_config: dict):
 # What each permission lets emberwatch read, in a person's words (Google Health scopes; Fitbit's older names).
 SHARED_WORDS = (("sleep", "Sleep"), ("heart", "Heart"), ("health_metrics", "Heart"),
                 ("activity", "Activity"), ("oxygen", "Breathing and temperature"),
-                ("respiratory", "Breathing and temperature"), ("temperature", "Breathing and temperature"))
+                ("respiratory", "Breathing and temperature"), ("temperature", "Breathing and temperature"),
+                # Oura: `daily` shares the sleep, readiness and activity summaries; `spo2Daily` the nightly SpO2
+                ("daily", "Sleep"), ("daily", "Heart"), ("daily", "Activity"), ("spo2", "Breathing and temperature"))
 
 
 def shared_in_words(scopes: tuple[str, ...] | list[str]) -> list[tuple[str, bool]]:
@@ -570,6 +572,7 @@ def _status_words(s: Overview) -> dict[str, str]:
     source = {
         "google-health": "Your watch, through Google Health (Fitbit or Pixel Watch).",
         "fitbit-web": "Your Fitbit, through the old Fitbit connection (retired by Google).",
+        "oura": "Your Oura ring.",
         "fitbit-export": "A Fitbit export you shared; no watch is connected.",
         "google-takeout": "A Google Takeout (Fitbit) download you shared; no watch is connected.",
         "synthetic": "Practice data (a demonstration).",
