@@ -19,9 +19,9 @@ import fitbit
 import requests
 from requests.auth import HTTPBasicAuth
 
-from connectors.base import ParseResult, PersonContext, Rejected
+from connectors.base import ParseResult, PersonContext
 from connectors.fitbit_sleep_log import sleep_session
-from connectors.live import DataType, LiveConfig, LiveSource, Session, groups
+from connectors.live import DataType, LiveConfig, LiveSource, Session, groups, page_items
 from connectors.oauth import OAuthApp
 from connectors.parse_helpers import (FieldsByDay, add, bad, iso_day, not_worn, shown, valid, whole_number_text,
                                       zone_unknown)
@@ -71,25 +71,6 @@ class FitbitWebConfig(LiveConfig):
 # --- parsing ------------------------------------------------------------------------------------------------
 
 
-def _items(docs: dict[str, list[Any]], name: str, key: str | None, result: ParseResult,
-           label: str | None = None) -> Iterator[tuple[str, Any]]:
-    """(locator, item) for every item of a data type's pages."""
-    index = 0
-    for page_index, doc in enumerate(docs.get(name, [])):
-        # A page without its key is not an empty answer (Fitbit sends "sleep": [] then) but another shape.
-        items = doc if key is None else (doc.get(key) if isinstance(doc, dict) else None)
-        if not isinstance(items, list):
-            # A page of another shape (an error body, a single day's object) would otherwise vanish silently.
-            where = f"{name} page {page_index}"
-            expected = "a list" if key is None else f"an object with a '{key}' list"
-            result.rejected.append(Rejected(where, f"{SOURCE_NAME} at {where}: expected {expected}; "
-                                                   "nothing from this page was imported."))
-            continue
-        for item in items:
-            yield f"{label or key or name}[{index}]", item
-            index += 1
-
-
 def _day_and_value(locator: str, item: Any) -> tuple[date, dict[str, Any]]:
     """The item's day and its `value` object ({} when absent), or a RecordError naming the field."""
     day = iso_day(SOURCE_NAME, item, locator)
@@ -112,7 +93,7 @@ def _parse_sleep(docs: dict[str, list[Any]], person: PersonContext, result: Pars
         return sleep_session({**log_item, "mainSleep": log_item.get("isMainSleep")}, person, tz, locator,
                              source=SOURCE_NAME)
     logs = ((locator + (f" (logId {storable_text(str(item.get('logId')))})" if isinstance(item, dict) else ""), item)
-            for locator, item in _items(docs, "sleep", "sleep", result))
+            for locator, item in page_items(SOURCE_NAME, docs, "sleep", "sleep", result))
     for _, session in valid(result, logs, read):
         if session.source_session_id not in seen:
             seen.add(session.source_session_id)
@@ -120,14 +101,15 @@ def _parse_sleep(docs: dict[str, list[Any]], person: PersonContext, result: Pars
 
 
 def _parse_heart(docs: dict[str, list[Any]], person: PersonContext, result: ParseResult) -> None:
-    for locator, (day, value) in valid(result, _items(docs, "heart", "activities-heart", result), _day_and_value):
+    heart = page_items(SOURCE_NAME, docs, "heart", "activities-heart", result)
+    for locator, (day, value) in valid(result, heart, _day_and_value):
         if value.get("restingHeartRate"):  # absent on days without enough data
             add(SOURCE_NAME, result, DailyRestingHeartRate, {"person_id": person.person_id, "day": day,
                                                              "resting_hr_bpm": value["restingHeartRate"]}, locator)
 
 
 def _parse_hrv(docs: dict[str, list[Any]], person: PersonContext, result: ParseResult) -> None:
-    for locator, (night, value) in valid(result, _items(docs, "hrv", "hrv", result), _day_and_value):
+    for locator, (night, value) in valid(result, page_items(SOURCE_NAME, docs, "hrv", "hrv", result), _day_and_value):
         if value.get("dailyRmssd"):
             add(SOURCE_NAME, result, NightlyHrv, {"person_id": person.person_id, "night_date": night,
                                                   "rmssd_ms": value["dailyRmssd"],
@@ -139,7 +121,8 @@ def _parse_vitals(docs: dict[str, list[Any]], person: PersonContext, result: Par
     for name, key, field, wire in (("br", "br", "breathing_rate_brpm", "breathingRate"),
                                    ("spo2", None, "spo2_avg_pct", "avg"),  # the interval endpoint: a bare array
                                    ("temp", "tempSkin", "skin_temp_deviation_c", "nightlyRelative")):
-        for locator, (night, value) in valid(result, _items(docs, name, key, result, name), _day_and_value):
+        items = page_items(SOURCE_NAME, docs, name, key, result, name)
+        for locator, (night, value) in valid(result, items, _day_and_value):
             if value.get(wire) is not None:
                 nights.keep(result, night, field, value[wire], locator)
     nights.add_all(result, "vitals")
@@ -148,7 +131,7 @@ def _parse_vitals(docs: dict[str, list[Any]], person: PersonContext, result: Par
 def _parse_activity(docs: dict[str, list[Any]], person: PersonContext, result: ParseResult) -> None:
     days = FieldsByDay(SOURCE_NAME, DailyActivity, person.person_id, "day")
     for resource, field in _ACTIVITY_FIELD.items():
-        items = _items(docs, resource, f"activities-{resource}", result)
+        items = page_items(SOURCE_NAME, docs, resource, f"activities-{resource}", result)
         for locator, (day, value) in valid(result, items, lambda locator, item: (
                 iso_day(SOURCE_NAME, item, locator), whole_number_text(SOURCE_NAME, item.get("value"), locator))):
             days.keep(result, day, field, value, locator)

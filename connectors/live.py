@@ -297,3 +297,22 @@ class LiveSource:
                 f"{self.name}: '{shown}' is not a data type of the {raw.resource} payload; it was not imported.")))
         parser(pages, person, result)
         return result
+
+
+def page_items(source: str, pages: dict[str, list[Any]], name: str, key: str | None, result: ParseResult,
+               label: str | None = None) -> Iterator[tuple[str, Any]]:
+    """(locator, item) for every item of a data type's pages: the list under `key` of each page (the page itself
+    when `key` is None). A page of another shape (an error body, a single day's object) is rejected with a reason
+    rather than vanishing silently; an empty list is an empty answer."""
+    index = 0
+    for page_index, doc in enumerate(pages.get(name, [])):
+        items = doc if key is None else (doc.get(key) if isinstance(doc, dict) else None)
+        if not isinstance(items, list):
+            where = f"{name} page {page_index}"
+            expected = "a list" if key is None else f"an object with a '{key}' list"
+            result.rejected.append(Rejected(where, f"{source} at {where}: expected {expected}; "
+                                                   "nothing from this page was imported."))
+            continue
+        for item in items:
+            yield f"{label or key or name}[{index}]", item
+            index += 1

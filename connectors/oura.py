@@ -29,7 +29,7 @@ from typing import Any, Iterator, cast
 import requests
 
 from connectors.base import ParseResult, PersonContext, Rejected
-from connectors.live import DataType, LiveConfig, LiveSource, Session, groups, json_object
+from connectors.live import DataType, LiveConfig, LiveSource, Session, groups, json_object, page_items
 from connectors.parse_helpers import FieldsByDay, add, bad, finite_number, rfc3339_instant, shown, valid
 from connectors.records import (DailyActivity, DailyRestingHeartRate, NightlyHrv, NightlyVitals, Record,
                                 SleepSession, SleepStage, StageSegment, build_record, storable_text)
@@ -97,18 +97,8 @@ def oura_error(response: requests.Response) -> tuple[str, str]:
 
 
 def _documents(pages: dict[str, list[Any]], name: str, result: ParseResult) -> Iterator[tuple[str, Any]]:
-    """(locator, document) for every document of a data type's pages; a page of another shape is rejected."""
-    index = 0
-    for page_index, page in enumerate(pages.get(name, [])):
-        data = page.get("data") if isinstance(page, dict) else None
-        if not isinstance(data, list):
-            where = f"{name} page {page_index}"
-            result.rejected.append(Rejected(where, f"{SOURCE_NAME} at {where}: expected an object with a 'data' "
-                                                   "list; nothing from this page was imported."))
-            continue
-        for document in data:
-            yield f"{name}[{index}]", document
-            index += 1
+    """(locator, document) for every document of a data type's pages (Oura's pages hold them under `data`)."""
+    return page_items(SOURCE_NAME, pages, name, "data", result, name)
 
 
 def _day(document: Any, locator: str) -> date:
