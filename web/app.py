@@ -572,6 +572,7 @@ def _status_words(s: Overview) -> dict[str, str]:
         "fitbit-web": "Your Fitbit, through the old Fitbit connection (retired by Google).",
         "fitbit-export": "A Fitbit export you shared; no watch is connected.",
         "google-takeout": "A Google Takeout (Fitbit) download you shared; no watch is connected.",
+        "apple-health": "An Apple Health export you shared; no watch is connected.",
         "synthetic": "Practice data (a demonstration).",
     }.get(s.source, s.source)
     if s.needs_reconnect:
