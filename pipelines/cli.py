@@ -104,8 +104,8 @@ def person_add(
     person_id: str = typer.Argument(..., help="An opaque id, e.g. c01. Not a name."),
     email: str = typer.Option(..., "--email", help="Where this person's own emails go."),
     timezone_name: str = typer.Option(..., "--timezone", help="IANA zone, e.g. Europe/Oslo."),
-    source: str = typer.Option("fitbit-export", help="Where their data comes from: fitbit-export, google-takeout, google-health, "
-                               "oura or fitbit-web."),
+    source: str = typer.Option("fitbit-export", help="Where their data comes from: fitbit-export, google-takeout, "
+                               "apple-health, google-health, oura or fitbit-web."),
 ) -> None:
     """Enrol a new person. Ids: 1-40 letters, digits, '-' or '_'. Change an enrolled person with `person set`."""
     from storage.store import Store
@@ -215,6 +215,10 @@ def import_fitbit_export(
 from pipelines.cli_takeout import import_google_takeout  # noqa: E402
 
 import_app.command("google-takeout")(import_google_takeout)
+
+from pipelines.cli_apple import import_apple_health  # noqa: E402
+
+import_app.command("apple-health")(import_apple_health)
 
 
 def _run_flow(name: str, **params: object):

@@ -23,7 +23,7 @@ from storage.sync_state import BookmarkSnapshot
 log = logging.getLogger("emberwatch")
 
 LIVE_SOURCES = ("google-health", "fitbit-web", "oura")
-EXPORT_SOURCES = ("fitbit-export", "google-takeout")  # data arrives by import: nothing to fetch nightly
+EXPORT_SOURCES = ("fitbit-export", "google-takeout", "apple-health")  # data arrives by import: nothing to fetch nightly
 NEEDS_RECONSENT = "needs_reconsent"
 
 
@@ -85,7 +85,7 @@ def source_for(person: Person, store: Store | StoreSnapshot | None = None) -> So
         return live_source(person, store)
     raise ValueError(
         f"Person {person.person_id} has source '{person.source}', which this version cannot sync. "
-        "Known sources: synthetic, fitbit-export, google-takeout, google-health, fitbit-web, oura."
+        "Known sources: synthetic, fitbit-export, google-takeout, apple-health, google-health, fitbit-web, oura."
     )
 
 

@@ -575,6 +575,7 @@ def _status_words(s: Overview) -> dict[str, str]:
         "oura": "Your Oura ring.",
         "fitbit-export": "A Fitbit export you shared; no watch is connected.",
         "google-takeout": "A Google Takeout (Fitbit) download you shared; no watch is connected.",
+        "apple-health": "An Apple Health export you shared; no watch is connected.",
         "synthetic": "Practice data (a demonstration).",
     }.get(s.source, s.source)
     if s.needs_reconnect:
