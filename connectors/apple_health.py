@@ -62,18 +62,8 @@ from typing import IO, Any, Iterator
 from lxml import etree
 
 from connectors.base import ParseResult, PersonContext, RawPayload, Rejected
-from connectors.records import (
-    DailyActivity,
-    DailyRestingHeartRate,
-    NightlyVitals,
-    RecordError,
-    SleepSession,
-    SleepStage,
-    StageSegment,
-    build_record,
-    is_iana_zone,
-    storable_text,
-)
+from connectors.records import DailyActivity, DailyRestingHeartRate, NightlyVitals, RecordError, SleepSession
+from connectors.records import SleepStage, StageSegment, build_record, is_iana_zone, storable_text
 
 __all__ = ["AppleHealthSource", "SOURCE_NAME", "apple_time", "Skipped", "SESSION_GAP"]
 

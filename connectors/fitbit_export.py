@@ -24,15 +24,8 @@ from zoneinfo import ZoneInfo
 from connectors.base import ParseResult, PersonContext, RawPayload, Rejected
 from connectors.fitbit_sleep_log import invalid, local_day, local_to_utc, required, sleep_session
 from connectors.parse_helpers import kind, load_json_list, not_worn, shown
-from connectors.records import (
-    DailyActivity,
-    DailyRestingHeartRate,
-    RecordError,
-    SleepSession,
-    build_record,
-    is_iana_zone,
-    storable_text,
-)
+from connectors.records import DailyActivity, DailyRestingHeartRate, RecordError, SleepSession, build_record
+from connectors.records import is_iana_zone, storable_text
 
 __all__ = ["FitbitExportSource", "read_export", "activity_file_bytes", "local_to_utc", "ACTIVITY_FILES"]
 

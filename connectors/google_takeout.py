@@ -49,17 +49,9 @@ from zoneinfo import ZoneInfo
 from connectors.base import ParseResult, PersonContext, RawPayload, Rejected
 from connectors.fitbit_sleep_log import sleep_session
 from connectors.parse_helpers import load_json_list, shown
-from connectors.records import (
-    EARLIEST_PLAUSIBLE_DATE,
-    LATEST_PLAUSIBLE_DATE,
-    DailyActivity,
-    DailyRestingHeartRate,
-    RecordError,
-    SleepSession,
-    build_record,
-    is_iana_zone,
-    storable_text,
-)
+from connectors.records import EARLIEST_PLAUSIBLE_DATE, LATEST_PLAUSIBLE_DATE, DailyActivity
+from connectors.records import DailyRestingHeartRate, RecordError, SleepSession, build_record, is_iana_zone
+from connectors.records import storable_text
 
 __all__ = ["GoogleTakeoutSource", "UnsafeArchive", "takeout_time", "bundle_files", "SOURCE_NAME"]
 

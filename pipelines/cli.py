@@ -11,7 +11,7 @@ from typing import Optional
 import typer
 
 from pipelines import validate
-from pipelines.cli_common import RefusingGroup, person_store, refuse, retention_sentence
+from pipelines.cli_common import RefusingGroup, echo_import, person_store, refuse
 from pipelines.cli_common import settings as _settings
 
 app = typer.Typer(help="emberwatch: gentle early warning on the physical signals of burnout.", no_args_is_help=True,
@@ -203,13 +203,7 @@ def import_fitbit_export(
     path = validate.fitbit_export_folder(path)
     with person_store(person_id) as (store, person):
         result = import_export(store, validate.export_person(person), path)
-    typer.echo(f"Imported {result.sync.records} records from {result.sync.payloads} files "
-               f"({result.new_payloads} new); {result.features.feature_rows} nights of features.")
-    if result.nights is not None:
-        typer.echo(retention_sentence(result.nights.first, result.nights.last, result.arrived_on))
-    if result.sync.rejected:
-        typer.echo(f"{result.sync.rejected} item(s) could not be read and were quarantined with a reason; "
-                   "`emberwatch status` shows them. Everything else was imported.")
+    echo_import(result, "files")
 
 
 from pipelines.cli_takeout import import_google_takeout  # noqa: E402

@@ -66,3 +66,19 @@ def retention_sentence(first: date, last: date, arrived_on: date) -> str:
              else "the raw files until the person is forgotten")
     return (f"Retention keeps these nights ({first} to {last}) {kept}, and {files}; nightly runs remove "
             "nothing sooner.")
+
+
+def echo_import(result: Any, payloads: str, origin_lines: tuple[str, ...] = ()) -> None:
+    """What an import did, the same way for every kind of export: counts, which writer each night or day came
+    from, what was skipped and why, what retention keeps, and what was quarantined."""
+    typer.echo(f"Imported {result.sync.records} records from {result.sync.payloads} {payloads} "
+               f"({result.new_payloads} new); {result.features.feature_rows} nights of features.")
+    for line in origin_lines:
+        typer.echo(line)
+    for skipped in getattr(result, "skipped", ()):
+        typer.echo(f"Skipped {skipped.folder}: {skipped.reason}")
+    if result.nights is not None:
+        typer.echo(retention_sentence(result.nights.first, result.nights.last, result.arrived_on))
+    if result.sync.rejected:
+        typer.echo(f"{result.sync.rejected} item(s) could not be read and were quarantined with a reason; "
+                   "`emberwatch status` shows them. Everything else was imported.")

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from pipelines import validate
-from pipelines.cli_common import person_store, retention_sentence
+from pipelines.cli_common import echo_import, person_store
 
 
 def import_google_takeout(
@@ -21,16 +21,9 @@ def import_google_takeout(
     path = validate.google_takeout_path(path)
     with person_store(person_id) as (store, person):
         result = import_takeout(store, validate.takeout_person(person), path)
-    typer.echo(f"Imported {result.sync.records} records from {result.sync.payloads} bundles of files "
-               f"({result.new_payloads} new); {result.features.feature_rows} nights of features.")
+    lines = ()
     if result.steps_origin:
         days = sum(n for _, n in result.steps_origin)
-        typer.echo(f"Steps for {days} days, one source a day and never a sum: "
-                   + ", ".join(f"{n} from {origin}" for origin, n in result.steps_origin) + ".")
-    for skipped in result.skipped:
-        typer.echo(f"Skipped {skipped.folder}: {skipped.reason}")
-    if result.nights is not None:
-        typer.echo(retention_sentence(result.nights.first, result.nights.last, result.arrived_on))
-    if result.sync.rejected:
-        typer.echo(f"{result.sync.rejected} item(s) could not be read and were quarantined with a reason; "
-                   "`emberwatch status` shows them. Everything else was imported.")
+        lines = (f"Steps for {days} days, one source a day and never a sum: "
+                 + ", ".join(f"{n} from {origin}" for origin, n in result.steps_origin) + ".",)
+    echo_import(result, "bundles of files", lines)

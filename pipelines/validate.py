@@ -228,12 +228,7 @@ def google_takeout_path(path: Path) -> Path:
 
 
 def takeout_person(person: Person) -> Person:
-    """`import google-takeout` only for people whose data comes from a Google Takeout (see export_person)."""
-    if person.source != "google-takeout":
-        raise InputError(f"{person.person_id}'s data comes from {person.source}, not from a Google Takeout; "
-                         "enrol the archive under its own id with `emberwatch person add ID ... --source "
-                         "google-takeout`.")
-    return person
+    return person_of_source(person, "google-takeout", "a Google Takeout", "archive")
 
 
 def apple_health_path(path: Path) -> Path:
@@ -256,12 +251,7 @@ def apple_health_path(path: Path) -> Path:
 
 
 def apple_person(person: Person) -> Person:
-    """`import apple-health` only for people whose data comes from an Apple Health export."""
-    if person.source != "apple-health":
-        raise InputError(f"{person.person_id}'s data comes from {person.source}, not from an Apple Health export; "
-                         "enrol the export under its own id with `emberwatch person add ID ... --source "
-                         "apple-health`.")
-    return person
+    return person_of_source(person, "apple-health", "an Apple Health export", "export")
 
 # --- checks that read the database (still change nothing) ---------------------------------------------------
 
@@ -299,14 +289,17 @@ def live_person(person: Person) -> Person:
     return person
 
 
-def export_person(person: Person) -> Person:
-    """`import fitbit-export` only for people whose data comes from exports: into a live or synthetic person's
-    history it would put a second copy of the same nights from another source."""
-    if person.source != "fitbit-export":
-        raise InputError(f"{person.person_id}'s data comes from {person.source}, not from a Fitbit export; "
-                         "enrol the export under its own id with `emberwatch person add ID ... --source "
-                         "fitbit-export`.")
+def person_of_source(person: Person, source: str, what: str, thing: str) -> Person:
+    """An import only into a person whose data comes from that kind of export: into a live or another export's
+    person it would put a second copy of the same nights from another source."""
+    if person.source != source:
+        raise InputError(f"{person.person_id}'s data comes from {person.source}, not from {what}; enrol the "
+                         f"{thing} under its own id with `emberwatch person add ID ... --source {source}`.")
     return person
+
+
+def export_person(person: Person) -> Person:
+    return person_of_source(person, "fitbit-export", "a Fitbit export", "export")
 
 
 # --- check-ins (`emberwatch import check-ins`, `emberwatch validate`) ---------------------------------------------
