@@ -27,7 +27,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlencode, urlparse
 from zoneinfo import ZoneInfo
 
-from tests.loopback_fake import LoopbackFake
+from tests.loopback_fake import JsonHandler, LoopbackFake
 
 SAMPLES = Path(__file__).parent / "fixtures" / "fitbit_api_samples"
 _STAGE_LOG = json.loads((SAMPLES / "sleep-v1.2-stages-1-item.slack-health-bot.json").read_text())["sleep"][0]
@@ -210,29 +210,8 @@ _PATH = re.compile(r"^/(?P<v>1|1\.2)/user/-/(?P<res>sleep|activities/heart|hrv|b
 
 
 def _handler(fake: FakeFitbit) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-        # Headers and body leave in two writes: with Nagle on, the body waits for the client's delayed ACK
-        # (~40 ms a response on Linux), which real API servers do not add and benchmarks would measure.
-        disable_nagle_algorithm = True
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-        truncate = False  # set for one answer by truncate_next
-
-        def _send(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
-            data = body if isinstance(body, bytes) else json.dumps(body).encode()
-            if self.truncate:
-                self.truncate = False
-                data = data[: len(data) // 2]
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json;charset=UTF-8")
-            self.send_header("Content-Length", str(len(data)))
-            for k, v in (headers or {}).items():
-                self.send_header(k, v)
-            self.end_headers()
-            self.wfile.write(data)
+    class Handler(JsonHandler):
+        content_type = "application/json;charset=UTF-8"
 
         def do_GET(self) -> None:  # noqa: N802
             url = urlparse(self.path)

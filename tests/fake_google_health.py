@@ -27,7 +27,7 @@ from urllib.parse import parse_qs, urlencode, urlparse
 
 import googleapiclient
 
-from tests.loopback_fake import LoopbackFake
+from tests.loopback_fake import JsonHandler, LoopbackFake
 
 DISCOVERY = Path(googleapiclient.__file__).parent / "discovery_cache" / "documents" / "health.v4.json"
 _SCHEMAS: dict[str, Any] = json.loads(DISCOVERY.read_text())["schemas"]
@@ -192,31 +192,7 @@ _FILTER = re.compile(r'^(?P<m>[a-z_.]+) >= "(?P<a>[0-9-]+)" AND (?P=m) < "(?P<b>
 
 
 def _handler(fake: FakeGoogleHealth) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-        # Headers and body leave in two writes: with Nagle on, the body waits for the client's delayed ACK
-        # (~40 ms a response on Linux), which real API servers do not add and benchmarks would measure.
-        disable_nagle_algorithm = True
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-        truncate = False  # set for one answer by a Fault(200, truncate=True)
-
-        def _send(self, status: int, body: Any, headers: dict[str, str] | None = None,
-                  content_type: str = "application/json") -> None:
-            data = body if isinstance(body, bytes) else json.dumps(body).encode()
-            if self.truncate:
-                self.truncate = False
-                data = data[: len(data) // 2]
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(data)))
-            for k, v in (headers or {}).items():
-                self.send_header(k, v)
-            self.end_headers()
-            self.wfile.write(data)
-
+    class Handler(JsonHandler):
         def _body(self) -> bytes:
             return self.rfile.read(int(self.headers.get("Content-Length") or 0))
 

@@ -9,7 +9,6 @@ Retry-After and the X-RateLimit-* headers.
 
 from __future__ import annotations
 
-import json
 import secrets
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -18,7 +17,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlencode, urlparse
 from zoneinfo import ZoneInfo
 
-from tests.loopback_fake import LoopbackFake
+from tests.loopback_fake import JsonHandler, LoopbackFake
 
 COLLECTIONS = ("sleep", "daily_readiness", "daily_spo2", "daily_activity")
 SLEEP_REQUIRED = ("id", "day", "bedtime_start", "bedtime_end", "period", "time_in_bed", "low_battery_alert")
@@ -77,23 +76,7 @@ class FakeOura(LoopbackFake):
 
 
 def _handler(fake: FakeOura) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-        disable_nagle_algorithm = True
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-        def _send(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
-            data = body if isinstance(body, bytes) else json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            for k, v in (headers or {}).items():
-                self.send_header(k, v)
-            self.end_headers()
-            self.wfile.write(data)
-
+    class Handler(JsonHandler):
         def do_GET(self) -> None:  # noqa: N802
             url = urlparse(self.path)
             query = {k: v[0] for k, v in parse_qs(url.query).items()}

@@ -1,9 +1,10 @@
-"""What the fake API servers (tests/fake_google_health.py, tests/fake_fitbit_api.py) share: a quiet threaded HTTP
-server on loopback and its lifecycle, and the benchmark knobs — latency on every API answer and a seeded share of
-429s (benchmarks/ingestion.py)."""
+"""What the fake API servers (tests/fake_google_health.py, tests/fake_fitbit_api.py, tests/fake_oura.py) share: a
+quiet threaded HTTP server on loopback and its lifecycle, a handler that answers JSON, and the benchmark knobs —
+latency on every API answer and a seeded share of 429s (benchmarks/ingestion.py)."""
 
 from __future__ import annotations
 
+import json
 import random
 import sys
 import threading
@@ -21,6 +22,34 @@ class QuietServer(ThreadingHTTPServer):
     def handle_error(self, request: Any, client_address: Any) -> None:
         if not isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
             super().handle_error(request, client_address)
+
+
+class JsonHandler(BaseHTTPRequestHandler):
+    """A quiet HTTP/1.1 handler whose answers are JSON (or bytes as given), cut in half once when `truncate` is set."""
+
+    protocol_version = "HTTP/1.1"
+    # Headers and body leave in two writes: with Nagle on, the body waits for the client's delayed ACK
+    # (~40 ms a response on Linux), which real API servers do not add and benchmarks would measure.
+    disable_nagle_algorithm = True
+    content_type = "application/json"
+    truncate = False  # set for one answer: only the first half of the body goes (a clean cut-off)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+    def _send(self, status: int, body: Any, headers: dict[str, str] | None = None,
+              content_type: str | None = None) -> None:
+        data = body if isinstance(body, bytes) else json.dumps(body).encode()
+        if self.truncate:
+            self.truncate = False
+            data = data[: len(data) // 2]
+        self.send_response(status)
+        self.send_header("Content-Type", content_type or self.content_type)
+        self.send_header("Content-Length", str(len(data)))
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(data)
 
 
 @dataclass
