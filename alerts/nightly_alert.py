@@ -51,7 +51,9 @@ def explain(
     store: Store, person_id: str, night: date, history: list[NightSignal], thresholds: Thresholds
 ) -> AlertExplanation:
     today = next(s for s in history if s.night_date == night)
-    window = [s for s in history if s.comparable and s.night_date <= night][-thresholds.flag_window_nights:]
+    # the longer of the two persistence windows, so a sleep-alone alert (3 of 5) shows all the nights it rests on
+    span = max(thresholds.flag_window_nights, thresholds.strong_window_nights)
+    window = [s for s in history if s.comparable and s.night_date <= night][-span:]
     flagged = [s.night_date for s in window if s.sleep_deviates or s.recovery_deviates]
     domains = tuple(d for d, on in (("sleep", today.sleep_flag), ("recovery", today.recovery_flag)) if on)
     comparisons = compare_nights(store, person_id, [s.night_date for s in window], night, thresholds)

@@ -2,10 +2,10 @@
 signals and past alerts.
 
 An alert needs: the person past warm-up; on the night itself both domains flagged (each deviating that night and
-on >= 3 of the last 5 comparable nights), or, when `single_domain_strong` is on, one domain strongly and for longer;
-no illness flag (breathing rate / temperature explain the pattern better); at most one alert per 14 days; and,
-after an alert, 3 in-range nights before the rule can fire again (hysteresis). A source without overnight HRV has
-no recovery domain (features/sql/night_signals.sql), so it gets no alert under this rule (issue 16).
+on >= 2 of the last 3 comparable nights), or, where the source measures no overnight HRV (no recovery domain),
+sleep deviating tonight and on >= 3 of the last 5 (`sleep_alone_without_hrv`), or, when `single_domain_strong`
+is on, one domain so for longer; no illness flag (breathing rate / temperature explain the pattern better); at most
+one alert per 14 days; and, after an alert, 3 in-range nights before the rule can fire again (hysteresis).
 The backtest replays history through this same function.
 """
 
@@ -29,6 +29,12 @@ class AlertRules:
     # When True, one domain deviating on >= Thresholds.strong_min_nights of the last strong_window_nights
     # comparable nights may alert alone. Effect on the synthetic backtest: see docs/signals.md.
     single_domain_strong: bool = False
+    # Where the source measures no overnight HRV (e.g. a Fitbit account export), the recovery domain does not
+    # exist, so "both domains" could never hold and such a person would never hear from emberwatch. There, sleep
+    # alone may alert when it deviates for longer (Thresholds.strong_*: tonight and >= 3 of the last 5 nights,
+    # the frequency of clinical definitions of disturbed sleep), under the same illness hold, budget and re-arm.
+    # Issue 16: on the 16 PMData exports this gives 0.19 alerts per person-month (docs/signals.md).
+    sleep_alone_without_hrv: bool = True
 
 
 @dataclass(frozen=True)
@@ -86,6 +92,8 @@ def decide(
         return Outcome.QUIET
     both = today.sleep_flag and today.recovery_flag
     strong_alone = rules.single_domain_strong and (today.sleep_strong_flag or today.recovery_strong_flag)
+    strong_alone = strong_alone or (rules.sleep_alone_without_hrv and today.recovery_deviates is None
+                                    and today.sleep_strong_flag)
     if not (both or strong_alone):
         return Outcome.ONE_DOMAIN
     if today.illness_flag:

@@ -23,6 +23,14 @@ class Thresholds:
     baseline_span_days: int = 60  # rolling 60 nights of baseline (ours; Oura's long-term baseline is ~2 months)
     baseline_end_days: int = 7  # the baseline ends a week before the night (ours: keeps a patch out of its baseline)
     z_sleep: float = 1.5  # robust z for a sleep feature to count as moved (ours)
+    # A fragmented night (>= 2 of efficiency, WASO, onset, awakenings moved) deviates only when it also cost sleep:
+    # total sleep at or below the usual median (robust z <= -fragmented_tst_z; issue 16). Why: how rested people
+    # feel tracks how long they slept far more than a wrist device's wake counts, which agree poorly with
+    # polysomnography (de Zambotti et al., Sleep 2019; Chinoy et al., Sleep 2021: wide limits of agreement for
+    # WASO and awakenings), and a restless night the person made up for by sleeping on is not a short night. On
+    # PMData, fragmentation alone went with no worse mornings (benchmarks/signals_diagnosis.py). 0 = "shorter
+    # than usual", no fitted value.
+    fragmented_tst_z: float = 0.0
     # One night's lnRMSSD this far below usual counts as a recovery deviation (ours: 1.0 gave 0.054 calm alerts per
     # person-month, 1.5 gives 0.034 with recall 43/45 instead of 44/45; false alarms cost trust). The Plews 2014
     # band applies to the 7-night mean (hrv_band_sd).
@@ -31,10 +39,13 @@ class Thresholds:
     rhr_consecutive_nights: int = 2  # ... on >= 2 consecutive nights (NightSignal); 1 = single night (before)
     skin_temp_delta_c: float = 0.5  # ours: Fitbit/Oura temperature deviations of this size accompany fever
     br_delta_brpm: float = 1.5  # ours
-    # A domain is flagged on >= 3 of the last 5 valid nights (ours, no published source; persistence as in
-    # NightSignal, Alavi et al. 2022, and Beiwe's anomalies before relapse, Barnett et al. 2018).
-    flag_window_nights: int = 5
-    flag_min_nights: int = 3
+    # A domain is flagged on >= 2 of the last 3 comparable nights (issue 16; before: 3 of 5). Why: the cost of
+    # short sleep accumulates from the second restricted night on (Van Dongen et al., Sleep 2003; Belenky et al.,
+    # J Sleep Res 2003), and one normal night largely repays one short night but not a run (Banks et al., Sleep
+    # 2010), so "two of three" marks a debt being built now, while 3 of 5 kept flags on nights whose debt was
+    # already repaid. Persistence as such after NightSignal (Alavi et al. 2022) and Beiwe (Barnett et al. 2018).
+    flag_window_nights: int = 3
+    flag_min_nights: int = 2
     # ... and only on a night that itself deviates (issue 16; ours, no published source). A flag describes the
     # present: a night back in range after a disturbed stretch is a recovery night, and how a person feels
     # follows the night just slept (on PMData, flagged nights that did not themselves deviate preceded slightly
@@ -50,10 +61,13 @@ class Thresholds:
     # temperature and breathing rate up together. A tagged illness night always counts.
     illness_min_nights: int = 2
     spo2_drop_pct: float = 2.0  # SpO2 >= 2 points under the baseline median (ours; Fitbit SpO2 SD ~0.5 point)
-    # "One domain strongly and for longer" (a documented setting, ours, no published source): deviating on
-    # >= 6 of the last 7 comparable nights. Whether that alone may alert is AlertRules.single_domain_strong.
-    strong_window_nights: int = 7
-    strong_min_nights: int = 6
+    # "One domain for longer": deviating tonight and on >= 3 of the last 5 comparable nights (issue 16; before:
+    # 6 of 7). The alert for a source without overnight HRV rests on it (AlertRules.sleep_alone_without_hrv):
+    # short sleep on most of a working week is the frequency clinical definitions of disturbed sleep use
+    # (>= 3 nights a week: DSM-5 insomnia; Lichstein et al. 2003), kept over 5 nights so it can act within a week.
+    # Whether it alone may alert where HRV is measured is AlertRules.single_domain_strong (off).
+    strong_window_nights: int = 5
+    strong_min_nights: int = 3
     # Recovery: the 7-night lnRMSSD mean needs >= 4 valid nights (Plews et al., IJSPP 2014: >= 3; 4 is ours)
     # and is compared with the lower edge of the baseline band, median - 1 within-person SD (Plews 2014;
     # Buchheit, Front Physiol 2014: band -0.5..-1 SD). Backtest: the -0.5 edge doubled calm alerts

@@ -11,13 +11,20 @@ D0 = date(2026, 3, 1)
 
 def nights(spec: str, start: date = D0) -> list[NightSignal]:
     """One character per night: '.' in range, 'B' both domains flagged, 'S' sleep only, 'I' both + illness,
-    'W' warming up, '-' no valid night."""
+    'W' warming up, '-' no valid night. Recovery is measured (the source has HRV) on every valid night."""
     out = []
     for i, c in enumerate(spec):
         out.append(NightSignal(
             night_date=start + timedelta(days=i), valid_night=c != "-", warming_up=c == "W",
-            sleep_flag=c in "BSI", recovery_flag=c in "BI", illness_flag=c == "I"))
+            sleep_flag=c in "BSI", recovery_flag=c in "BI", illness_flag=c == "I",
+            sleep_deviates=c in "BSI" if c != "-" else None,
+            recovery_deviates=c in "BI" if c != "-" else None))
     return out
+
+
+def without_hrv(history):
+    """The same nights from a source without overnight HRV: the recovery domain is not measured."""
+    return [NightSignal(**{**s.__dict__, "recovery_flag": False, "recovery_deviates": None}) for s in history]
 
 
 def last(history):
@@ -82,3 +89,19 @@ def test_one_domain_strongly_and_for_longer_alerts_only_when_the_setting_is_on()
     assert decide(last(strong), strong, [], AlertRules(single_domain_strong=True)) is Outcome.ALERT
     ill = [NightSignal(**{**s.__dict__, "illness_flag": True}) for s in strong]
     assert decide(last(ill), ill, [], AlertRules(single_domain_strong=True)) is Outcome.ILLNESS
+
+
+def test_without_hrv_sleep_for_longer_alerts_and_a_short_stretch_does_not():
+    h = without_hrv(nights("....S"))
+    assert decide(last(h), h, []) is Outcome.ONE_DOMAIN  # 2 of 3 nights: a flag, not yet an alert
+    longer = [NightSignal(**{**s.__dict__, "sleep_strong_flag": s is h[-1]}) for s in h]
+    assert decide(last(longer), longer, []) is Outcome.ALERT  # tonight and >= 3 of the last 5
+    assert decide(last(longer), longer, [], AlertRules(sleep_alone_without_hrv=False)) is Outcome.ONE_DOMAIN
+    ill = [NightSignal(**{**s.__dict__, "illness_flag": True}) for s in longer]
+    assert decide(last(ill), ill, []) is Outcome.ILLNESS
+
+
+def test_where_hrv_is_measured_sleep_for_longer_alone_does_not_alert():
+    h = nights("....S")  # recovery measured and in range
+    longer = [NightSignal(**{**s.__dict__, "sleep_strong_flag": s is h[-1]}) for s in h]
+    assert decide(last(longer), longer, []) is Outcome.ONE_DOMAIN

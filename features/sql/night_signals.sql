@@ -20,16 +20,16 @@
 -- tests/test_catalog.py holds the migrated table to that list. How the deviations and flags are decided:
 --
 -- Per-night deviation, worse direction only (comparable nights: usable and past warm-up):
---   sleep:    TST z <= -$z_sleep, or >= 2 of {efficiency z <= -$z_sleep, WASO z >= $z_sleep, onset z >= $z_sleep,
---             awakenings z >= $z_sleep}
+--   sleep:    TST z <= -$z_sleep, or TST z <= -$fragmented_tst_z (no longer than usual) and >= 2 of
+--             {efficiency z <= -$z_sleep, WASO z >= $z_sleep, onset z >= $z_sleep, awakenings z >= $z_sleep}
 --   recovery: rhr_elevated_2n (NightSignal), or lnRMSSD z <= -$z_hrv, or hrv_below_band (Plews 2014); only where
 --             the baseline holds overnight HRV: without it the domain is not measured (NULL), whatever the resting HR
 --   illness:  skin temperature deviation >= $skin_temp_delta_c, breathing rate >= baseline + $br_delta_brpm,
 --             SpO2 <= baseline - $spo2_drop_pct, or a night tagged illness. Illness never triggers an alert.
 -- Domain flag: the night itself deviates ($flag_needs_tonight) and >= $flag_min_nights of the last
 --   $flag_window_nights comparable nights deviate (ours, no published source: features/thresholds.py).
--- Strong flag: >= $strong_min_nights of the last $strong_window_nights comparable nights deviate (ours: "one domain
---   strongly and for longer"; alerts.rules.AlertRules.single_domain_strong decides whether it may alert alone).
+-- Strong flag: the night deviates and >= $strong_min_nights of the last $strong_window_nights comparable nights do
+--   ("one domain for longer"; the alert for a source without HRV rests on it, alerts.rules.AlertRules).
 -- Illness flag: >= $illness_min_nights illness deviations in the last $illness_window_days days, or in them a night
 --   with two signs at once or tagged illness (it holds an alert back).
 with
@@ -333,8 +333,10 @@ deviations as (
         usable and not warming_up as comparable,
         case when usable and not warming_up then
             coalesce(tst_z <= -$z_sleep, false)
-            or (coalesce(efficiency_z <= -$z_sleep, false)::int + coalesce(waso_z >= $z_sleep, false)::int
-                + coalesce(onset_latency_z >= $z_sleep, false)::int + coalesce(awakenings_z >= $z_sleep, false)::int) >= 2
+            or (coalesce(tst_z <= -$fragmented_tst_z, false)
+                and (coalesce(efficiency_z <= -$z_sleep, false)::int + coalesce(waso_z >= $z_sleep, false)::int
+                     + coalesce(onset_latency_z >= $z_sleep, false)::int
+                     + coalesce(awakenings_z >= $z_sleep, false)::int) >= 2)
         end as sleep_deviates,
         -- recovery is measured only where the source delivers overnight HRV (an HRV baseline exists): a vendor's
         -- daily resting HR alone is a day's value, not the overnight RHR the +4 bpm rule was made for (NightSignal),
@@ -375,8 +377,11 @@ flags as (
             and sum(coalesce(sleep_deviates, false)::int) over last_n >= $flag_min_nights as sleep_flag,
         (not $flag_needs_tonight or coalesce(recovery_deviates, false))
             and sum(coalesce(recovery_deviates, false)::int) over last_n >= $flag_min_nights as recovery_flag,
-        sum(coalesce(sleep_deviates, false)::int) over last_strong >= $strong_min_nights as sleep_strong_flag,
-        sum(coalesce(recovery_deviates, false)::int) over last_strong >= $strong_min_nights as recovery_strong_flag
+        (not $flag_needs_tonight or coalesce(sleep_deviates, false))
+            and sum(coalesce(sleep_deviates, false)::int) over last_strong >= $strong_min_nights as sleep_strong_flag,
+        (not $flag_needs_tonight or coalesce(recovery_deviates, false))
+            and sum(coalesce(recovery_deviates, false)::int) over last_strong >= $strong_min_nights
+            as recovery_strong_flag
     from flag_rows
     where comparable
     window
