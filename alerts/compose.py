@@ -362,6 +362,21 @@ def told_us_sentence(told_us: Sequence[tuple[str, float]]) -> str:
     return f"About the week before, you said {' and that '.join(parts)}. Thank you for telling us."
 
 
+NOT_MEASURED_SENTENCE = ("Your device does not record overnight heart-rate variability, so these notes speak of "
+                         "your sleep only.")
+
+
+def calibration_sentence(widening_now: float | None) -> str:
+    """One kind sentence when their own check-ins changed how emberwatch reads their sleep this week."""
+    if widening_now is None:
+        return ""
+    if widening_now > 0:
+        return ("Your own check-ins often said you felt much as usual after nights your device counted as short, "
+                "so from now on emberwatch waits for a clearer change in your sleep before it mentions it.")
+    return ("Lately your check-ins have matched what your device saw, so emberwatch is back to noticing smaller "
+            "changes in your sleep.")
+
+
 def compose_digest(
     recipient: Recipient,
     summary: WeekSummary,
@@ -433,6 +448,9 @@ def compose_digest(
     context = {
         "subject": DIGEST_SUBJECT,
         "told_us": told_us_sentence(summary.told_us),
+        "calibration": calibration_sentence(summary.sleep_calibration_now),
+        # said plainly, so "close to your usual" is never read as "recovery too" (issue 16)
+        "measures": "" if summary.warming_up or summary.recovery_measured else NOT_MEASURED_SENTENCE,
         "question": WEEK_QUESTION if ask else "",
         "answers": list(zip(WEEK_DRAINED_ANSWERS, ask)),
         "earlier_note": summary.alert_sent_this_week and not summary.warming_up,

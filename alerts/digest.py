@@ -49,6 +49,10 @@ def build_week_summary(
     told_us = tuple((r[0], float(r[1])) for r in store.query_rows(
         "SELECT scale, value FROM check_ins WHERE person_id = ? AND report_date = ? AND source = 'weekly-email' "
         "ORDER BY scale", [person_id, week_start - timedelta(days=1)]))
+    # A calibration step decided during this week applies from the night after it was decided.
+    calibration = store.query_rows(
+        "SELECT z_sleep_extra FROM sleep_calibration WHERE person_id = ? AND applies_from BETWEEN ? AND ? "
+        "ORDER BY applies_from DESC LIMIT 1", [person_id, week_start + timedelta(days=1), week_end + timedelta(days=1)])
     if warming_up:
         # Comparisons need a baseline of `warmup_nights` valid nights that ends a week before the night.
         nights_left = max(thresholds.warmup_nights + thresholds.baseline_end_days - valid_total, 1)
@@ -75,4 +79,5 @@ def build_week_summary(
         strategy=choose_strategy(domains, 0),  # type: ignore[arg-type]
         told_us=told_us,
         recovery_measured=any(r[4] is not None for r in valid_week),
+        sleep_calibration_now=calibration[0][0] if calibration else None,
     )

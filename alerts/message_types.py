@@ -77,6 +77,9 @@ class WeekSummary:
     told_us: tuple[tuple[str, float], ...] = ()
     # False where the source gives no overnight HRV: recovery is then not measured, and the words must not claim it.
     recovery_measured: bool = True
+    # The person's sleep threshold changed this week (features/calibration.py): the widening now in force
+    # (0.5 = widened, 0.0 = back to the default), or None when it did not change.
+    sleep_calibration_now: float | None = None
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from connectors.base import RawPayload, Rejected
 from connectors.check_in_files import read_check_ins
+from pipelines.calibrate import recalibrate_history
 from storage.check_ins import CheckIn, upsert_check_ins
 from storage.retention import record_arrival
 from storage.store import NightRange, Person, Store
@@ -22,6 +23,7 @@ class CheckInImport:
     skipped_unanswered: int = 0
     dates: NightRange | None = None
     arrived_on: date | None = None
+    recalibrated_from: date | None = None  # the first night whose signals changed with the sleep calibration
 
 
 def import_check_ins(store: Store, person: Person, path: Path, fmt: str,
@@ -53,4 +55,6 @@ def import_check_ins(store: Store, person: Person, path: Path, fmt: str,
         result.arrived_on = arrived_on or now.date()
         # Reports brought in to be used: retention counts from today, as for an imported export.
         record_arrival(store, person.person_id, result.dates, result.arrived_on)
+        # reports about past mornings: the sleep calibration is decided again as the nightly run would have
+        result.recalibrated_from = recalibrate_history(store, person.person_id)
     return result

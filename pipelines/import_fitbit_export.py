@@ -12,6 +12,7 @@ from features.engine import FeatureRun
 from storage.retention import record_arrival
 from storage.store import NightRange, Person, Store
 from features.thresholds import Thresholds
+from pipelines.calibrate import recalibrate_history
 from pipelines import steps
 from pipelines.sources import export_source
 
@@ -40,7 +41,9 @@ def import_history(store: Store, person: Person, source: Source, thresholds: Thr
     if sync.touched is not None:
         # History someone brought in to use: retention counts from today, not from its nights.
         record_arrival(store, person.person_id, sync.touched, arrived_on)
-    return ImportResult(sync, report.new_payloads, steps.update_features(store, [sync], thresholds), arrived_on)
+    features = steps.update_features(store, [sync], thresholds)
+    recalibrate_history(store, person.person_id, thresholds)  # reports imported before this history now have nights
+    return ImportResult(sync, report.new_payloads, features, arrived_on)
 
 
 def import_export(store: Store, person: Person, folder: Path, thresholds: Thresholds = Thresholds(),

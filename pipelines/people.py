@@ -157,6 +157,8 @@ EXPORT_SKIP = {"oauth_tokens"}
 
 TABLE_NOTES = {
     "persons": "Your enrolment: id, address, time zone, source, email preferences.",
+    "sleep_calibration": "Where your own check-ins often said you felt as usual after short nights, how far your "
+                         "sleep threshold was widened, and from which night.",
     "check_ins": "Your own reports of how you felt (morning reports you imported, answers to the weekly question).",
     "raw_payloads": "Every payload fetched or imported for you, exactly as received (body as bytes).",
     "quarantine": "Items that could not be read, with the reason.",

@@ -26,6 +26,7 @@ from connectors.live import LiveSource
 from connectors.token_vault import ConsentRequired
 from storage.crash_points import crash_point
 from features.engine import FeatureRun, compute_features
+from pipelines.calibrate import calibrate_tonight
 from storage.store import NightRange, Person, Store, utc_now
 from storage.sync_state import BookmarkSnapshot, SyncState
 from storage.tokens import DbTokenStore
@@ -140,7 +141,10 @@ def ingest(store: Store, batch: Iterable[Fetched]) -> IngestReport:
 
 def update_features(store: Store, results: Iterable[SyncResult], thresholds: Thresholds = Thresholds()) -> FeatureRun:
     touched = {r.person_id: r.touched for r in results if r.touched is not None}
-    return compute_features(store, touched, thresholds)
+    run = compute_features(store, touched, thresholds)
+    # the sleep calibration decided as of the newest night, for the nights to come (pipelines/calibrate.py)
+    calibrate_tonight(store, list(touched), thresholds)
+    return run
 
 
 def message_settings(settings: Settings) -> MessageSettings:

@@ -582,3 +582,7 @@ def test_a_steady_week_claims_nothing_about_recovery_where_it_was_not_measured()
     assert "sleep and overnight recovery stayed close to your usual" in flat(measured.text)
     assert "This week your sleep stayed close to your usual." in flat(without_hrv.text)
     assert "recovery" not in flat(without_hrv.text).split("--")[0]
+    from alerts.compose import NOT_MEASURED_SENTENCE
+
+    assert NOT_MEASURED_SENTENCE in flat(without_hrv.text) and NOT_MEASURED_SENTENCE not in flat(measured.text)
+    assert NOT_MEASURED_SENTENCE in visible_text(without_hrv.html)

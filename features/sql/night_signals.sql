@@ -20,7 +20,8 @@
 -- tests/test_catalog.py holds the migrated table to that list. How the deviations and flags are decided:
 --
 -- Per-night deviation, worse direction only (comparable nights: usable and past warm-up):
---   sleep:    TST z <= -$z_sleep, or TST z <= -$fragmented_tst_z (no longer than usual) and >= 2 of
+--   sleep:    (z_sleep_person = $z_sleep, widened per person by sleep_calibration: features/calibration.py)
+--             TST z <= -$z_sleep, or TST z <= -$fragmented_tst_z (no longer than usual) and >= 2 of
 --             {efficiency z <= -$z_sleep, WASO z >= $z_sleep, onset z >= $z_sleep, awakenings z >= $z_sleep}
 --   recovery: rhr_elevated_2n (NightSignal), or lnRMSSD z <= -$z_hrv, or hrv_below_band (Plews 2014); only where
 --             the baseline holds overnight HRV: without it the domain is not measured (NULL), whatever the resting HR
@@ -328,15 +329,24 @@ banded as (
     join rhr_chain using (person_id, night_date)
 ),
 
+calibrated as (
+    -- the person's sleep threshold on this night: the default, widened where their own check-ins repeatedly
+    -- disagreed with it (features/calibration.py), from the first night the widening applies to
+    select b.*, $z_sleep + coalesce(c.z_sleep_extra, 0) as z_sleep_person
+    from banded b
+    asof left join sleep_calibration c on c.person_id = b.person_id and b.night_date >= c.applies_from
+),
+
 deviations as (
     select *,
         usable and not warming_up as comparable,
         case when usable and not warming_up then
-            coalesce(tst_z <= -$z_sleep, false)
+            coalesce(tst_z <= -z_sleep_person, false)
             or (coalesce(tst_z <= -$fragmented_tst_z, false)
-                and (coalesce(efficiency_z <= -$z_sleep, false)::int + coalesce(waso_z >= $z_sleep, false)::int
-                     + coalesce(onset_latency_z >= $z_sleep, false)::int
-                     + coalesce(awakenings_z >= $z_sleep, false)::int) >= 2)
+                and (coalesce(efficiency_z <= -z_sleep_person, false)::int
+                     + coalesce(waso_z >= z_sleep_person, false)::int
+                     + coalesce(onset_latency_z >= z_sleep_person, false)::int
+                     + coalesce(awakenings_z >= z_sleep_person, false)::int) >= 2)
         end as sleep_deviates,
         -- recovery is measured only where the source delivers overnight HRV (an HRV baseline exists): a vendor's
         -- daily resting HR alone is a day's value, not the overnight RHR the +4 bpm rule was made for (NightSignal),
@@ -356,7 +366,7 @@ deviations as (
         (coalesce(skin_temp_deviation_c >= $skin_temp_delta_c, false)::int
          + coalesce(breathing_rate_delta_brpm >= $br_delta_brpm, false)::int
          + coalesce(spo2_delta_pct <= -$spo2_drop_pct, false)::int) >= 2 as illness_two_signs
-    from banded
+    from calibrated
 ),
 
 flag_rows as (

@@ -1,0 +1,82 @@
+"""Keep each person's sleep calibration (features/calibration.py) in step with their check-ins.
+
+- `calibrate_tonight`: in the nightly run, after the features: decide as of each person's latest night; a change
+  applies from the next night, so no stored night changes.
+- `recalibrate_history`: after check-ins are imported (reports about past mornings), decide again as of every
+  day, as the nightly run would have; where the steps change, the signals are recomputed from the first night
+  they change, so history reads as if the reports had been there all along.
+Only people with check-ins have evidence; everyone else keeps the default thresholds and costs one query.
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import pandas as pd
+
+from features.calibration import CalibrationRules, evidence_as_of, steps_over_history
+from features.engine import compute_features
+from features.thresholds import Thresholds
+from storage.calibration import CalibrationStep, load_steps, replace_steps, widening_on
+from storage.check_ins import load_check_ins
+from storage.store import NightRange, Store
+
+
+def _short_nights(store: Store, person_id: str, thresholds: Thresholds) -> list[date]:
+    """Comparable nights short at the *default* threshold: the evidence must not depend on its own result."""
+    return [r[0] for r in store.query_rows(
+        "SELECT night_date FROM night_signals WHERE person_id = ? AND valid_night AND NOT travel_context "
+        "AND NOT warming_up AND tst_z <= ? ORDER BY night_date", [person_id, -thresholds.z_sleep])]
+
+
+def _reports(store: Store, person_id: str) -> pd.DataFrame:
+    df = load_check_ins(store, person_id)
+    return df.assign(report_date=pd.to_datetime(df["report_date"]).dt.date)
+
+
+def _people_with_check_ins(store: Store, person_ids: list[str]) -> list[str]:
+    return [r[0] for r in store.query_rows(
+        "SELECT DISTINCT person_id FROM check_ins WHERE list_contains(?, person_id) ORDER BY 1", [person_ids])]
+
+
+def calibrate_tonight(store: Store, person_ids: list[str], thresholds: Thresholds = Thresholds(),
+                      rules: CalibrationRules = CalibrationRules()) -> dict[str, float]:
+    """Returns the people whose widening changed, and to what."""
+    changed: dict[str, float] = {}
+    for pid in _people_with_check_ins(store, person_ids):
+        latest = store.query_rows("SELECT max(night_date) FROM night_signals WHERE person_id = ?", [pid])[0][0]
+        if latest is None:
+            continue
+        steps = load_steps(store, pid)
+        evidence = evidence_as_of(_short_nights(store, pid, thresholds), _reports(store, pid), latest, rules)
+        applies_from = latest + timedelta(days=1)
+        in_force = widening_on(steps, applies_from)
+        widening = evidence.widening(rules, in_force)
+        if widening != in_force:
+            kept = [s for s in steps if s.applies_from < applies_from]
+            replace_steps(store, pid, kept + [CalibrationStep(pid, applies_from, widening, evidence.checks,
+                                                               evidence.disagreements)])
+            changed[pid] = widening
+    return changed
+
+
+def recalibrate_history(store: Store, person_id: str, thresholds: Thresholds = Thresholds(),
+                        rules: CalibrationRules = CalibrationRules()) -> date | None:
+    """Returns the first night whose signals were recomputed, or None when nothing changed."""
+    reports = _reports(store, person_id)
+    span = store.query_rows("SELECT min(night_date), max(night_date) FROM night_signals WHERE person_id = ?",
+                            [person_id])[0]
+    if reports.empty or span[0] is None:
+        return None
+    first_day = max(min(reports["report_date"]), span[0])
+    decided = [CalibrationStep(person_id, day, widening, e.checks, e.disagreements)
+               for day, widening, e in steps_over_history(_short_nights(store, person_id, thresholds), reports,
+                                                          first_day, span[1], rules)]
+    stored = load_steps(store, person_id)
+    if decided == stored:
+        return None
+    replace_steps(store, person_id, decided)
+    changed_from = min(s.applies_from for s in set(decided) ^ set(stored))
+    if changed_from <= span[1]:
+        compute_features(store, {person_id: NightRange(changed_from, span[1])}, thresholds)
+    return changed_from

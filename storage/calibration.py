@@ -1,0 +1,42 @@
+"""The stored per-person sleep calibration steps (migration 010; decided by features/calibration.py)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+from storage.store import Store, utc_now
+
+
+@dataclass(frozen=True)
+class CalibrationStep:
+    person_id: str
+    applies_from: date  # the first night this widening applies to
+    z_sleep_extra: float  # robust SDs added to the default sleep threshold (0 = back to the default)
+    checks: int
+    disagreements: int
+
+
+def load_steps(store: Store, person_id: str) -> list[CalibrationStep]:
+    return [CalibrationStep(*r) for r in store.query_rows(
+        "SELECT person_id, applies_from, z_sleep_extra, checks, disagreements FROM sleep_calibration "
+        "WHERE person_id = ? ORDER BY applies_from", [person_id])]
+
+
+def replace_steps(store: Store, person_id: str, steps: list[CalibrationStep]) -> None:
+    """The person's steps become exactly `steps` (one transaction: a rebuild never sees half of them)."""
+    with store.transaction() as cur:
+        cur.execute("DELETE FROM sleep_calibration WHERE person_id = ?", [person_id])
+        now = utc_now()
+        for s in steps:
+            cur.execute("INSERT INTO sleep_calibration VALUES (?, ?, ?, ?, ?, ?)",
+                        [s.person_id, s.applies_from, s.z_sleep_extra, s.checks, s.disagreements, now])
+
+
+def widening_on(steps: list[CalibrationStep], night: date) -> float:
+    """The widening in force on `night` (0 before the first step)."""
+    current = 0.0
+    for s in steps:
+        if s.applies_from <= night:
+            current = s.z_sleep_extra
+    return current
