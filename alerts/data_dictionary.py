@@ -80,11 +80,10 @@ Measured with `.venv/bin/python benchmarks/backtest_synthetic.py` (50 people x 1
 The 7-night HRV band is kept although it adds no recall on synthetic data (single-night lnRMSSD z already
 catches the scripted patches): it is the published rule (Plews 2014), and real nights are noisier than these.
 
-With seeds 7, 11, 23, 42 and 101 the defaults catch 74/75 patches within 7 days (median lead 4 days), calm
-people get 0.053 alerts per person-month, and 0/25 illness patches alert. The one late patch (seed 23, c08) is a
-night-shift worker: four of its first nine rough nights are daytime sleep, whose own baseline holds fewer than
-14 nights in 60 days (4 shift nights per 14), so those nights are still "warming up" and not compared; the
-alert came on day 11.
+With seeds 7, 11, 23, 42 and 101 the defaults catch 73/75 patches within 7 days (median lead 3 days), calm
+people get 0.046 alerts per person-month, and 0/25 illness patches alert
+(`.venv/bin/python benchmarks/backtest_synthetic.py --seeds 7 11 23 42 101`). Before issue 16 the one late patch
+was a night-shift worker (seed 23, c08) whose daytime sleep has too small a baseline of its own to be compared.
 """
 
 REAL_DATA = """## Checked against how people felt (real data)
