@@ -93,9 +93,15 @@ def test_rough_patches_alert_and_calm_people_do_not(replayed):
     alerted = {pid for pid, _ in alerts}
     assert rough and rough <= alerted
     assert not (calm & alerted)
-    for pid, night in alerts:  # each alert falls within its patch, at most 7 nights after onset
-        patch = next(g for g in cohort.ground_truth if g.person_id == pid and g.kind == "rough")
-        assert patch.onset_night <= night <= patch.onset_night + timedelta(days=7)
+    patches = [g for g in cohort.ground_truth if g.kind == "rough"]
+    for patch in patches:  # each patch alerted at most 7 nights after its onset
+        assert any(pid == patch.person_id and patch.onset_night <= night <= patch.onset_night + timedelta(days=7)
+                   for pid, night in alerts), patch
+    # outside the scripted patches an alert is a false alarm: the rules allow ~0.05 a person-month (about one
+    # in these 18 person-months; docs/signals.md), never a stream of them
+    outside = [(pid, night) for pid, night in alerts
+               if not any(g.person_id == pid and g.onset_night <= night <= g.end_night for g in patches)]
+    assert len(outside) <= 1, outside
 
 
 def test_replaying_again_changes_no_row_and_queues_nothing(replayed):
