@@ -1,7 +1,7 @@
 """Import an Apple Health export for one person: archive (in chunks per type and month), parse, quarantine,
 upsert, record when it arrived, then features; the steps of every file export
 (`pipelines.import_fitbit_export.import_history`), over `connectors.apple_health`. One difference: the chunks go to
-the single writer (`steps.ingest`) a batch at a time (BATCH_BYTES), not all at once, so a multi-GB export never sits
+the single writer (`pipelines.ingest.ingest`) a batch at a time (BATCH_BYTES), not all at once, so a multi-GB export never sits
 in memory whole. Each chunk holds one data type and month entire, so the priority between writers (per night or
 day) is decided within a chunk and batching changes no result."""
 
@@ -14,7 +14,7 @@ from pathlib import Path
 from connectors.apple_health import AppleHealthSource, Skipped
 from connectors.base import PersonContext, RawPayload
 from features.thresholds import Thresholds
-from pipelines import steps
+from pipelines.ingest import Fetched, SyncResult, ingest, update_features
 from pipelines.import_fitbit_export import ImportResult
 from storage.retention import record_arrival
 from storage.store import Person, Store
@@ -33,12 +33,12 @@ def import_apple_health(store: Store, person: Person, path: Path, thresholds: Th
                         arrived_on: date | None = None) -> AppleImportResult:
     source = AppleHealthSource(path)  # opens the export before the store is written: a refusal changes nothing
     ctx = PersonContext(person.person_id, person.tz_name)
-    sync = steps.SyncResult(person.person_id)
+    sync = SyncResult(person.person_id)
     new_payloads = 0
 
     def write(batch: list[RawPayload]) -> None:
         nonlocal new_payloads
-        report = steps.ingest(store, [steps.Fetched(ctx, source, batch)])  # type: ignore[arg-type]
+        report = ingest(store, [Fetched(ctx, source, batch)])  # type: ignore[arg-type]
         part = report.people[person.person_id]
         new_payloads += report.new_payloads
         sync.payloads += part.payloads
@@ -61,7 +61,7 @@ def import_apple_health(store: Store, person: Person, path: Path, thresholds: Th
     if sync.touched is not None:
         # History someone brought in to use: retention counts from today, not from its nights.
         record_arrival(store, person.person_id, sync.touched, arrived_on)
-    features = steps.update_features(store, [sync], thresholds)
+    features = update_features(store, [sync], thresholds)
     return AppleImportResult(sync, new_payloads, features, arrived_on, skipped=tuple(source.skipped),
                              sleep_origin=tuple(sorted(source.sleep_origin.items())),
                              steps_origin=tuple(sorted(source.steps_origin.items())))
