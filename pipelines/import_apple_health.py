@@ -30,7 +30,7 @@ class AppleImportResult(ImportResult):
 
 
 def import_apple_health(store: Store, person: Person, path: Path, thresholds: Thresholds = Thresholds(),
-                        arrived_on: date | None = None) -> AppleImportResult:
+                        arrived_on: date | None = None, batch_bytes: int = BATCH_BYTES) -> AppleImportResult:
     source = AppleHealthSource(path)  # opens the export before the store is written: a refusal changes nothing
     ctx = PersonContext(person.person_id, person.tz_name)
     sync = SyncResult(person.person_id)
@@ -50,7 +50,7 @@ def import_apple_health(store: Store, person: Person, path: Path, thresholds: Th
     batch: list[RawPayload] = []
     size = 0
     for raw in source.payloads(ctx):
-        if batch and size + len(raw.body) > BATCH_BYTES:
+        if batch and size + len(raw.body) > batch_bytes:
             write(batch)
             batch, size = [], 0
         batch.append(raw)

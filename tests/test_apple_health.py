@@ -239,3 +239,31 @@ def test_workouts_summaries_and_correlations_are_passed_over_and_cleared(tmp_pat
     records, rejected, source = parsed(xml)
     assert records == parsed()[0] and len(rejected) == 1
     assert "2 record(s)" in {s.folder: s.reason for s in source.skipped}["other record types"]
+
+
+def test_the_import_hands_the_writer_bounded_batches_and_batching_changes_no_result(store, tmp_path: Path,
+                                                                                     monkeypatch) -> None:
+    import pipelines.import_apple_health as importer
+    from storage.store import Store
+
+    batches: list[list[int]] = []  # the chunk sizes (bytes) of each batch the writer was handed
+
+    def counting_ingest(store_, fetched):
+        fetched = list(fetched)
+        batches.append([len(raw.body) for f in fetched for raw in f.payloads])
+        return ingest(store_, fetched)
+
+    ingest = importer.ingest
+    monkeypatch.setattr(importer, "ingest", counting_ingest)
+    small = import_apple_health(store, enrol(store), ZIP, arrived_on=date(2026, 5, 1), batch_bytes=2000)
+    # The fixture's 9 chunks (968, 813, 6676, 433, 2706, 407, 398, 1591, 428 bytes) in file-key order: a batch
+    # holds what fits in 2000 bytes, a bigger chunk goes alone, and nothing is held past its batch.
+    assert batches == [[968, 813], [6676], [433], [2706], [407, 398], [1591], [428]]
+    assert all(sum(sizes) <= 2000 or len(sizes) == 1 for sizes in batches)
+    with Store(tmp_path / "one-batch.duckdb") as whole_store:
+        whole = import_apple_health(whole_store, enrol(whole_store), ZIP, arrived_on=date(2026, 5, 1))
+        assert len(batches) == 8 and batches[-1] == [968, 813, 6676, 433, 2706, 407, 398, 1591, 428]
+        assert data_rows(whole_store) == data_rows(store)
+    assert (small.sync.records, small.sync.rejected, small.new_payloads) == (whole.sync.records,
+                                                                             whole.sync.rejected, 9)
+    assert (small.sleep_origin, small.steps_origin) == (whole.sleep_origin, whole.steps_origin)
