@@ -251,25 +251,22 @@ def test_the_import_hands_the_writer_bounded_batches_and_batching_changes_no_res
     import pipelines.import_apple_health as importer
     from storage.store import Store
 
-    sizes = [len(raw.body) for raw in AppleHealthSource(ZIP).payloads(CTX)]  # the 9 chunks, in file-key order
-    batches: list[list[int]] = []  # the chunk sizes (bytes) of each batch the writer was handed
+    batches: list[list[str]] = []  # the chunks (resources) of each batch the writer was handed
 
     def counting_ingest(store_, fetched):
         fetched = list(fetched)
-        batches.append([len(raw.body) for f in fetched for raw in f.payloads])
+        batches.append([raw.resource for f in fetched for raw in f.payloads])
         return ingest(store_, fetched)
 
     ingest = importer.ingest
     monkeypatch.setattr(importer, "ingest", counting_ingest)
-    limit = sizes[0] + sizes[1]  # the first two chunks fit exactly
-    small = import_apple_health(store, enrol(store), ZIP, arrived_on=date(2026, 5, 1), batch_bytes=limit)
-    assert len(sizes) == 9 and batches[0] == sizes[:2] and [n for b in batches for n in b] == sizes
-    assert 3 <= len(batches) <= 8  # several batches, each chunk handed over once
-    assert all(sum(batch) <= limit or len(batch) == 1 for batch in batches)  # a bigger chunk goes alone
+    small = import_apple_health(store, enrol(store), ZIP, arrived_on=date(2026, 5, 1), batch_chunks=2)
+    assert batches == [  # two chunks at a time, in file-key order; nothing is held past its batch
+        ["hrv_sdnn/2026-03", "resting_hr/2026-03"], ["sleep/2026-03", "sleep/2026-04"],
+        ["steps/2026-03", "steps/2026-04"], ["steps/undated", "vitals/2026-03"], ["wrist_temperature/2026-03"]]
     with Store(tmp_path / "one-batch.duckdb") as whole_store:
-        handed = len(batches)
         whole = import_apple_health(whole_store, enrol(whole_store), ZIP, arrived_on=date(2026, 5, 1))
-        assert batches[handed:] == [sizes]  # the default batch (4 MB) takes the fixture whole
+        assert [len(batch) for batch in batches[5:]] == [8, 1]  # BATCH_CHUNKS
         assert data_rows(whole_store) == data_rows(store)
     assert (small.sync.records, small.sync.rejected, small.new_payloads) == (whole.sync.records,
                                                                              whole.sync.rejected, 9) == (14, 1, 9)
