@@ -2,8 +2,8 @@
 upsert, record when it arrived, then features; the steps of every file export
 (`pipelines.import_fitbit_export.import_history`), over `connectors.apple_health`. One difference: the chunks go to
 the single writer (`pipelines.ingest.ingest`) a batch at a time (BATCH_CHUNKS), not all at once, so a multi-GB
-export never sits in memory whole. Each chunk holds one data type and month entire, so the priority between writers (per night or
-day) is decided within a chunk and batching changes no result."""
+export never sits in memory whole. Each chunk holds one data type and month entire, so the priority between writers
+(per night or day) is decided within a chunk and batching changes no result."""
 
 from __future__ import annotations
 
