@@ -13,13 +13,13 @@ from storage.retention import record_arrival
 from storage.store import NightRange, Person, Store
 from features.thresholds import Thresholds
 from pipelines.calibrate import recalibrate_history
-from pipelines import steps
+from pipelines.ingest import Fetched, SyncResult, ingest, update_features
 from pipelines.sources import export_source
 
 
 @dataclass(frozen=True)
 class ImportResult:
-    sync: steps.SyncResult
+    sync: SyncResult
     new_payloads: int
     features: FeatureRun
     arrived_on: date
@@ -35,13 +35,13 @@ def import_history(store: Store, person: Person, source: Source, thresholds: Thr
     """Any export a person brings (a Fitbit account export, a Google Takeout): archive, parse, quarantine, upsert,
     record when it arrived, then features."""
     ctx = PersonContext(person.person_id, person.tz_name)
-    report = steps.ingest(store, [steps.Fetched(ctx, source, list(source.payloads(ctx)))])  # type: ignore[attr-defined]
+    report = ingest(store, [Fetched(ctx, source, list(source.payloads(ctx)))])  # type: ignore[attr-defined]
     sync = report.people[person.person_id]
     arrived_on = arrived_on or datetime.now(timezone.utc).date()
     if sync.touched is not None:
         # History someone brought in to use: retention counts from today, not from its nights.
         record_arrival(store, person.person_id, sync.touched, arrived_on)
-    features = steps.update_features(store, [sync], thresholds)
+    features = update_features(store, [sync], thresholds)
     recalibrate_history(store, person.person_id, thresholds)  # reports imported before this history now have nights
     return ImportResult(sync, report.new_payloads, features, arrived_on)
 

@@ -160,7 +160,8 @@ TABLE_NOTES = {
     "sleep_calibration": "Where your own check-ins often said you felt as usual after short nights, how far your "
                          "sleep threshold was widened, and from which night.",
     "check_ins": "Your own reports of how you felt (morning reports you imported, answers to the weekly question).",
-    "raw_payloads": "Every payload fetched or imported for you, exactly as received (body as bytes).",
+    "raw_payloads": ("Every payload fetched or imported for you, exactly as received (body as bytes; an Apple "
+                     "Health export as its records per type and month, zlib-compressed)."),
     "quarantine": "Items that could not be read, with the reason.",
     "sleep_sessions": "Your sleep logs (main sleep and naps), instants in UTC with the zone in force.",
     "sleep_segments": "Stage segments of each sleep log.",

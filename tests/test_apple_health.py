@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from connectors.apple_health import SESSION_GAP, AppleHealthSource, apple_time
+from connectors.apple_health import SESSION_GAP, AppleHealthSource, apple_time, chunk_xml
 from connectors.base import PersonContext, RawPayload
 from connectors.records import DailyActivity, DailyRestingHeartRate, NightlyHrv, NightlyVitals, SleepSession
 from pipelines.import_apple_health import import_apple_health
@@ -151,8 +151,10 @@ def test_payloads_are_bounded_chunks_per_type_and_month_holding_the_records_as_r
     assert [r.resource for r in raws] == [
         "hrv_sdnn/2026-03", "resting_hr/2026-03", "sleep/2026-03", "sleep/2026-04", "steps/2026-03",
         "steps/2026-04", "steps/undated", "vitals/2026-03", "wrist_temperature/2026-03"]
-    assert b"HKQuantityTypeIdentifierHeartRate\"" not in b"".join(r.body for r in raws)  # unread types unarchived
-    assert b'value="48.2"' in raws[0].body and b"InstantaneousBeatsPerMinute" in raws[0].body
+    xml = [chunk_xml(r.body) for r in raws]  # archived compressed (CHUNK_ZLIB_LEVEL)
+    assert all(r.body != text and len(r.body) < len(text) for r, text in zip(raws, xml))
+    assert b"HKQuantityTypeIdentifierHeartRate\"" not in b"".join(xml)  # unread types unarchived
+    assert b'value="48.2"' in xml[0] and b"InstantaneousBeatsPerMinute" in xml[0]
     assert [r.sha256 for r in raws] == [r.sha256 for r in AppleHealthSource(XML).payloads(CTX)]  # stable bytes
 
 
@@ -214,10 +216,13 @@ def test_cli_import_prints_counts_priority_skips_and_refuses_wrong_inputs(tmp_pa
 @settings(max_examples=120, deadline=None, derandomize=True)
 @given(resource=st.sampled_from(["sleep/2026-03", "steps/2026-03", "resting_hr/2026-03", "vitals/2026-03",
                                  "hrv_sdnn/2026-03", "unreadable/3", "other/2026-03"]),
-       cut=st.integers(0, 7000), tail=st.binary(max_size=40), zone=st.sampled_from([OSLO, "Not/AZone"]))
-def test_parse_never_raises_for_damaged_chunks(resource: str, cut: int, tail: bytes, zone: str) -> None:
+       cut=st.integers(0, 7000), tail=st.binary(max_size=40), zone=st.sampled_from([OSLO, "Not/AZone"]),
+       compressed=st.booleans())
+def test_parse_never_raises_for_damaged_chunks(resource: str, cut: int, tail: bytes, zone: str,
+                                               compressed: bool) -> None:
     source = AppleHealthSource(XML)
-    bodies = {raw.resource: raw.body for raw in source.payloads(CTX)}
+    # Damaged as archived (compressed), or as the plain XML chunks archived before compression still parse.
+    bodies = {raw.resource: raw.body if compressed else chunk_xml(raw.body) for raw in source.payloads(CTX)}
     body = bodies.get(resource, bodies["sleep/2026-03"])[:cut] + tail
     result = source.parse(RawPayload("t1", "apple-health", resource, body, datetime.now(timezone.utc)),
                           PersonContext("t1", zone))
@@ -239,3 +244,30 @@ def test_workouts_summaries_and_correlations_are_passed_over_and_cleared(tmp_pat
     records, rejected, source = parsed(xml)
     assert records == parsed()[0] and len(rejected) == 1
     assert "2 record(s)" in {s.folder: s.reason for s in source.skipped}["other record types"]
+
+
+def test_the_import_hands_the_writer_bounded_batches_and_batching_changes_no_result(store, tmp_path: Path,
+                                                                                     monkeypatch) -> None:
+    import pipelines.import_apple_health as importer
+    from storage.store import Store
+
+    batches: list[list[str]] = []  # the chunks (resources) of each batch the writer was handed
+
+    def counting_ingest(store_, fetched):
+        fetched = list(fetched)
+        batches.append([raw.resource for f in fetched for raw in f.payloads])
+        return ingest(store_, fetched)
+
+    ingest = importer.ingest
+    monkeypatch.setattr(importer, "ingest", counting_ingest)
+    small = import_apple_health(store, enrol(store), ZIP, arrived_on=date(2026, 5, 1), batch_chunks=2)
+    assert batches == [  # two chunks at a time, in file-key order; nothing is held past its batch
+        ["hrv_sdnn/2026-03", "resting_hr/2026-03"], ["sleep/2026-03", "sleep/2026-04"],
+        ["steps/2026-03", "steps/2026-04"], ["steps/undated", "vitals/2026-03"], ["wrist_temperature/2026-03"]]
+    with Store(tmp_path / "one-batch.duckdb") as whole_store:
+        whole = import_apple_health(whole_store, enrol(whole_store), ZIP, arrived_on=date(2026, 5, 1))
+        assert [len(batch) for batch in batches[5:]] == [8, 1]  # BATCH_CHUNKS
+        assert data_rows(whole_store) == data_rows(store)
+    assert (small.sync.records, small.sync.rejected, small.new_payloads) == (whole.sync.records,
+                                                                             whole.sync.rejected, 9) == (14, 1, 9)
+    assert (small.sleep_origin, small.steps_origin) == (whole.sleep_origin, whole.steps_origin)
