@@ -183,8 +183,10 @@ def _compute_chunk(store: Store, touched: dict[str, NightRange], thresholds: Thr
     return FeatureRun(len(touched), feature_rows, signal_rows)
 
 
-def rebuild_all(store: Store, thresholds: Thresholds = Thresholds()) -> FeatureRun:
-    """Recompute every night of every person from the normalized tables (the `rebuild` path)."""
+def rebuild_all(store: Store, thresholds: Thresholds = Thresholds(),
+                person_ids: list[str] | None = None) -> FeatureRun:
+    """Recompute every night of every person (or of `person_ids`) from the normalized tables (the `rebuild`
+    path; also after a person changes which device counts)."""
     rows = store.query_rows(
         """
         SELECT person_id, min(d), max(d) FROM (
@@ -193,7 +195,7 @@ def rebuild_all(store: Store, thresholds: Thresholds = Thresholds()) -> FeatureR
             UNION ALL SELECT person_id, night_date FROM nightly_hrv
             UNION ALL SELECT person_id, night_date FROM nightly_vitals
             UNION ALL SELECT person_id, day FROM daily_activity
-        ) GROUP BY person_id
-        """
+        ) WHERE ?::VARCHAR[] IS NULL OR list_contains(?::VARCHAR[], person_id) GROUP BY person_id
+        """, [person_ids, person_ids]
     )
     return compute_features(store, {r[0]: NightRange(r[1], r[2]) for r in rows}, thresholds)

@@ -160,6 +160,40 @@ def person_set(
                f"({p.tz_name}).")
 
 
+@person_app.command("add-source")
+def person_add_source(
+    person_id: str = typer.Argument(...),
+    source: str = typer.Option(..., "--source", help="Their other device or export: fitbit-export, google-takeout, "
+                               "apple-health, google-health, oura or fitbit-web."),
+) -> None:
+    """Give a person a second device (a watch and a ring) or a new brand: imports and connections from it are
+    accepted, and for each kind of data one device counts (README, "Several devices")."""
+    from pipelines.people import add_source
+
+    source = validate.source(source)
+    with person_store(person_id) as (store, person):
+        added = add_source(store, person.person_id, source)
+        sources = store.person(person.person_id).sources
+    said = "now has" if added else "already had"
+    typer.echo(f"{person_id} {said} {source}; their sources: {', '.join(sources)}.")
+
+
+@person_app.command("prefer")
+def person_prefer(
+    person_id: str = typer.Argument(...),
+    data: str = typer.Option(..., "--data", help="sleep, resting_hr, hrv, breathing_rate, spo2, skin_temp or steps."),
+    source: str = typer.Option(..., "--source", help="One of the person's own sources."),
+) -> None:
+    """Choose which of a person's devices counts for one kind of data (the same choice as on their page); their
+    nights are worked out again at once."""
+    from pipelines.people import choose_source
+
+    data = validate.data_type(data)
+    with person_store(person_id) as (store, person):
+        choose_source(store, person.person_id, data, validate.source_of_person(person, source))
+    typer.echo(f"{person_id}: {data} now counts from {source}; their nights were worked out again.")
+
+
 @app.command()
 def forget(
     person_id: str = typer.Argument(...),
