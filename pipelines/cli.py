@@ -186,11 +186,11 @@ def person_prefer(
 ) -> None:
     """Choose which of a person's devices counts for one kind of data (the same choice as on their page); their
     nights are worked out again at once."""
-    from pipelines.people import choose_source
+    from pipelines.people import choose_sources
 
     data = validate.data_type(data)
     with person_store(person_id) as (store, person):
-        choose_source(store, person.person_id, data, validate.source_of_person(person, source))
+        choose_sources(store, person.person_id, {data: validate.source_of_person(person, source)})
     typer.echo(f"{person_id}: {data} now counts from {source}; their nights were worked out again.")
 
 

@@ -89,18 +89,22 @@ def add_source(store: Store, person_id: str, source: str) -> bool:
     return store.add_source(person_id, validate.source(source))
 
 
-def choose_source(store: Store, person_id: str, data_type: str, source: str) -> Person:
-    """The person's choice of which of their devices counts for one data type. Every night of theirs is worked
-    out again at once, so their usual is learnt from the chosen device alone (night_signals.sql)."""
+def choose_sources(store: Store, person_id: str, choices: dict[str, str]) -> list[str]:
+    """The person's choice of which of their devices counts, {data type: source}: every part is checked first
+    (validate.InputError), then stored with its time. If anything changed, every night of theirs is worked out
+    again at once, so their usual is learnt from the chosen device alone (night_signals.sql). Returns the data
+    types that changed."""
     from features.engine import rebuild_all  # the engine is heavy; only this choice needs it here
 
     person = store.person(person_id)
-    data_type = validate.data_type(data_type)
-    source = validate.source_of_person(person, source)
-    if store.source_choices(person_id).get(data_type) != source:
-        store.set_source_choice(person_id, data_type, source)
+    choices = {validate.data_type(d): validate.source_of_person(person, s) for d, s in choices.items()}
+    before = store.source_choices(person_id)
+    changed = [d for d, s in choices.items() if before.get(d) != s]
+    for data_type in changed:
+        store.set_source_choice(person_id, data_type, choices[data_type])
+    if changed:
         rebuild_all(store, person_ids=[person_id])
-    return person
+    return changed
 
 
 def resume_ended_pauses(store: Store, now_utc: datetime) -> list[str]:
@@ -252,8 +256,8 @@ def apply_clicks(store: Store, clicks: ClickLog, settings: Settings, now_utc: da
                 upsert_check_ins(store, [CheckIn(
                     click.person_id, date.fromisoformat(click.params["report_date"]), click.params["scale"],
                     float(click.params["value"]), "weekly-email", click.recorded_at)])
-            elif click.action == "device":
-                choose_source(store, click.person_id, click.params["data_type"], click.params["source"])
+            elif click.action == "devices":
+                choose_sources(store, click.person_id, click.params)
             elif click.action == "connect":
                 connected(store, click.person_id, click.params["source"])
             elif click.action == "erase":
