@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -87,6 +87,14 @@ def source_for(person: Person, store: Store | StoreSnapshot | None = None) -> So
         f"Person {person.person_id} has source '{person.source}', which this version cannot sync. "
         "Known sources: synthetic, fitbit-export, google-takeout, apple-health, google-health, fitbit-web, oura."
     )
+
+
+def sources_for(person: Person, store: Store | StoreSnapshot | None = None) -> list[Source]:
+    """Every source of the person's to sync nightly (a watch and a ring both, each on its own connection and
+    bookmarks), the primary first; sources that arrive by import have none."""
+    names = dict.fromkeys((person.source, *person.sources))
+    found = (source_for(replace(person, source=name), store) for name in names)
+    return [source for source in found if source is not None]
 
 
 def export_source(folder: Path) -> FitbitExportSource:

@@ -18,7 +18,7 @@ from pipelines import steps, validate
 from pipelines.cli_connectors import enroll_person
 from pipelines.import_google_takeout import import_takeout
 from pipelines.people import add_source, choose_sources
-from pipelines.sources import source_for
+from pipelines.sources import sources_for
 from storage.store import NightRange, Store
 from tests.fake_oura import load_nights
 from tests.helpers import calm_history
@@ -49,8 +49,9 @@ def test_a_takeout_fitbit_and_an_oura_ring_give_one_row_a_night_with_the_expecte
     enroll_person(store, "both", "oura", lambda url: requests.get(url, timeout=10), timeout_s=20)
     person = store.person("both")
     assert person.sources == ("google-takeout", "oura") and person.source == "oura"  # the ring syncs nightly
-    fetched = steps.fetch_window(source_for(person, store), PersonContext("both", "Europe/Oslo"),
-                                 date(2026, 9, 30), date(2026, 10, 12))
+    ring, = sources_for(person, store)  # the nightly run syncs the ring; the Takeout arrives by import
+    assert ring.name == "oura"
+    fetched = steps.fetch_window(ring, PersonContext("both", "Europe/Oslo"), date(2026, 9, 30), date(2026, 10, 12))
     steps.update_features(store, steps.ingest(store, [fetched]).people.values())
     # A Takeout import now still fits this person (the archive is one of their sources).
     validate.takeout_person(store.person("both"))
