@@ -58,7 +58,8 @@ def demo(
     settings = _settings()
     spec = DemoCohort(people, nights, seed)
     started = datetime.now(timezone.utc)
-    typer.echo(f"emberwatch demo: {people} synthetic clinicians x {nights} nights into {settings.home.resolve()}")
+    typer.echo(f"emberwatch demo: {people} synthetic clinicians (and 3 wearing other devices) x {nights} nights "
+               f"into {settings.home.resolve()}")
 
     def progress(night: date) -> None:
         if night.day == 1:
@@ -71,10 +72,10 @@ def demo(
     elapsed = (datetime.now(timezone.utc) - started).total_seconds()
     typer.echo("")
     typer.echo(f"{'person':<8}{'profile':<9}{'valid nights':>13}{'sleep flag':>12}{'recov. flag':>12}"
-               f"{'alerts':>8}{'digests':>9}")
+               f"{'alerts':>8}{'digests':>9}  devices")
     for r in rows:
         typer.echo(f"{r['person_id']:<8}{r['profile']:<9}{r['valid_nights']:>13}{r['sleep_flag_nights']:>12}"
-                   f"{r['recovery_flag_nights']:>12}{r['alerts']:>8}{r['digests']:>9}")
+                   f"{r['recovery_flag_nights']:>12}{r['alerts']:>8}{r['digests']:>9}  {r['devices']}".rstrip())
     typer.echo("")
     typer.echo("rows: " + ", ".join(f"{k}={v}" for k, v in counts.items() if k != "schema_version"))
     typer.echo(f"outbox: {settings.outbox_dir.resolve()}  (open the .html files in a browser)")
@@ -89,7 +90,7 @@ def _refuse_demo_over_real_people(people: int) -> None:
     db_path = _settings().db_path
     if not db_path.exists():
         return
-    demo_ids = {p.person_id for p in SyntheticCohort(n_people=people, n_nights=1).people}
+    demo_ids = {p.person_id for p in SyntheticCohort(n_people=people, n_nights=1, device_wearers=True).people}
     with Store(db_path) as store:
         taken = [p.person_id for p in store.people(active_only=False)
                  if p.person_id in demo_ids and p.source != "synthetic"]

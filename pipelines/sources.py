@@ -31,7 +31,8 @@ NEEDS_RECONSENT = "needs_reconsent"
 def _synthetic(config_json: str) -> SyntheticSource:
     config = json.loads(config_json)
     return SyntheticSource(SyntheticCohort(
-        n_people=config["n_people"], n_nights=config["n_nights"], seed=config["seed"]))
+        n_people=config["n_people"], n_nights=config["n_nights"], seed=config["seed"],
+        device_wearers=config.get("device_wearers", False)))
 
 
 @dataclass(frozen=True)
