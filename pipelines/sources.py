@@ -92,8 +92,16 @@ def source_for(person: Person, store: Store | StoreSnapshot | None = None) -> So
 
 def sources_for(person: Person, store: Store | StoreSnapshot | None = None) -> list[Source]:
     """Every source of the person's to sync nightly (a watch and a ring both, each on its own connection and
-    bookmarks), the primary first; sources that arrive by import have none."""
-    names = dict.fromkeys((person.source, *person.sources))
+    bookmarks): the primary, then each other live source they connected (one added but not yet connected waits
+    for its consent, never asks for one); sources that arrive by import have none."""
+    names = [person.source]
+    others = [name for name in person.sources if name != person.source and name in LIVE_SOURCES]
+    if others and store is not None and str(store.path) != ":memory:":
+        from storage.tokens import token_rows  # the token file beside the database, never DuckDB itself
+
+        connected = {row[0] for row in token_rows(store, "SELECT source FROM oauth_tokens WHERE person_id = ?",
+                                                  (person.person_id,))}
+        names += [name for name in others if name in connected]
     found = (source_for(replace(person, source=name), store) for name in names)
     return [source for source in found if source is not None]
 

@@ -166,3 +166,20 @@ def test_the_page_shows_which_device_counts_and_a_change_there_changes_it(door):
     assert set(f.sleep_source) == {"fitbit-web"} and set(f.tst_min) == {400.0} and set(f.hrv_source) == {"oura"}
     _, html = door.page("c03")
     assert '<option value="fitbit-web" selected>' in html
+
+
+def test_the_nightly_run_syncs_each_connected_device_and_waits_for_one_not_yet_connected(live_env, store,
+                                                                                          monkeypatch):  # noqa: F811
+    from connectors.token_vault import TokenCipher
+    from storage.tokens import DbTokenStore
+
+    monkeypatch.setenv("EMBERWATCH_GOOGLE_CLIENT_ID", "google-client")
+    monkeypatch.setenv("EMBERWATCH_GOOGLE_CLIENT_SECRET", "google-secret")
+    store.add_person("two", "two@example.org", "Europe/London", "oura")
+    add_source(store, "two", "google-health")
+    add_source(store, "two", "google-takeout")
+    # added but not connected yet: only the ring syncs (and nobody is asked to reconnect a watch never connected)
+    assert [s.name for s in sources_for(store.person("two"), store)] == ["oura"]
+    DbTokenStore(store, TokenCipher()).save("two", "google-health", {"access_token": "a", "refresh_token": "r"},
+                                            ("sleep",), new_consent=True)
+    assert [s.name for s in sources_for(store.person("two"), store)] == ["oura", "google-health"]
