@@ -152,8 +152,8 @@ hrv_rolling as (
         100 * stddev_samp(v_rmssd) over last_7_kind / avg(v_rmssd) over last_7_kind as rmssd_cv_raw
     from base_values
     where night_date >= first_target - greatest(27, $ewma_span_days - 1)
-    window last_7_kind as (partition by person_id, day_sleep, hrv_source order by night_date
-                           range between 6 preceding and current row)
+    window last_7_kind as (partition by person_id, day_sleep, coalesce(hrv_source, sleep_source)
+                           order by night_date range between 6 preceding and current row)
 ),
 
 -- Baseline: median and MAD of the usable nights of the same kind in the days [night - $baseline_end_days -
@@ -256,8 +256,8 @@ baseline_for_targets as (
 ),
 
 baselines as (
-    -- each statistic from the baseline of the source that gave tonight's value (baseline_valid_nights and
-    -- warm-up follow the sleep source)
+    -- each statistic from the baseline of the source that gave tonight's value, or, with no value tonight, of
+    -- the device whose sleep counts (baseline_valid_nights and warm-up follow the sleep source)
     select r.*, h.* exclude (person_id, night_date),
         coalesce(b.baseline_valid_nights, 0) as baseline_valid_nights,
         b.tst_med, b.tst_mad, b.eff_med, b.eff_mad, b.waso_med, b.waso_mad, b.onset_med, b.onset_mad,
@@ -267,14 +267,18 @@ baselines as (
     join hrv_rolling h using (person_id, night_date)
     left join baseline_for_targets b on b.person_id = r.person_id and b.day_sleep = r.day_sleep
         and b.night_date = r.night_date and b.baseline_source = r.sleep_source
-    left join baseline_for_targets rhr_base on rhr_base.person_id = r.person_id and rhr_base.day_sleep = r.day_sleep
-        and rhr_base.night_date = r.night_date and rhr_base.baseline_source = r.resting_hr_source
-    left join baseline_for_targets hrv_base on hrv_base.person_id = r.person_id and hrv_base.day_sleep = r.day_sleep
-        and hrv_base.night_date = r.night_date and hrv_base.baseline_source = r.hrv_source
-    left join baseline_for_targets br_base on br_base.person_id = r.person_id and br_base.day_sleep = r.day_sleep
-        and br_base.night_date = r.night_date and br_base.baseline_source = r.breathing_rate_source
-    left join baseline_for_targets spo2_base on spo2_base.person_id = r.person_id and spo2_base.day_sleep = r.day_sleep
-        and spo2_base.night_date = r.night_date and spo2_base.baseline_source = r.spo2_source
+    left join baseline_for_targets rhr_base on rhr_base.person_id = r.person_id
+        and rhr_base.day_sleep = r.day_sleep and rhr_base.night_date = r.night_date
+        and rhr_base.baseline_source = coalesce(r.resting_hr_source, r.sleep_source)
+    left join baseline_for_targets hrv_base on hrv_base.person_id = r.person_id
+        and hrv_base.day_sleep = r.day_sleep and hrv_base.night_date = r.night_date
+        and hrv_base.baseline_source = coalesce(r.hrv_source, r.sleep_source)
+    left join baseline_for_targets br_base on br_base.person_id = r.person_id
+        and br_base.day_sleep = r.day_sleep and br_base.night_date = r.night_date
+        and br_base.baseline_source = coalesce(r.breathing_rate_source, r.sleep_source)
+    left join baseline_for_targets spo2_base on spo2_base.person_id = r.person_id
+        and spo2_base.day_sleep = r.day_sleep and spo2_base.night_date = r.night_date
+        and spo2_base.baseline_source = coalesce(r.spo2_source, r.sleep_source)
     where r.night_date >= r.first_target
 ),
 
