@@ -183,3 +183,19 @@ def test_the_nightly_run_syncs_each_connected_device_and_waits_for_one_not_yet_c
     DbTokenStore(store, TokenCipher()).save("two", "google-health", {"access_token": "a", "refresh_token": "r"},
                                             ("sleep",), new_consent=True)
     assert [s.name for s in sources_for(store.person("two"), store)] == ["oura", "google-health"]
+
+
+def test_the_demo_cohort_adds_an_apple_an_oura_and_a_switching_wearer_and_leaves_everyone_else_as_before():
+    from connectors.records import NightlyHrv
+    from connectors.synthetic import SyntheticCohort, record_civil_date
+
+    plain = SyntheticCohort(n_people=4, n_nights=40, seed=3)
+    worn = SyntheticCohort(n_people=4, n_nights=40, seed=3, device_wearers=True)
+    assert [p.person_id for p in worn.people] == [f"c{k:02d}" for k in range(1, 8)]
+    assert all(worn.records(p.person_id) == plain.records(p.person_id) for p in plain.people)
+    apple, ring, switcher = (worn.records(f"c0{k}") for k in (5, 6, 7))
+    assert {r.source for r in apple} == {"apple-health"} and not any(isinstance(r, NightlyHrv) for r in apple)
+    assert {r.source for r in ring} == {"oura"}
+    switch = worn.first_night + timedelta(days=20)
+    assert {r.source for r in switcher if record_civil_date(r) < switch} == {"fitbit-web"}
+    assert {r.source for r in switcher if record_civil_date(r) >= switch} == {"oura"}
