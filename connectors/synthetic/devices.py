@@ -27,7 +27,9 @@ OURA_RMSSD_FACTOR = 1.3
 OURA_RESTING_HR_OFFSET_BPM = -3.0
 
 
-def device_dates(wearer: tuple[tuple[float, str], ...], first_night: date, n_nights: int) -> tuple[tuple[date, str], ...]:
+def device_dates(wearer: tuple[tuple[float, str], ...], first_night: date,
+                 n_nights: int) -> tuple[tuple[date, str], ...]:
+    """(first night, source) of each device a wearer wears over a history of `n_nights`."""
     return tuple((first_night + timedelta(days=int(share * n_nights)), source) for share, source in wearer)
 
 
