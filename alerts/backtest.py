@@ -141,8 +141,9 @@ def _synthetic_truth(store: Store) -> tuple[dict[str, str], list[Any]]:
         if person.source != "synthetic" or not person.source_config:
             continue
         cfg = person.source_config
-        key = (cfg.get("n_people"), cfg.get("n_nights"), cfg.get("seed"), cfg.get("first_night"))
-        kwargs = {k: cfg[k] for k in ("n_people", "n_nights", "seed") if k in cfg}
+        key = (cfg.get("n_people"), cfg.get("n_nights"), cfg.get("seed"), cfg.get("first_night"),
+               cfg.get("device_wearers"))
+        kwargs = {k: cfg[k] for k in ("n_people", "n_nights", "seed", "device_wearers") if k in cfg}
         if "first_night" in cfg:
             kwargs["first_night"] = date.fromisoformat(cfg["first_night"])
         cohort = SyntheticCohort(**kwargs)

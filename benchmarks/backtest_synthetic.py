@@ -45,19 +45,23 @@ def _overrides(pairs: list[str]) -> tuple[Thresholds, AlertRules]:
 
 def run_seed(people: int, nights: int, seed: int, workdir: Path, thresholds: Thresholds = Thresholds(),
              rules: AlertRules = AlertRules()):
-    cohort = SyntheticCohort(n_people=people, n_nights=nights, seed=seed)
+    # the three wearers of other devices (an Apple Watch, an Oura ring, a Fitbit then a ring) come after `people`
+    cohort = SyntheticCohort(n_people=people, n_nights=nights, seed=seed, device_wearers=True)
     source = SyntheticSource(cohort)
     with Store(workdir / f"bench-{seed}.duckdb") as store:
-        cfg = {"n_people": people, "n_nights": nights, "seed": seed}
+        cfg = {"n_people": people, "n_nights": nights, "seed": seed, "device_wearers": True}
         for p in cohort.people:
             store.add_person(p.person_id, p.email, p.tz_name, "synthetic", cfg)
+            for _, device in p.devices:
+                store.add_source(p.person_id, device)
         fetched = [steps.Fetched(PersonContext(p.person_id, p.tz_name), source,
                                  list(source.fetch(PersonContext(p.person_id, p.tz_name), cohort.nights[0],
                                                    cohort.nights[-1])))
                    for p in cohort.people]
         steps.ingest(store, fetched)
         rebuild_all(store, thresholds)
-        return backtest(store, rules)
+        return backtest(store, rules), {p.person_id: " then ".join(d for _, d in p.devices)
+                                        for p in cohort.people if p.devices}
 
 
 def main() -> None:
@@ -73,7 +77,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for seed in args.seeds:
             t0 = time.monotonic()
-            report = run_seed(args.people, args.nights, seed, Path(tmp), thresholds, rules)
+            report, wearers = run_seed(args.people, args.nights, seed, Path(tmp), thresholds, rules)
             reports.append(report)
             s = report.summary()
             print(f"seed {seed}: {args.people} people x {args.nights} nights ({time.monotonic() - t0:.0f} s)  "
@@ -82,6 +86,12 @@ def main() -> None:
                   f"alerts/person-month ({s['calm_alerts']} alerts, {s['calm_people']} people), "
                   f"illness patches alerted {s['illness_patches_alerted']}/{s['illness_patches']}, "
                   f"all people {s['alerts_per_person_month']:.3f}/person-month", flush=True)
+            for person in (p for p in report.people if p.person_id in wearers):
+                patch = next((p for p in report.patches if p.person_id == person.person_id), None)
+                caught = "" if patch is None else (f", {patch.kind} patch alerted after {patch.lead_days} d"
+                                                   if patch.lead_days is not None else f", {patch.kind} patch missed")
+                print(f"  {person.person_id} ({wearers[person.person_id]}, {person.profile}): "
+                      f"{len(person.alerts)} alert(s){caught}", flush=True)
     rough = [p for r in reports for p in r.patches if p.kind == "rough"]
     caught = [p for p in rough if p.lead_days is not None and p.lead_days <= 7]
     ill = [p for r in reports for p in r.patches if p.kind == "illness"]

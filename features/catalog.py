@@ -48,8 +48,8 @@ _NIGHTLY_FEATURES: tuple[_Row, ...] = (
      "The person's opaque id"),
     ("night_date", "DATE NOT NULL", "date", "docs/architecture.md (The data path); Fitbit dateOfSleep",
      "The night: the local date of waking (Fitbit dateOfSleep)"),
-    ("source", "VARCHAR", "text", "—",
-     "Where the main sleep came from"),
+    ("sleep_source", "VARCHAR", "text", "features/devices.py (default order, the person's choice)",
+     "The device whose sleep counts tonight: the main sleep, naps and sleep regularity all come from it"),
     ("log_type", "VARCHAR", "text", "Fitbit",
      "stages (segments with stages) or classic"),
     ("tst_min", "DOUBLE", "min", "Fang et al., npj Digit Med 2021 (Intern Health Study)",
@@ -122,6 +122,14 @@ _NIGHTLY_FEATURES: tuple[_Row, ...] = (
     ("valid_night", "BOOLEAN NOT NULL", "bool",
      "Fitbit computes HRV only on a long enough main sleep (~3 h, not verified in a primary source)",
      "A main sleep of >= 3 h exists"),
+    # provenance: one source per data type and night (features/devices.py); never a sum or mean of two devices
+    ("resting_hr_source", "VARCHAR", "text", "features/devices.py", "The device whose resting heart rate counts"),
+    ("hrv_source", "VARCHAR", "text", "features/devices.py", "The device whose overnight HRV counts"),
+    ("breathing_rate_source", "VARCHAR", "text", "features/devices.py", "The device whose breathing rate counts"),
+    ("spo2_source", "VARCHAR", "text", "features/devices.py", "The device whose SpO2 counts"),
+    ("skin_temp_source", "VARCHAR", "text", "features/devices.py", "The device whose skin temperature counts"),
+    ("steps_source", "VARCHAR", "text", "features/devices.py",
+     "The device whose steps and active minutes count for the day"),
 )
 
 _NIGHT_SIGNALS: tuple[_Row | str, ...] = (

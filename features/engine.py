@@ -16,6 +16,7 @@ import pandas as pd
 
 from storage.crash_points import crash_point
 from storage.store import NightRange, Store
+from features.devices import default_ranks
 from features.thresholds import Thresholds
 
 _PARAM = re.compile(r"\$([a-z][a-z0-9_]*)")
@@ -48,13 +49,17 @@ def _targets_df(ranges: dict[str, NightRange]) -> pd.DataFrame:
 
 
 def _replace_rows(store: Store, table: str, targets_name: str, targets: pd.DataFrame, sql: str,
-                  params: dict[str, object]) -> int:
+                  params: dict[str, object], lookups: dict[str, pd.DataFrame] | None = None) -> int:
+    """Compute `sql` for the targets and replace exactly their rows of `table`. `lookups`: small tables the SQL
+    reads by name, registered for the statement only."""
     # The targets' overall span as constants: the SQL repeats its joins on the targets as plain range filters,
     # and so does the DELETE, so DuckDB skips row groups by their min/max instead of reading the history.
     first, last = targets["first_night"].min().date(), targets["last_night"].max().date()
     params = params | {"first_target_night": first, "last_target_night": last}
     with store.transaction() as cur:
-        cur.register(targets_name, targets)
+        frames = {targets_name: targets} | (lookups or {})
+        for name, frame in frames.items():
+            cur.register(name, frame)
         try:
             if "$segments_from_utc" in sql:
                 # a log's segments lie inside it (connectors.records checks; a day of margin for rows stored
@@ -74,7 +79,8 @@ def _replace_rows(store: Store, table: str, targets_name: str, targets: pd.DataF
             n = cur.execute(f"SELECT count(*) FROM computed_{table}").fetchone()[0]
             cur.execute(f"DROP TABLE computed_{table}")
         finally:
-            cur.unregister(targets_name)
+            for name in frames:
+                cur.unregister(name)
     return int(n)
 
 
@@ -159,7 +165,7 @@ def _compute_chunk(store: Store, touched: dict[str, NightRange], thresholds: Thr
     feature_ranges = {pid: NightRange(r.first, r.last + timedelta(days=1)) for pid, r in touched.items()}
     feature_rows = _replace_rows(
         store, "nightly_features", "feature_targets", _targets_df(feature_ranges),
-        load_sql("nightly_features"), params,
+        load_sql("nightly_features"), params, lookups={"default_source_rank": default_ranks()},
     )
     crash_point("features")  # features written, signals not yet: a rerun must recompute both
     # a night before the first touched one cannot extend a signal range
@@ -177,8 +183,10 @@ def _compute_chunk(store: Store, touched: dict[str, NightRange], thresholds: Thr
     return FeatureRun(len(touched), feature_rows, signal_rows)
 
 
-def rebuild_all(store: Store, thresholds: Thresholds = Thresholds()) -> FeatureRun:
-    """Recompute every night of every person from the normalized tables (the `rebuild` path)."""
+def rebuild_all(store: Store, thresholds: Thresholds = Thresholds(),
+                person_ids: list[str] | None = None) -> FeatureRun:
+    """Recompute every night of every person (or of `person_ids`) from the normalized tables (the `rebuild`
+    path; also after a person changes which device counts)."""
     rows = store.query_rows(
         """
         SELECT person_id, min(d), max(d) FROM (
@@ -187,7 +195,7 @@ def rebuild_all(store: Store, thresholds: Thresholds = Thresholds()) -> FeatureR
             UNION ALL SELECT person_id, night_date FROM nightly_hrv
             UNION ALL SELECT person_id, night_date FROM nightly_vitals
             UNION ALL SELECT person_id, day FROM daily_activity
-        ) GROUP BY person_id
-        """
+        ) WHERE ?::VARCHAR[] IS NULL OR list_contains(?::VARCHAR[], person_id) GROUP BY person_id
+        """, [person_ids, person_ids]
     )
     return compute_features(store, {r[0]: NightRange(r[1], r[2]) for r in rows}, thresholds)

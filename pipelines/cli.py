@@ -58,7 +58,8 @@ def demo(
     settings = _settings()
     spec = DemoCohort(people, nights, seed)
     started = datetime.now(timezone.utc)
-    typer.echo(f"emberwatch demo: {people} synthetic clinicians x {nights} nights into {settings.home.resolve()}")
+    typer.echo(f"emberwatch demo: {people} synthetic clinicians (and 3 wearing other devices) x {nights} nights "
+               f"into {settings.home.resolve()}")
 
     def progress(night: date) -> None:
         if night.day == 1:
@@ -71,10 +72,10 @@ def demo(
     elapsed = (datetime.now(timezone.utc) - started).total_seconds()
     typer.echo("")
     typer.echo(f"{'person':<8}{'profile':<9}{'valid nights':>13}{'sleep flag':>12}{'recov. flag':>12}"
-               f"{'alerts':>8}{'digests':>9}")
+               f"{'alerts':>8}{'digests':>9}  devices")
     for r in rows:
         typer.echo(f"{r['person_id']:<8}{r['profile']:<9}{r['valid_nights']:>13}{r['sleep_flag_nights']:>12}"
-                   f"{r['recovery_flag_nights']:>12}{r['alerts']:>8}{r['digests']:>9}")
+                   f"{r['recovery_flag_nights']:>12}{r['alerts']:>8}{r['digests']:>9}  {r['devices']}".rstrip())
     typer.echo("")
     typer.echo("rows: " + ", ".join(f"{k}={v}" for k, v in counts.items() if k != "schema_version"))
     typer.echo(f"outbox: {settings.outbox_dir.resolve()}  (open the .html files in a browser)")
@@ -89,7 +90,7 @@ def _refuse_demo_over_real_people(people: int) -> None:
     db_path = _settings().db_path
     if not db_path.exists():
         return
-    demo_ids = {p.person_id for p in SyntheticCohort(n_people=people, n_nights=1).people}
+    demo_ids = {p.person_id for p in SyntheticCohort(n_people=people, n_nights=1, device_wearers=True).people}
     with Store(db_path) as store:
         taken = [p.person_id for p in store.people(active_only=False)
                  if p.person_id in demo_ids and p.source != "synthetic"]
@@ -158,6 +159,40 @@ def person_set(
         typer.echo(f"{p.person_id}'s time zone is now {p.tz_name} (until now: {before.tz_name}).")
     typer.echo(f"{p.person_id}: emails {p.status}, detail {p.detail_level}, delivered {when} on {on_days} "
                f"({p.tz_name}).")
+
+
+@person_app.command("add-source")
+def person_add_source(
+    person_id: str = typer.Argument(...),
+    source: str = typer.Option(..., "--source", help="Their other device or export: fitbit-export, google-takeout, "
+                               "apple-health, google-health, oura or fitbit-web."),
+) -> None:
+    """Give a person a second device (a watch and a ring) or a new brand: imports and connections from it are
+    accepted, and for each kind of data one device counts (README, "Several devices")."""
+    from pipelines.people import add_source
+
+    source = validate.source(source)
+    with person_store(person_id) as (store, person):
+        added = add_source(store, person.person_id, source)
+        sources = store.person(person.person_id).sources
+    said = "now has" if added else "already had"
+    typer.echo(f"{person_id} {said} {source}; their sources: {', '.join(sources)}.")
+
+
+@person_app.command("prefer")
+def person_prefer(
+    person_id: str = typer.Argument(...),
+    data: str = typer.Option(..., "--data", help="sleep, resting_hr, hrv, breathing_rate, spo2, skin_temp or steps."),
+    source: str = typer.Option(..., "--source", help="One of the person's own sources."),
+) -> None:
+    """Choose which of a person's devices counts for one kind of data (the same choice as on their page); their
+    nights are worked out again at once."""
+    from pipelines.people import choose_sources
+
+    data = validate.data_type(data)
+    with person_store(person_id) as (store, person):
+        choose_sources(store, person.person_id, {data: validate.source_of_person(person, source)})
+    typer.echo(f"{person_id}: {data} now counts from {source}; their nights were worked out again.")
 
 
 @app.command()

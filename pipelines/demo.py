@@ -24,13 +24,18 @@ class DemoCohort:
     n_people: int = 12
     n_nights: int = 120
     seed: int = 7
+    device_wearers: bool = True  # three more people: an Apple Watch, an Oura ring, a Fitbit swapped for a ring
 
 
 def enrol_cohort(store: Store, spec: DemoCohort) -> SyntheticCohort:
-    cohort = SyntheticCohort(n_people=spec.n_people, n_nights=spec.n_nights, seed=spec.seed)
-    config = {"n_people": spec.n_people, "n_nights": spec.n_nights, "seed": spec.seed}
+    cohort = SyntheticCohort(n_people=spec.n_people, n_nights=spec.n_nights, seed=spec.seed,
+                             device_wearers=spec.device_wearers)
+    config = {"n_people": spec.n_people, "n_nights": spec.n_nights, "seed": spec.seed,
+              "device_wearers": spec.device_wearers}
     for p in cohort.people:
         store.add_person(p.person_id, p.email, p.tz_name, "synthetic", config)
+        for _, device in p.devices:  # the demo feed serves them; these are the devices the records come from
+            store.add_source(p.person_id, device)
     return cohort
 
 
@@ -78,7 +83,9 @@ def summary_rows(store: Store, cohort: SyntheticCohort) -> list[dict[str, object
         FROM persons p ORDER BY p.person_id
         """
     ).to_dict("records")
-    profile = {p.person_id: p.profile for p in cohort.people}
+    people = {p.person_id: p for p in cohort.people}
     for r in rows:
-        r["profile"] = profile.get(str(r["person_id"]), "")
+        person = people.get(str(r["person_id"]))
+        r["profile"] = person.profile if person else ""
+        r["devices"] = " then ".join(device for _, device in person.devices) if person and person.devices else ""
     return rows

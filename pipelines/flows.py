@@ -32,7 +32,7 @@ from pipelines import steps
 from pipelines.run_report import RunReport, artifact_key
 from pipelines.settings import Settings, load_settings
 from pipelines.shards import for_shard
-from pipelines.sources import StoreSnapshot, source_for
+from pipelines.sources import StoreSnapshot, sources_for
 
 log = logging.getLogger("emberwatch")
 # Our loggers follow Prefect's level, so a DEBUG run shows ours too; with PREFECT_LOGGING_EXTRA_LOGGERS=emberwatch
@@ -58,12 +58,10 @@ def is_transient(task, task_run, state) -> bool:
 @task(name="fetch_person", retries=3, retry_delay_seconds=exponential_backoff(backoff_factor=5),
       retry_jitter_factor=0.5, retry_condition_fn=is_transient, **_TASK_OPTIONS)
 def fetch_person(person: Person, night: date, refetch_nights: int,
-                 store: StoreSnapshot | None = None) -> steps.Fetched | None:
+                 store: StoreSnapshot | None = None) -> list[steps.Fetched]:
     # What was read from the store before it was let go (tokens' file, bookmarks): the fetch never opens it.
-    source = source_for(person, store)
-    if source is None:
-        return None  # data arrives by import, nothing to fetch
-    return steps.fetch_person(person, source, night, refetch_nights)
+    # None for data that arrives by import; one each for a watch and a ring.
+    return [steps.fetch_person(person, source, night, refetch_nights) for source in sources_for(person, store)]
 
 
 @task(name="store_payloads", **_TASK_OPTIONS)
@@ -169,9 +167,11 @@ def nightly(params: NightlyParams = NightlyParams()) -> RunReport:
         fetched, failed = [], {}
         for person, future in zip(people, futures):
             outcome = future.result(raise_on_failure=False)
-            if isinstance(outcome, BaseException) or (outcome is not None and outcome.consent_lost is not None):
+            lost = None if isinstance(outcome, BaseException) else next(
+                (f.consent_lost for f in outcome if f.consent_lost is not None), None)
+            if isinstance(outcome, BaseException) or lost is not None:
                 # One person's failure is recorded and never stops the others.
-                failed[person.person_id] = outcome if isinstance(outcome, BaseException) else outcome.consent_lost
+                failed[person.person_id] = outcome if isinstance(outcome, BaseException) else lost
                 report.line(person.person_id).failed_stage = "fetch"
                 # The sentence, beside Prefect's own traceback of the task: it is what the operator acts on.
                 report.line(person.person_id).reason = steps.failure_text(failed[person.person_id])
@@ -179,8 +179,8 @@ def nightly(params: NightlyParams = NightlyParams()) -> RunReport:
                             report.line(person.person_id).reason)
             else:
                 report.line(person.person_id)
-            if outcome is not None and not isinstance(outcome, BaseException):
-                fetched.append(outcome)  # a lost consent too: the writer acts on it
+            if not isinstance(outcome, BaseException):
+                fetched.extend(outcome)  # a lost consent too: the writer acts on it
     with open_store(settings) as store:
         for person_id, exc in failed.items():
             steps.record_failure(store, f"nightly {night}", person_id, "fetch", exc)

@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 from alerts.ledger import reschedule
 from alerts.schedule import next_delivery_utc
 from alerts.transport import outbox_stem
+from features.devices import DATA_TYPES, default_source
 from features.thresholds import Thresholds
 from pipelines import validate
 from pipelines.settings import Settings
@@ -70,13 +71,40 @@ def change_emails(store: Store, person_id: str, choices: EmailChoices, settings:
 
 
 def connected(store: Store, person_id: str, source: str) -> Person:
-    """After a consent: the person's data now comes from `source`, and a person who had to reconnect is active
-    again (their tokens are already saved in the token file)."""
+    """After a consent: the person's data now comes from `source` (the one the nightly run syncs; their earlier
+    sources stay theirs, add_source), and a person who had to reconnect is active again (their tokens are already
+    saved in the token file)."""
     person = store.person(person_id)
     store.add_person(person_id, person.email, person.tz_name, source, person.source_config)
     if person.status == "needs_reconsent":
         store.set_person(person_id, status="active")
     return store.person(person_id)
+
+
+def add_source(store: Store, person_id: str, source: str) -> bool:
+    """A second device, or a new brand: the person's imports and connections from `source` are accepted from now
+    on. Which device counts for each data type follows the default order (features/devices.py) until the person
+    chooses. False if they had it already."""
+    store.person(person_id)  # a clear error for an unknown id
+    return store.add_source(person_id, validate.source(source))
+
+
+def choose_sources(store: Store, person_id: str, choices: dict[str, str]) -> list[str]:
+    """The person's choice of which of their devices counts, {data type: source}: every part is checked first
+    (validate.InputError), then stored with its time. If anything changed, every night of theirs is worked out
+    again at once, so their usual is learnt from the chosen device alone (night_signals.sql). Returns the data
+    types that changed."""
+    from features.engine import rebuild_all  # the engine is heavy; only this choice needs it here
+
+    person = store.person(person_id)
+    choices = {validate.data_type(d): validate.source_of_person(person, s) for d, s in choices.items()}
+    before = store.source_choices(person_id)
+    changed = [d for d, s in choices.items() if before.get(d) != s]
+    for data_type in changed:
+        store.set_source_choice(person_id, data_type, choices[data_type])
+    if changed:
+        rebuild_all(store, person_ids=[person_id])
+    return changed
 
 
 def resume_ended_pauses(store: Store, now_utc: datetime) -> list[str]:
@@ -109,6 +137,10 @@ class Overview:
     days: str
     next_email_from_utc: datetime | None  # the start of the next window an email could go out in
     granted_scopes: tuple[str, ...] | None = None  # what a connected watch's owner chose to share
+    sources: tuple[str, ...] = ()
+    # per data type (features/devices.py: DATA_TYPES): (data type, the source that counts, whether the person
+    # chose it rather than the default order)
+    counting: tuple[tuple[str, str, bool], ...] = ()
 
 
 def overview(store: Store, person_id: str, now_utc: datetime, thresholds: Thresholds = Thresholds()) -> Overview:
@@ -129,10 +161,14 @@ def overview(store: Store, person_id: str, now_utc: datetime, thresholds: Thresh
         rows = token_rows(store, "SELECT granted_scopes FROM oauth_tokens WHERE person_id = ? AND source = ?",
                           (person_id, person.source))
         granted = tuple(rows[0][0].split()) if rows else None
+    chosen = store.source_choices(person_id)
+    counting = tuple((data_type, chosen.get(data_type) or default_source(data_type, list(person.sources)),
+                      data_type in chosen) for data_type in DATA_TYPES) if person.sources else ()
     return Overview(person_id, person.tz_name, person.source, person.status == "needs_reconsent", last_night,
                     int(valid_nights or 0), bool(warming_up), nights_left,
                     "stopped" if person.status == "stopped" else "paused" if person.status == "paused" else "active",
-                    person.paused_until, person.detail_level, window, days, next_from, granted)
+                    person.paused_until, person.detail_level, window, days, next_from, granted, person.sources,
+                    counting)
 
 
 def forget(store: Store, person_id: str, outbox_dir: Path) -> tuple[int, int]:
@@ -159,6 +195,8 @@ TABLE_NOTES = {
     "persons": "Your enrolment: id, address, time zone, source, email preferences.",
     "sleep_calibration": "Where your own check-ins often said you felt as usual after short nights, how far your "
                          "sleep threshold was widened, and from which night.",
+    "person_sources": "Your devices and exports, and when each was added.",
+    "source_choices": "Which of your devices you chose to count for a kind of data, and when.",
     "check_ins": "Your own reports of how you felt (morning reports you imported, answers to the weekly question).",
     "raw_payloads": ("Every payload fetched or imported for you, exactly as received (body as bytes; an Apple "
                      "Health export as its records per type and month, zlib-compressed)."),
@@ -221,6 +259,8 @@ def apply_clicks(store: Store, clicks: ClickLog, settings: Settings, now_utc: da
                 upsert_check_ins(store, [CheckIn(
                     click.person_id, date.fromisoformat(click.params["report_date"]), click.params["scale"],
                     float(click.params["value"]), "weekly-email", click.recorded_at)])
+            elif click.action == "devices":
+                choose_sources(store, click.person_id, click.params)
             elif click.action == "connect":
                 connected(store, click.person_id, click.params["source"])
             elif click.action == "erase":

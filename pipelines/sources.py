@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -31,7 +31,8 @@ NEEDS_RECONSENT = "needs_reconsent"
 def _synthetic(config_json: str) -> SyntheticSource:
     config = json.loads(config_json)
     return SyntheticSource(SyntheticCohort(
-        n_people=config["n_people"], n_nights=config["n_nights"], seed=config["seed"]))
+        n_people=config["n_people"], n_nights=config["n_nights"], seed=config["seed"],
+        device_wearers=config.get("device_wearers", False)))
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,22 @@ def source_for(person: Person, store: Store | StoreSnapshot | None = None) -> So
         f"Person {person.person_id} has source '{person.source}', which this version cannot sync. "
         "Known sources: synthetic, fitbit-export, google-takeout, apple-health, google-health, fitbit-web, oura."
     )
+
+
+def sources_for(person: Person, store: Store | StoreSnapshot | None = None) -> list[Source]:
+    """Every source of the person's to sync nightly (a watch and a ring both, each on its own connection and
+    bookmarks): the primary, then each other live source they connected (one added but not yet connected waits
+    for its consent, never asks for one); sources that arrive by import have none."""
+    names = [person.source]
+    others = [name for name in person.sources if name != person.source and name in LIVE_SOURCES]
+    if others and store is not None and str(store.path) != ":memory:":
+        from storage.tokens import token_rows  # the token file beside the database, never DuckDB itself
+
+        connected = {row[0] for row in token_rows(store, "SELECT source FROM oauth_tokens WHERE person_id = ?",
+                                                  (person.person_id,))}
+        names += [name for name in others if name in connected]
+    found = (source_for(replace(person, source=name), store) for name in names)
+    return [source for source in found if source is not None]
 
 
 def export_source(folder: Path) -> FitbitExportSource:

@@ -290,12 +290,27 @@ def live_person(person: Person) -> Person:
 
 
 def person_of_source(person: Person, source: str, what: str, thing: str) -> Person:
-    """An import only into a person whose data comes from that kind of export: into a live or another export's
-    person it would put a second copy of the same nights from another source."""
-    if person.source != source:
-        raise InputError(f"{person.person_id}'s data comes from {person.source}, not from {what}; enrol the "
-                         f"{thing} under its own id with `emberwatch person add ID ... --source {source}`.")
+    """An import only into a person who has that kind of export among their sources: a second device is added
+    on purpose first (`person add-source`), never by a typo in --person."""
+    if source not in person.sources:
+        raise InputError(f"{person.person_id}'s data comes from {', '.join(person.sources) or person.source}, not "
+                         f"from {what}. If this {thing} is theirs too (a second device, or a new brand), add it "
+                         f"first with `emberwatch person add-source {person.person_id} --source {source}`; "
+                         f"otherwise enrol it under its own id with `emberwatch person add ID ... --source {source}`.")
     return person
+
+
+def data_type(text: str) -> str:
+    from features.devices import DATA_TYPES
+
+    return one_of(text, "--data", tuple(DATA_TYPES))
+
+
+def source_of_person(person: Person, text: str) -> str:
+    """One of the person's own sources (a choice of which device counts)."""
+    if text not in person.sources:
+        raise InputError(f"{person.person_id} has no source {text!r}; type one of: {', '.join(person.sources)}.")
+    return text
 
 
 def export_person(person: Person) -> Person:

@@ -65,6 +65,7 @@ class Person:
     status: str
     detail_level: str
     paused_until: date | None = None  # a pause with an end: emails resume after this local date
+    sources: tuple[str, ...] = ()  # every source the person has, in the order added (`source` among them)
 
 
 @dataclass(frozen=True)
@@ -240,14 +241,38 @@ class Store:
                 [person_id, email, tz_name, source, json.dumps(source_config or {}, sort_keys=True), detail_level,
                  utc_now()],
             )
+        self.add_source(person_id, source)
+
+    def add_source(self, person_id: str, source: str) -> bool:
+        """Give a person one more source (a second device, or a new brand). False if they had it already."""
+        with self.cursor() as cur:
+            added = cur.execute(
+                "INSERT INTO person_sources VALUES (?, ?, ?) ON CONFLICT DO NOTHING RETURNING source",
+                [person_id, source, utc_now()]).fetchall()
+        return bool(added)
+
+    def source_choices(self, person_id: str) -> dict[str, str]:
+        """{data type: source} the person chose over the default order (features/devices.py)."""
+        return dict(self.query_rows(
+            "SELECT data_type, source FROM source_choices WHERE person_id = ? ORDER BY data_type", [person_id]))
+
+    def set_source_choice(self, person_id: str, data_type: str, source: str) -> None:
+        with self.cursor() as cur:
+            cur.execute(
+                "INSERT INTO source_choices VALUES (?, ?, ?, ?) ON CONFLICT (person_id, data_type) DO UPDATE "
+                "SET source = excluded.source, chosen_at = excluded.chosen_at",
+                [person_id, data_type, source, utc_now()])
 
     def people(self, *, active_only: bool = True) -> list[Person]:
         where = "WHERE status = 'active'" if active_only else ""
         rows = self.query_rows(
-            "SELECT person_id, email, tz_name, source, source_config, status, detail_level, paused_until "
+            "SELECT person_id, email, tz_name, source, source_config, status, detail_level, paused_until, "
+            "(SELECT list(s.source ORDER BY s.added_at, s.source) FROM person_sources s "
+            " WHERE s.person_id = persons.person_id) "
             f"FROM persons {where} ORDER BY person_id"
         )
-        return [Person(r[0], r[1], r[2], r[3], json.loads(r[4] or "{}"), r[5], r[6], r[7]) for r in rows]
+        return [Person(r[0], r[1], r[2], r[3], json.loads(r[4] or "{}"), r[5], r[6], r[7], tuple(r[8] or ()))
+                for r in rows]
 
     def set_person(self, person_id: str, *, status: str | None = None, detail_level: str | None = None,
                    email: str | None = None, tz_name: str | None = None,

@@ -48,6 +48,11 @@ WRONG_COMMANDS = [
     (["person", "set", "p01", "--pause", "--resume"], "Choose one of"),
     (["person", "set", "nobody", "--detail", "charts"], "No person with id 'nobody'"),
     (["person", "set", "../p01", "--detail", "charts"], "cannot be a person id"),
+    # person add-source, person prefer
+    (["person", "add-source", "p01", "--source", "dropbox"], "fitbit-export, google-health, fitbit-web"),
+    (["person", "add-source", "nobody", "--source", "oura"], "No person with id 'nobody'"),
+    (["person", "prefer", "p01", "--data", "mood", "--source", "fitbit-export"], "sleep, resting_hr, hrv"),
+    (["person", "prefer", "p01", "--data", "hrv", "--source", "oura"], "p01 has no source 'oura'"),
     # import
     (["import", "fitbit-export", "{tmp}/missing", "--person", "p01"], "There is no folder"),
     (["import", "fitbit-export", "{tmp}/empty", "--person", "p01"], "No Fitbit export files"),

@@ -144,7 +144,7 @@ def test_transient_fetch_errors_are_retried_and_permanent_ones_are_not(prefect_h
     settings = load_settings()
     with Store(settings.db_path) as store:
         store.add_person("f1", "f1@example.org", "Europe/London", "flaky")
-    monkeypatch.setattr(flows, "source_for", lambda person, store=None: flaky)
+    monkeypatch.setattr(flows, "sources_for", lambda person, store=None: [flaky])
     monkeypatch.setattr(flows, "fetch_person", flows.fetch_person.with_options(retry_delay_seconds=0))
     report = flows.nightly(flows.NightlyParams(night_date=dt.date(2026, 2, 3)))
     assert flaky.attempts == attempts

@@ -38,6 +38,7 @@ from alerts.compose import (WEEK_DRAINED_ANSWERS, WEEK_QUESTION, WEEK_SLEEP_ANSW
 from alerts.ledger import message_id_for
 from alerts.message_types import MessageSettings
 from alerts.signed_links import LinkError, LinkSigner, SignedLink
+from features.devices import DATA_TYPE_WORDS, DATA_TYPES, SOURCE_WORDS
 from pipelines import validate
 from pipelines.people import EmailChoices, Overview, apply_clicks, export_person, overview
 from connectors.oauth import finish_consent, start_consent
@@ -217,6 +218,7 @@ def create_app(settings: Settings | None = None, *, clock: Callable[[], datetime
                     form_token=form_token(link.person_id), notice=_notice(done, pending),
                     words=_status_words(status), detail_levels=validate.DETAIL_LEVELS,
                     shared=shared_in_words(status.granted_scopes) if status.granted_scopes else None,
+                    devices=_devices(status),
                     days_choices=_days_choices(status.days), window_start=status.window.split("-")[0],
                     window_end=status.window.split("-")[1], today=_local_today(status, clock()).isoformat())
 
@@ -240,6 +242,23 @@ def create_app(settings: Settings | None = None, *, clock: Callable[[], datetime
             days=form.get("days") or None)
         _check_choices(choices)
         return answer(request, token, "saved", record(link.person_id, "emails", _params(choices)))
+
+    @app.post("/me/{token}/devices")
+    async def save_devices(request: Request, token: str) -> Response:
+        """Which of the person's devices counts for each kind of data (features/devices.py)."""
+        link = verify("page", token)
+        form = await form_of(request, link.person_id)
+        status = known_person(link)
+        if any(form.get(data_type, "") not in status.sources for data_type in DATA_TYPES):
+            raise PageError(400, "Please check your choices",
+                            "Each kind of data can count from one of your own devices. Please choose again; "
+                            "nothing was changed.")
+        # only what the person changed becomes their choice: the rest keeps following the usual order
+        changed = {data_type: form[data_type] for data_type, counting, _ in status.counting
+                   if form[data_type] != counting}
+        if not changed:
+            return _back(token, "unchanged")
+        return answer(request, token, "devices", record(link.person_id, "devices", changed))
 
     @app.post("/me/{token}/pause")
     async def pause(request: Request, token: str) -> Response:
@@ -519,6 +538,9 @@ NOTICES = {
     "resumed": "Your emails are back on.",
     "resumed-later": "Your emails are back on from the next email.",
     "stopped": "Your emails are stopped.",
+    "devices": "Saved. Your nights are worked out again from the devices you chose.",
+    "devices-later": "Saved. emberwatch is in its nightly update; your nights will be worked out again from the "
+                     "devices you chose before your next email.",
     "stopped-later": "Your emails are stopped; this applies before any email could go out.",
     "sent-export": "We have emailed you a link to download your data. It works once, within half an hour.",
     "sent-erase": "We have emailed you a link to delete your data. It works once, within half an hour.",
@@ -553,6 +575,15 @@ def _check_choices(choices: EmailChoices) -> None:
         raise PageError(400, "Please check your choices",
                         "One of those choices is not one emberwatch offers (a window runs from an earlier time "
                         "to a later one on the same day). Please choose again; nothing was changed.") from None
+
+
+def _devices(s: Overview) -> list[dict[str, Any]] | None:
+    """For a person with more than one device: each kind of data, the device that counts, and the others."""
+    if len(s.sources) < 2:
+        return None
+    return [{"data_type": data_type, "words": DATA_TYPE_WORDS[data_type], "counting": source, "chosen": chosen,
+             "options": [(option, SOURCE_WORDS.get(option, option)) for option in s.sources]}
+            for data_type, source, chosen in s.counting]
 
 
 def _local_today(status: Overview, now_utc: datetime) -> date:

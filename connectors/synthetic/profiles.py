@@ -20,6 +20,7 @@ class SyntheticPerson:
     profile: Profile
     night_shift: bool
     traveller: bool
+    devices: tuple[tuple[date, str], ...] = ()  # (first night, source) of each device worn; () = the demo's own
 
 
 @dataclass(frozen=True)

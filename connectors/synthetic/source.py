@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import date, datetime, timedelta, timezone
 
 from connectors.base import ParseResult, PersonContext, RawPayload, Rejected
 from connectors.records import AnyRecord, NightlyHrv, NightlyVitals, RecordError, SleepSession, build_record
+from connectors.synthetic.devices import DEVICE_WEARERS, as_worn, device_dates
 from connectors.synthetic.nights import generate
 from connectors.synthetic.payloads import MODELS, RESOURCE, SOURCE_NAME, window_body
 from connectors.synthetic.profiles import (
@@ -29,7 +31,9 @@ def record_civil_date(record: AnyRecord) -> date:
 
 
 class SyntheticCohort:
-    """N clinicians x D nights of wearable records, reproducible from `seed`."""
+    """N clinicians x D nights of wearable records, reproducible from `seed`. With `device_wearers`, three more
+    people after them wear other devices (devices.py: an Apple Watch, an Oura ring, a Fitbit then a ring); the
+    first N are the same either way."""
 
     def __init__(
         self,
@@ -37,6 +41,7 @@ class SyntheticCohort:
         n_nights: int = 120,
         seed: int = 7,
         first_night: date = date(2026, 7, 1),
+        device_wearers: bool = False,
     ) -> None:
         if n_people < 1:
             raise ValueError(f"A synthetic cohort needs at least one person; got n_people={n_people}.")
@@ -47,10 +52,13 @@ class SyntheticCohort:
         self.seed = seed
         self.first_night = first_night
         self.nights: list[date] = [first_night + timedelta(days=i) for i in range(n_nights)]
-        self._plans = {
-            plan.person.person_id: plan
-            for plan in (plan_person(seed, k, first_night, n_nights) for k in range(1, n_people + 1))
-        }
+        plans = [plan_person(seed, k, first_night, n_nights) for k in range(1, n_people + 1)]
+        if device_wearers:
+            for k, wearer in enumerate(DEVICE_WEARERS, start=n_people + 1):
+                plan = plan_person(seed, k, first_night, n_nights)
+                devices = device_dates(wearer, first_night, n_nights)
+                plans.append(replace(plan, person=replace(plan.person, devices=devices)))
+        self._plans = {plan.person.person_id: plan for plan in plans}
         self.people: list[SyntheticPerson] = [plan.person for plan in self._plans.values()]
         self.ground_truth: list[Patch] = [p.patch for p in self._plans.values() if p.patch is not None]
         self.trips: list[Trip] = [p.trip for p in self._plans.values() if p.trip is not None]
@@ -74,7 +82,10 @@ class SyntheticCohort:
         """Every record of this person over the cohort's nights, in night order (generated once, cached)."""
         plan = self._plan(person_id)
         if person_id not in self._records:
-            self._records[person_id] = generate(plan, self.seed, self.nights)
+            records = generate(plan, self.seed, self.nights)
+            if plan.person.devices:
+                records = as_worn(records, plan.person.devices, record_civil_date)
+            self._records[person_id] = records
         return list(self._records[person_id])
 
     def _plan(self, person_id: str) -> Plan:

@@ -13,7 +13,8 @@
 --   daytime shift sleep) in the 60 days that end a week before the night (RANGE 66 .. 7 days preceding), median
 --   and MAD. Usable = valid, not travel or jet-lag, not tagged illness / travel / on-call. Leaving out the last
 --   week keeps a rough patch from becoming its own baseline while it builds. "Warming up" until the baseline
---   holds >= $warmup_nights usable nights.
+--   holds >= $warmup_nights usable nights. A value's baseline holds only nights from the same source (device):
+--   a switch of device starts afresh.
 -- Robust z = (value - median) / max(1.4826 * MAD, floor); floors are ours (features/catalog.py).
 --
 -- Columns: what each one means, its unit and its source are in features/catalog.py (rendered into docs/signals.md);
@@ -144,16 +145,16 @@ rolling as (
 ),
 
 hrv_rolling as (
-    -- HRV windows hold one kind of sleep (night / daytime shift sleep), like the baseline they meet; a narrow
-    -- pass (own partition) joined back by key
+    -- HRV windows hold one kind of sleep (night / daytime shift sleep) from one device, like the baseline they
+    -- meet; a narrow pass (own partition) joined back by key
     select person_id, night_date,
         count(v_rmssd) over last_7_kind as hrv_nights,
         avg(v_lnrmssd) over last_7_kind as lnrmssd_7n_raw,
         100 * stddev_samp(v_rmssd) over last_7_kind / avg(v_rmssd) over last_7_kind as rmssd_cv_raw
     from base_values
     where night_date >= first_target - greatest(27, $ewma_span_days - 1)
-    window last_7_kind as (partition by person_id, day_sleep order by night_date
-                           range between 6 preceding and current row)
+    window last_7_kind as (partition by person_id, day_sleep, coalesce(hrv_source, sleep_source)
+                           order by night_date range between 6 preceding and current row)
 ),
 
 -- Baseline: median and MAD of the usable nights of the same kind in the days [night - $baseline_end_days -
@@ -166,29 +167,48 @@ hrv_rolling as (
 -- * a few target nights (a nightly run): a window would compute every night read, ~95 a person, to keep one;
 --   instead each target night's frame is gathered by a join and aggregated.
 -- Nights with no kind (no main sleep) are never in a baseline and are left out: their baseline is empty.
+-- One device, one baseline: a value joins only the baselines of the source it came from (each data type's
+-- *_source), so a person who switches devices starts a fresh baseline, warming up again, for what the new one
+-- measures (RMSSD, resting HR and sleep staging differ between devices and algorithms), and a second device's
+-- nights never shift the first one's usual. Each night gives one input row per source it holds values from.
 baseline_inputs as (
-    select person_id, day_sleep, night_date, b_tst, b_eff, b_waso, b_onset, b_awak, b_rhr, b_lnrmssd, b_br, b_spo2,
-        b_bed, b_mid
-    from base_values
-    where day_sleep is not null
+    select person_id, day_sleep, night_date, baseline_source,
+        case when sleep_source = baseline_source then b_tst end as b_tst,
+        case when sleep_source = baseline_source then b_eff end as b_eff,
+        case when sleep_source = baseline_source then b_waso end as b_waso,
+        case when sleep_source = baseline_source then b_onset end as b_onset,
+        case when sleep_source = baseline_source then b_awak end as b_awak,
+        case when resting_hr_source = baseline_source then b_rhr end as b_rhr,
+        case when hrv_source = baseline_source then b_lnrmssd end as b_lnrmssd,
+        case when breathing_rate_source = baseline_source then b_br end as b_br,
+        case when spo2_source = baseline_source then b_spo2 end as b_spo2,
+        case when sleep_source = baseline_source then b_bed end as b_bed,
+        case when sleep_source = baseline_source then b_mid end as b_mid
+    from (
+        select *, unnest(list_distinct([sleep_source, resting_hr_source, hrv_source, breathing_rate_source,
+                                        spo2_source])) as baseline_source
+        from base_values
+        where day_sleep is not null
+    )
 ),
 
 baseline_calendar as (
-    select person_id, day_sleep,
+    select person_id, day_sleep, baseline_source,
         unnest(generate_series(min(night_date), max(night_date), interval 1 day))::date as night_date
     from baseline_inputs
     where $baseline_by_window
-    group by person_id, day_sleep
+    group by person_id, day_sleep, baseline_source
 ),
 
 baseline_grid as (
-    select c.person_id, c.day_sleep, c.night_date, i.* exclude (person_id, day_sleep, night_date)
+    select c.person_id, c.day_sleep, c.baseline_source, c.night_date,
+        i.* exclude (person_id, day_sleep, baseline_source, night_date)
     from baseline_calendar c
-    left join baseline_inputs i using (person_id, day_sleep, night_date)
+    left join baseline_inputs i using (person_id, day_sleep, baseline_source, night_date)
 ),
 
 baseline_by_day as (
-    select person_id, day_sleep, night_date,
+    select person_id, day_sleep, baseline_source, night_date,
         count(b_tst) over w as baseline_valid_nights,
         median(b_tst) over w as tst_med, mad(b_tst) over w as tst_mad,
         median(b_eff) over w as eff_med, mad(b_eff) over w as eff_mad,
@@ -203,13 +223,13 @@ baseline_by_day as (
         median(b_mid) over w as mid_med
     from baseline_grid
     window w as (
-        partition by person_id, day_sleep order by night_date
+        partition by person_id, day_sleep, baseline_source order by night_date
         rows between $baseline_end_days + $baseline_span_days - 1 preceding and $baseline_end_days preceding
     )
 ),
 
 baseline_by_join as (
-    select t.person_id, t.day_sleep, t.night_date,
+    select t.person_id, t.day_sleep, i.baseline_source, t.night_date,
         count(i.b_tst) as baseline_valid_nights,
         median(i.b_tst) as tst_med, mad(i.b_tst) as tst_mad,
         median(i.b_eff) as eff_med, mad(i.b_eff) as eff_mad,
@@ -227,7 +247,7 @@ baseline_by_join as (
         and i.night_date between t.night_date - ($baseline_end_days + $baseline_span_days - 1)
                              and t.night_date - $baseline_end_days
     where not $baseline_by_window and t.night_date >= t.first_target
-    group by t.person_id, t.day_sleep, t.night_date
+    group by t.person_id, t.day_sleep, i.baseline_source, t.night_date
 ),
 
 baseline_for_targets as (
@@ -237,13 +257,29 @@ baseline_for_targets as (
 ),
 
 baselines as (
+    -- each statistic from the baseline of the source that gave tonight's value, or, with no value tonight, of
+    -- the device whose sleep counts (baseline_valid_nights and warm-up follow the sleep source)
     select r.*, h.* exclude (person_id, night_date),
         coalesce(b.baseline_valid_nights, 0) as baseline_valid_nights,
-        b.* exclude (person_id, day_sleep, night_date, baseline_valid_nights)
+        b.tst_med, b.tst_mad, b.eff_med, b.eff_mad, b.waso_med, b.waso_mad, b.onset_med, b.onset_mad,
+        b.awak_med, b.awak_mad, b.bed_med, b.mid_med,
+        rhr_base.rhr_med, hrv_base.lnrmssd_med, hrv_base.lnrmssd_mad, br_base.br_med, spo2_base.spo2_med
     from rolling r
     join hrv_rolling h using (person_id, night_date)
     left join baseline_for_targets b on b.person_id = r.person_id and b.day_sleep = r.day_sleep
-        and b.night_date = r.night_date
+        and b.night_date = r.night_date and b.baseline_source = r.sleep_source
+    left join baseline_for_targets rhr_base on rhr_base.person_id = r.person_id
+        and rhr_base.day_sleep = r.day_sleep and rhr_base.night_date = r.night_date
+        and rhr_base.baseline_source = coalesce(r.resting_hr_source, r.sleep_source)
+    left join baseline_for_targets hrv_base on hrv_base.person_id = r.person_id
+        and hrv_base.day_sleep = r.day_sleep and hrv_base.night_date = r.night_date
+        and hrv_base.baseline_source = coalesce(r.hrv_source, r.sleep_source)
+    left join baseline_for_targets br_base on br_base.person_id = r.person_id
+        and br_base.day_sleep = r.day_sleep and br_base.night_date = r.night_date
+        and br_base.baseline_source = coalesce(r.breathing_rate_source, r.sleep_source)
+    left join baseline_for_targets spo2_base on spo2_base.person_id = r.person_id
+        and spo2_base.day_sleep = r.day_sleep and spo2_base.night_date = r.night_date
+        and spo2_base.baseline_source = coalesce(r.spo2_source, r.sleep_source)
     where r.night_date >= r.first_target
 ),
 

@@ -5,6 +5,11 @@
 -- earliest start of a log in it; a log's segments lie inside it) repeat the targets as constants: DuckDB can then
 -- skip whole row groups by their min/max (a nightly run reads the last few nights, not the history).
 --
+-- Several devices: for each data type and night exactly one source counts (`chosen`, by the person's own choice
+-- in `source_choices`, else the default order registered as `default_source_rank`: features/devices.py), and
+-- every value is read from that source alone, so nothing is ever summed or averaged across devices. Each data
+-- type's source is kept beside its values (sleep_source, hrv_source, ...).
+--
 -- Columns: what each one means, its unit and its source are in features/catalog.py (rendered into docs/signals.md);
 -- tests/test_catalog.py holds the migrated table to that list.
 with
@@ -14,6 +19,53 @@ targets as (
     select person_id, first_night::date as first_night, last_night::date as last_night from feature_targets
 ),
 
+candidates as (
+    -- every source with a value for a data type on a target night; `complete`: a source whose sleep can make a
+    -- main sleep, or whose activity has a step count, beats one that has only naps or only activity minutes
+    select s.person_id, s.night_date, 'sleep' as data_type, s.source,
+        bool_or(s.is_main_sleep or s.time_in_bed_min >= $min_main_sleep_min) as complete
+    from sleep_sessions s
+    join targets t on s.person_id = t.person_id and s.night_date between t.first_night and t.last_night
+    where s.night_date between $first_target_night and $last_target_night
+    group by all
+    union all
+    select r.person_id, r.day, 'resting_hr', r.source, true
+    from daily_resting_hr r
+    join targets t on r.person_id = t.person_id and r.day between t.first_night and t.last_night
+    where r.day between $first_target_night and $last_target_night
+    union all
+    select h.person_id, h.night_date, 'hrv', h.source, true
+    from nightly_hrv h
+    join targets t on h.person_id = t.person_id and h.night_date between t.first_night and t.last_night
+    where h.night_date between $first_target_night and $last_target_night
+    union all
+    select v.person_id, v.night_date, d.data_type, v.source, true
+    from nightly_vitals v
+    join targets t on v.person_id = t.person_id and v.night_date between t.first_night and t.last_night
+    cross join (values ('breathing_rate'), ('spo2'), ('skin_temp')) d(data_type)
+    where v.night_date between $first_target_night and $last_target_night
+        and case d.data_type when 'breathing_rate' then v.breathing_rate_brpm is not null
+                             when 'spo2' then v.spo2_avg_pct is not null
+                             else v.skin_temp_deviation_c is not null end
+    union all
+    select a.person_id, a.day, 'steps', a.source, a.steps is not null
+    from daily_activity a
+    join targets t on a.person_id = t.person_id and a.day between t.first_night and t.last_night
+    where a.day between $first_target_night and $last_target_night
+),
+
+chosen as (
+    -- the one source that counts for each person, night and data type
+    select c.person_id, c.night_date, c.data_type, c.source
+    from candidates c
+    left join source_choices p on p.person_id = c.person_id and p.data_type = c.data_type
+    left join default_source_rank d on d.data_type = c.data_type and d.source = c.source
+    qualify row_number() over (
+        partition by c.person_id, c.night_date, c.data_type
+        order by c.complete desc, p.source is not distinct from c.source desc, coalesce(d.rank, 1000), c.source
+    ) = 1
+),
+
 sessions as (
     select s.*,
         row_number() over (
@@ -21,7 +73,8 @@ sessions as (
             order by s.is_main_sleep desc, s.time_in_bed_min desc, s.source_session_id
         ) as rank_in_night
     from sleep_sessions s
-    join targets t on s.person_id = t.person_id and s.night_date between t.first_night and t.last_night
+    join chosen k on k.person_id = s.person_id and k.night_date = s.night_date and k.data_type = 'sleep'
+        and k.source = s.source
     where s.night_date between $first_target_night and $last_target_night
 ),
 
@@ -82,7 +135,7 @@ window_sessions as (
 ),
 
 state_windows as (
-    select person_id, night_date,
+    select person_id, night_date, source,
         (night_date - 1)::timestamp + interval 12 hour - to_minutes(end_utc_offset_min) as window_start_utc
     from main_sleep
     where time_in_bed_min >= $min_main_sleep_min
@@ -127,6 +180,7 @@ sleep_intervals as (
     from state_windows w
     cross join (values (0), (1)) back(days)
     join window_sessions ws on ws.person_id = w.person_id and ws.night_date = w.night_date - back.days
+        and ws.source = w.source  -- the device whose sleep counts tonight
     join sleep_runs r using (log_key)
 ),
 
@@ -155,14 +209,14 @@ sleep_state as (
 ),
 
 activity as (
-    select a.person_id, a.day as night_date,
-        sum(a.steps)::integer as steps_count,
-        sum(coalesce(a.moderately_active_min, 0) + coalesce(a.very_active_min, 0))::double as active_min,
-        sum(a.sedentary_min)::double as sedentary_min
+    select a.person_id, a.day as night_date, a.source as steps_source,
+        a.steps as steps_count,
+        (coalesce(a.moderately_active_min, 0) + coalesce(a.very_active_min, 0))::double as active_min,
+        a.sedentary_min::double as sedentary_min
     from daily_activity a
-    join targets t on a.person_id = t.person_id and a.day between t.first_night and t.last_night
+    join chosen k on k.person_id = a.person_id and k.night_date = a.day and k.data_type = 'steps'
+        and k.source = a.source
     where a.day between $first_target_night and $last_target_night
-    group by a.person_id, a.day
 ),
 
 night_tags as (
@@ -186,28 +240,34 @@ rosters as (
 ),
 
 resting_hr as (
-    select r.person_id, r.day as night_date, avg(r.resting_hr_bpm) as resting_hr_bpm
+    select r.person_id, r.day as night_date, r.resting_hr_bpm, r.source as resting_hr_source
     from daily_resting_hr r
-    join targets t on r.person_id = t.person_id and r.day between t.first_night and t.last_night
+    join chosen k on k.person_id = r.person_id and k.night_date = r.day and k.data_type = 'resting_hr'
+        and k.source = r.source
     where r.day between $first_target_night and $last_target_night
-    group by r.person_id, r.day
 ),
 
 hrv as (
-    select h.person_id, h.night_date, ln(avg(h.rmssd_ms)) as ln_rmssd, avg(h.rmssd_ms) as rmssd_ms
+    select h.person_id, h.night_date, ln(h.rmssd_ms) as ln_rmssd, h.rmssd_ms, h.source as hrv_source
     from nightly_hrv h
-    join targets t on h.person_id = t.person_id and h.night_date between t.first_night and t.last_night
+    join chosen k on k.person_id = h.person_id and k.night_date = h.night_date and k.data_type = 'hrv'
+        and k.source = h.source
     where h.night_date between $first_target_night and $last_target_night
-    group by h.person_id, h.night_date
 ),
 
 vitals as (
+    -- one row per night; each vital from the source chosen for it (one device's breathing rate may sit beside
+    -- another's SpO2, never averaged with it)
     select v.person_id, v.night_date,
-        avg(v.breathing_rate_brpm) as breathing_rate_brpm,
-        avg(v.skin_temp_deviation_c) as skin_temp_deviation_c,
-        avg(v.spo2_avg_pct) as spo2_avg_pct
+        any_value(v.breathing_rate_brpm) filter (where k.data_type = 'breathing_rate') as breathing_rate_brpm,
+        any_value(v.source) filter (where k.data_type = 'breathing_rate') as breathing_rate_source,
+        any_value(v.skin_temp_deviation_c) filter (where k.data_type = 'skin_temp') as skin_temp_deviation_c,
+        any_value(v.source) filter (where k.data_type = 'skin_temp') as skin_temp_source,
+        any_value(v.spo2_avg_pct) filter (where k.data_type = 'spo2') as spo2_avg_pct,
+        any_value(v.source) filter (where k.data_type = 'spo2') as spo2_source
     from nightly_vitals v
-    join targets t on v.person_id = t.person_id and v.night_date between t.first_night and t.last_night
+    join chosen k on k.person_id = v.person_id and k.night_date = v.night_date
+        and k.data_type in ('breathing_rate', 'spo2', 'skin_temp') and k.source = v.source
     where v.night_date between $first_target_night and $last_target_night
     group by v.person_id, v.night_date
 ),
@@ -235,7 +295,7 @@ final as (
     select
         n.person_id,
         n.night_date,
-        m.source,
+        m.source as sleep_source,
         m.log_type,
         m.minutes_asleep::double as tst_min,
         m.time_in_bed_min::double as time_in_bed_min,
@@ -276,7 +336,13 @@ final as (
         case when coalesce(tg.tag_night_shift, false) and m.person_id is not null then true
              else (tm.bedtime_min + tm.wake_min) / 2 between $day_sleep_from_min and $day_sleep_to_min end as day_sleep,
         coalesce(m.tz_name <> home.home_tz_name, false) as away_from_home,
-        coalesce(m.time_in_bed_min >= $min_main_sleep_min, false) as valid_night
+        coalesce(m.time_in_bed_min >= $min_main_sleep_min, false) as valid_night,
+        r.resting_hr_source,
+        h.hrv_source,
+        v.breathing_rate_source,
+        v.spo2_source,
+        v.skin_temp_source,
+        a.steps_source
     from nights n
     left join main_sleep m using (person_id, night_date)
     left join timing tm using (person_id, night_date)

@@ -1,0 +1,201 @@
+"""One person, several devices (issue 18): for each data type and night exactly one source counts, by the default
+order or the person's choice (on their page or `emberwatch person prefer`); its source is kept beside every value;
+nothing is summed across devices; and a switch of device starts a fresh baseline. Real DuckDB files throughout."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import requests
+
+from connectors.base import PersonContext
+from connectors.records import DailyActivity
+from features.engine import compute_features, rebuild_all
+from pipelines import steps, validate
+from pipelines.cli_connectors import enroll_person
+from pipelines.import_google_takeout import import_takeout
+from pipelines.people import add_source, choose_sources
+from pipelines.sources import sources_for
+from storage.store import NightRange, Store
+from tests.fake_oura import load_nights
+from tests.helpers import calm_history
+from tests.test_oura import config, fake, live_env  # noqa: F401  (fixtures)
+from tests.test_web import door  # noqa: F401  (fixture)
+
+TAKEOUT = Path(__file__).resolve().parent / "fixtures/google_takeout"
+SOURCE_COLUMNS = ["sleep_source", "resting_hr_source", "hrv_source", "spo2_source", "steps_source"]
+
+
+def nights_of(store: Store, person: str) -> pd.DataFrame:
+    return store.query_df("SELECT * FROM nightly_features WHERE person_id = ? ORDER BY night_date", [person])
+
+
+def from_source(records: list, source: str) -> list:
+    return [r.model_copy(update={"source": source}) for r in records]
+
+
+def test_a_takeout_fitbit_and_an_oura_ring_give_one_row_a_night_with_the_expected_source_per_data_type(
+        live_env, fake, store):  # noqa: F811
+    # The Fitbit history comes from a Google Takeout archive; the ring from Oura's API (a fake speaking its shapes)
+    # for three of the same nights.
+    store.add_person("both", "both@example.org", "Europe/Oslo", "google-takeout", config(fake))
+    import_takeout(store, validate.takeout_person(store.person("both")), TAKEOUT)
+    assert add_source(store, "both", "oura") and not add_source(store, "both", "oura")
+    oura_nights = [date(2026, 10, 1), date(2026, 10, 2), date(2026, 10, 12)]
+    load_nights(fake, oura_nights, "Europe/Oslo")
+    enroll_person(store, "both", "oura", lambda url: requests.get(url, timeout=10), timeout_s=20)
+    person = store.person("both")
+    assert person.sources == ("google-takeout", "oura") and person.source == "oura"  # the ring syncs nightly
+    ring, = sources_for(person, store)  # the nightly run syncs the ring; the Takeout arrives by import
+    assert ring.name == "oura"
+    fetched = steps.fetch_window(ring, PersonContext("both", "Europe/Oslo"), date(2026, 9, 30), date(2026, 10, 12))
+    steps.update_features(store, steps.ingest(store, [fetched]).people.values())
+    # A Takeout import now still fits this person (the archive is one of their sources).
+    validate.takeout_person(store.person("both"))
+
+    f = nights_of(store, "both").set_index("night_date")
+    assert not f.index.duplicated().any()
+    on = {d.date(): row for d, row in f.iterrows()}
+    # Both devices that night: the ring counts for the night's measures, the Fitbit for the day's steps.
+    assert on[date(2026, 10, 12)][SOURCE_COLUMNS].tolist() == ["oura", "oura", "oura", "oura", "google-takeout"]
+    assert on[date(2026, 10, 12)].resting_hr_bpm == 52.0  # the ring's (the Fitbit said 56), never a mean
+    assert on[date(2026, 10, 12)].steps_count == 130  # the Fitbit's (the ring said 8,200), never a sum
+    assert on[date(2026, 10, 1)].steps_count == 4500 and on[date(2026, 10, 1)].steps_source == "google-takeout"
+    # Only the Fitbit that night: its sleep and resting HR, no HRV source.
+    assert on[date(2026, 10, 25)][SOURCE_COLUMNS[:2]].tolist() == ["google-takeout", "google-takeout"]
+    assert pd.isna(on[date(2026, 10, 25)].hrv_source)
+    # Only the ring's steps on 2 October (the Takeout has none that day).
+    assert on[date(2026, 10, 2)].steps_source == "oura" and on[date(2026, 10, 2)].steps_count == 8100
+    # Every value's source is one the person has.
+    assert set(f[SOURCE_COLUMNS].stack().dropna()) == {"google-takeout", "oura"}
+
+    # The person's choice overrides the default order: the Fitbit's sleep counts, the ring's HRV still does.
+    assert choose_sources(store, "both", {"sleep": "google-takeout"}) == ["sleep"]
+    night = nights_of(store, "both").set_index("night_date").loc[pd.Timestamp(2026, 10, 12)]
+    assert night.sleep_source == "google-takeout" and night.tst_min == 440.0 and night.hrv_source == "oura"
+
+
+def test_steps_from_two_devices_on_one_day_are_never_added(store):
+    day = date(2026, 3, 2)
+    store.add_person("w", "w@example.org", "Europe/London", "apple-health")
+    add_source(store, "w", "oura")
+    compute_features(store, store.upsert_records([
+        DailyActivity(person_id="w", source="apple-health", day=day, steps=10_000, very_active_min=30),
+        DailyActivity(person_id="w", source="oura", day=day, steps=9_000, very_active_min=20)]))
+    row = nights_of(store, "w").iloc[0]
+    assert (row.steps_count, row.active_min, row.steps_source) == (10_000, 30.0, "apple-health")
+    choose_sources(store, "w", {"steps": "oura"})
+    row = nights_of(store, "w").iloc[0]
+    assert (row.steps_count, row.active_min, row.steps_source) == (9_000, 20.0, "oura")
+
+
+def test_a_choice_is_refused_for_a_device_the_person_does_not_have(store):
+    store.add_person("w", "w@example.org", "Europe/London", "apple-health")
+    with pytest.raises(validate.InputError, match="w has no source 'oura'"):
+        choose_sources(store, "w", {"hrv": "oura"})
+    with pytest.raises(validate.InputError, match="--data 'mood'"):
+        choose_sources(store, "w", {"mood": "apple-health"})
+    assert store.source_choices("w") == {}
+
+
+SWITCH = date(2026, 3, 1)  # the first night on the ring
+
+
+def switching_history(person: str) -> list:
+    """40 nights on a Fitbit, then 30 on an Oura ring that reads longer sleep and a higher RMSSD."""
+    before = calm_history(person, SWITCH - timedelta(days=40), 40, tst_min=420, rmssd=45.0, rhr=60.0)
+    after = calm_history(person, SWITCH, 30, tst_min=480, rmssd=70.0, rhr=52.0)
+    return from_source(before, "fitbit-web") + from_source(after, "oura")
+
+
+def test_switching_devices_starts_a_fresh_baseline_from_the_new_device_alone(store):
+    store.add_person("sw", "sw@example.org", "Europe/London", "fitbit-web")
+    add_source(store, "sw", "oura")
+    store.upsert_records(switching_history("sw"))
+    rebuild_all(store)  # a long span: baselines by window
+    s = store.query_df("SELECT * FROM night_signals WHERE person_id = 'sw' ORDER BY night_date")
+    s["k"] = [(d.date() - SWITCH).days for d in s.night_date]
+    after = s[s.k >= 0]
+    # A night's baseline holds the ring's usable nights that end a week before it: none for the first week.
+    assert after.baseline_valid_nights.tolist() == [max(0, k - 6) for k in after.k]
+    assert after.warming_up.tolist() == [k - 6 < 14 for k in after.k]
+    # No comparison with the Fitbit's nights: nothing to compare with while the ring's usual is learnt, and
+    # once it is, the ring's own steady nights are simply usual.
+    assert after.ln_rmssd_z.iloc[:7].isna().all() and after.resting_hr_delta_bpm.iloc[:7].isna().all()
+    assert after.tst_z.iloc[:7].isna().all()
+    assert (after.ln_rmssd_z.iloc[7:].abs() < 1e-9).all() and (after.tst_z.iloc[7:].abs() < 1e-9).all()
+    assert not after.recovery_deviates.fillna(False).any() and not after.sleep_deviates.fillna(False).any()
+    # The Fitbit's nights before the switch are untouched: their usual was long learnt.
+    assert not s[(s.k < 0) & (s.k >= -20)].warming_up.any()
+
+    # A nightly run (a few target nights: baselines gathered by a join) gives the same numbers.
+    window = s.set_index("night_date")[["baseline_valid_nights", "warming_up", "ln_rmssd_z"]]
+    compute_features(store, {"sw": NightRange(SWITCH + timedelta(days=18), SWITCH + timedelta(days=29))})
+    joined = store.query_df("SELECT night_date, baseline_valid_nights, warming_up, ln_rmssd_z FROM night_signals "
+                            "WHERE person_id = 'sw' ORDER BY night_date").set_index("night_date")
+    pd.testing.assert_frame_equal(joined, window, check_dtype=False)
+
+
+def test_the_page_shows_which_device_counts_and_a_change_there_changes_it(door):  # noqa: F811
+    with Store(door.settings.db_path) as store:
+        store.add_person("c03", "cy@example.org", "Europe/London", "oura")
+        add_source(store, "c03", "fitbit-web")
+        both = calm_history("c03", date(2026, 11, 1), 5, tst_min=420)
+        store.upsert_records(from_source(both, "oura") + from_source(calm_history(
+            "c03", date(2026, 11, 1), 5, tst_min=400), "fitbit-web"))
+        rebuild_all(store)
+        assert set(nights_of(store, "c03").sleep_source) == {"oura"}
+    page_url, html = door.page("c03")
+    assert "Your devices" in html and "Oura ring" in html and "(the usual choice)" in html
+    _, other = door.page("c01")
+    assert "Your devices" not in other  # one device: nothing to choose
+
+    form = {"form_token": door.form_token(html), "sleep": "fitbit-web", "resting_hr": "oura", "hrv": "oura",
+            "breathing_rate": "oura", "spo2": "oura", "skin_temp": "oura", "steps": "fitbit-web"}
+    assert door.http.post(page_url + "/devices", data={**form, "sleep": "garmin"}).status_code == 400
+    assert door.http.post(page_url + "/devices", data={**form, "form_token": "forged"}).status_code == 403
+    response = door.http.post(page_url + "/devices", data=form)
+    assert response.status_code == 200 and "worked out again from the devices you chose" in response.text
+    with Store(door.settings.db_path) as store:
+        # only what the person changed is their choice; the rest keeps following the usual order
+        assert store.source_choices("c03") == {"sleep": "fitbit-web"}
+        f = nights_of(store, "c03")
+    assert set(f.sleep_source) == {"fitbit-web"} and set(f.tst_min) == {400.0} and set(f.hrv_source) == {"oura"}
+    _, html = door.page("c03")
+    assert '<option value="fitbit-web" selected>' in html
+
+
+def test_the_nightly_run_syncs_each_connected_device_and_waits_for_one_not_yet_connected(live_env, store,
+                                                                                          monkeypatch):  # noqa: F811
+    from connectors.token_vault import TokenCipher
+    from storage.tokens import DbTokenStore
+
+    monkeypatch.setenv("EMBERWATCH_GOOGLE_CLIENT_ID", "google-client")
+    monkeypatch.setenv("EMBERWATCH_GOOGLE_CLIENT_SECRET", "google-secret")
+    store.add_person("two", "two@example.org", "Europe/London", "oura")
+    add_source(store, "two", "google-health")
+    add_source(store, "two", "google-takeout")
+    # added but not connected yet: only the ring syncs (and nobody is asked to reconnect a watch never connected)
+    assert [s.name for s in sources_for(store.person("two"), store)] == ["oura"]
+    DbTokenStore(store, TokenCipher()).save("two", "google-health", {"access_token": "a", "refresh_token": "r"},
+                                            ("sleep",), new_consent=True)
+    assert [s.name for s in sources_for(store.person("two"), store)] == ["oura", "google-health"]
+
+
+def test_the_demo_cohort_adds_an_apple_an_oura_and_a_switching_wearer_and_leaves_everyone_else_as_before():
+    from connectors.records import NightlyHrv
+    from connectors.synthetic import SyntheticCohort, record_civil_date
+
+    plain = SyntheticCohort(n_people=4, n_nights=40, seed=3)
+    worn = SyntheticCohort(n_people=4, n_nights=40, seed=3, device_wearers=True)
+    assert [p.person_id for p in worn.people] == [f"c{k:02d}" for k in range(1, 8)]
+    assert all(worn.records(p.person_id) == plain.records(p.person_id) for p in plain.people)
+    apple, ring, switcher = (worn.records(f"c0{k}") for k in (5, 6, 7))
+    assert {r.source for r in apple} == {"apple-health"} and not any(isinstance(r, NightlyHrv) for r in apple)
+    assert {r.source for r in ring} == {"oura"}
+    switch = worn.first_night + timedelta(days=20)
+    assert {r.source for r in switcher if record_civil_date(r) < switch} == {"fitbit-web"}
+    assert {r.source for r in switcher if record_civil_date(r) >= switch} == {"oura"}
