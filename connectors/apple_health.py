@@ -68,7 +68,7 @@ from connectors.base import ParseResult, PersonContext, RawPayload, Rejected
 from connectors.records import DailyActivity, DailyRestingHeartRate, NightlyVitals, RecordError, SleepSession
 from connectors.records import SleepStage, StageSegment, build_record, is_iana_zone, storable_text
 
-__all__ = ["AppleHealthSource", "SOURCE_NAME", "apple_time", "chunk_xml", "Skipped", "SESSION_GAP"]
+__all__ = ["AppleHealthSource", "SOURCE_NAME", "apple_time", "chunk_xml", "parse_chunk", "Skipped", "SESSION_GAP"]
 
 SOURCE_NAME = "apple-health"
 
@@ -272,44 +272,53 @@ class AppleHealthSource:
 
     def parse(self, raw: RawPayload, person: PersonContext) -> ParseResult:
         """Records from one chunk. Bad content never raises: a bad record comes back in `rejected`."""
-        result = ParseResult()
-        kind = raw.resource.split("/", 1)[0]
-        if kind == UNREADABLE:
-            try:
-                note = json.loads(raw.body)
-                detail = f"{note.get('error')}; {note.get('records_read_before')} record(s) before it were read"
-            except ValueError:
-                detail = "the note about the break is unreadable too"
-            result.rejected.append(Rejected(raw.resource, (
-                f"{SOURCE_NAME}: export.xml breaks off or is malformed ({storable_text(detail, 300)}). Everything "
-                "before the break was imported; the rest could not be read. Export again from the Health app.")))
-            return result
-        if not is_iana_zone(person.tz_name):
-            result.rejected.append(Rejected(raw.resource, (
-                f"the person's time zone {storable_text(repr(person.tz_name))} is not an IANA zone name; nothing "
-                "from this chunk was imported. Correct the zone and re-import.")))
-            return result
+        return parse_chunk(raw, person, self.sleep_origin, self.steps_origin)
+
+
+def parse_chunk(raw: RawPayload, person: PersonContext, sleep_origin: dict[str, int] | None = None,
+                steps_origin: dict[str, int] | None = None) -> ParseResult:
+    """Records from one archived chunk, without the export file (the synthetic demo's Apple wearer is parsed here
+    too). `sleep_origin` and `steps_origin`, when given, count the nights and days by the writer chosen."""
+    sleep_origin = {} if sleep_origin is None else sleep_origin
+    steps_origin = {} if steps_origin is None else steps_origin
+    result = ParseResult()
+    kind = raw.resource.split("/", 1)[0]
+    if kind == UNREADABLE:
         try:
-            elements = list(etree.fromstring(chunk_xml(raw.body), etree.XMLParser(
-                resolve_entities=False, no_network=True, huge_tree=True)))
-        except (etree.XMLSyntaxError, ValueError) as exc:
-            result.rejected.append(Rejected(raw.resource, (
-                f"the {storable_text(raw.resource)} chunk is not the XML {SOURCE_NAME} writes ({exc}); nothing "
-                "from it was imported.")))
-            return result
-        readings = _readings(raw.resource, elements, result)
-        if kind == SLEEP:
-            _parse_sleep(readings, person, result, self.sleep_origin)
-        elif kind == STEPS:
-            _parse_steps(readings, person, result, self.steps_origin)
-        elif kind == RESTING_HR:
-            _parse_resting(readings, person, result)
-        elif kind == VITALS:
-            _parse_vitals(readings, person, result)
-        elif kind not in (HRV_SDNN, WRIST_TEMP):  # archived on purpose, not imported (see `skipped`)
-            result.rejected.append(Rejected(raw.resource, (
-                f"'{storable_text(raw.resource)}' is not a resource of {SOURCE_NAME}; nothing was imported.")))
+            note = json.loads(raw.body)
+            detail = f"{note.get('error')}; {note.get('records_read_before')} record(s) before it were read"
+        except ValueError:
+            detail = "the note about the break is unreadable too"
+        result.rejected.append(Rejected(raw.resource, (
+            f"{SOURCE_NAME}: export.xml breaks off or is malformed ({storable_text(detail, 300)}). Everything "
+            "before the break was imported; the rest could not be read. Export again from the Health app.")))
         return result
+    if not is_iana_zone(person.tz_name):
+        result.rejected.append(Rejected(raw.resource, (
+            f"the person's time zone {storable_text(repr(person.tz_name))} is not an IANA zone name; nothing "
+            "from this chunk was imported. Correct the zone and re-import.")))
+        return result
+    try:
+        elements = list(etree.fromstring(chunk_xml(raw.body), etree.XMLParser(
+            resolve_entities=False, no_network=True, huge_tree=True)))
+    except (etree.XMLSyntaxError, ValueError) as exc:
+        result.rejected.append(Rejected(raw.resource, (
+            f"the {storable_text(raw.resource)} chunk is not the XML {SOURCE_NAME} writes ({exc}); nothing "
+            "from it was imported.")))
+        return result
+    readings = _readings(raw.resource, elements, result)
+    if kind == SLEEP:
+        _parse_sleep(readings, person, result, sleep_origin)
+    elif kind == STEPS:
+        _parse_steps(readings, person, result, steps_origin)
+    elif kind == RESTING_HR:
+        _parse_resting(readings, person, result)
+    elif kind == VITALS:
+        _parse_vitals(readings, person, result)
+    elif kind not in (HRV_SDNN, WRIST_TEMP):  # archived on purpose, not imported (see `skipped`)
+        result.rejected.append(Rejected(raw.resource, (
+            f"'{storable_text(raw.resource)}' is not a resource of {SOURCE_NAME}; nothing was imported.")))
+    return result
 
 
 def chunk_xml(body: bytes) -> bytes:

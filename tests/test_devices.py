@@ -199,3 +199,99 @@ def test_the_demo_cohort_adds_an_apple_an_oura_and_a_switching_wearer_and_leaves
     switch = worn.first_night + timedelta(days=20)
     assert {r.source for r in switcher if record_civil_date(r) < switch} == {"fitbit-web"}
     assert {r.source for r in switcher if record_civil_date(r) >= switch} == {"oura"}
+
+
+def test_the_demo_wearers_nights_travel_in_their_devices_shapes_and_parse_back_to_what_the_nights_say():
+    """c13's nights arrive as Apple Health export.xml chunks, c14's and c15's second half as Oura API v2 documents;
+    each is read by that device's own parser, and the rows are the synthetic nights (as the device delivers them)."""
+    import json
+    import zlib
+
+    from lxml import etree
+
+    from connectors.oura import PHASE_S
+    from connectors.records import SleepSession, SleepStage
+    from connectors.synthetic import SyntheticCohort, SyntheticSource, record_civil_date
+
+    cohort = SyntheticCohort(device_wearers=True)  # the demo's cohort
+    source = SyntheticSource(cohort)
+    first, last = cohort.nights[0], cohort.nights[-1]
+    switch = first + timedelta(days=cohort.n_nights // 2)
+
+    def fetched(person_id: str, start: date = first, end: date = last):
+        person = PersonContext(person_id, cohort.person(person_id).tz_name)
+        raws = list(source.fetch(person, start, end))
+        return raws, [r for raw in raws for r in source.parse(raw, person).records], person
+
+    def key(record):
+        return type(record).__name__, record_civil_date(record), getattr(record, "start_utc", None)
+
+    # c13: the Apple Watch. One chunk per data type and month, zlib-compressed <Record> XML, as the importer archives.
+    raws, parsed, person = fetched("c13")
+    assert {raw.source for raw in raws} == {"apple-health"}
+    assert {raw.resource.split("/")[0] for raw in raws} == {"sleep", "resting_hr", "vitals", "steps"}
+    types = {element.get("type") for raw in raws for element in etree.fromstring(zlib.decompress(raw.body))}
+    assert types == {"HKCategoryTypeIdentifierSleepAnalysis", "HKQuantityTypeIdentifierRestingHeartRate",
+                     "HKQuantityTypeIdentifierRespiratoryRate", "HKQuantityTypeIdentifierOxygenSaturation",
+                     "HKQuantityTypeIdentifierStepCount"}
+    want = {key(r): r for r in cohort.records("c13")}
+    got = {key(r): r for r in parsed}
+    assert got.keys() == want.keys() and len(parsed) == len(want)
+    for k, record in want.items():
+        if isinstance(record, SleepSession):
+            # Apple has no "restless": those minutes are unstaged asleep; its own session ids
+            restless_as_asleep = tuple(s.model_copy(update={"stage": SleepStage.ASLEEP})
+                                       if s.stage == SleepStage.RESTLESS else s for s in record.segments)
+            record = record.model_copy(update={"segments": restless_as_asleep,
+                                               "source_session_id": got[k].source_session_id})
+        assert got[k] == record, k
+
+    # c14: the Oura ring; c15: a Fitbit (the synthetic JSON) then the ring from half-way.
+    for person_id in ("c14", "c15"):
+        raws, parsed, person = fetched(person_id)
+        ring = [raw for raw in raws if raw.source == "oura"]
+        assert [raw.resource for raw in ring] == ["night", "activity"]
+        night, activity = ({name: [json.loads(page) for page in pages] for name, pages in json.loads(raw.body).items()}
+                           for raw in ring)
+        assert set(night) == {"sleep", "daily_readiness", "daily_spo2"} and set(activity) == {"daily_activity"}
+        periods = night["sleep"][0]["data"]
+        assert periods and all({"bedtime_start", "bedtime_end", "sleep_phase_5_min", "type"} <= set(p) for p in periods)
+        assert {p["type"] for p in periods} == {"long_sleep", "sleep"}
+        assert any(p["average_hrv"] and p["lowest_heart_rate"] and p["average_breath"] for p in periods)
+        assert night["daily_readiness"][0]["data"][0]["temperature_deviation"] is not None
+        assert night["daily_spo2"][0]["data"][0]["spo2_percentage"]["average"] > 80
+        assert activity["daily_activity"][0]["data"][0]["steps"] >= 0
+        want = {key(r): r for r in cohort.records(person_id)}
+        got = {key(r): r for r in parsed}
+        assert got.keys() == want.keys() and len(parsed) == len(want)
+        assert {r.source for r in parsed if record_civil_date(r) >= switch} == {"oura"}
+        for k, record in want.items():
+            if not (isinstance(record, SleepSession) and record.source == "oura"):
+                assert got[k] == record, k
+                continue
+            session = got[k]
+            # Oura's own totals carry the minutes exactly; the ring gives the person's zone and stages everything
+            same = ("night_date", "start_utc", "end_utc", "is_main_sleep", "minutes_asleep", "minutes_awake",
+                    "minutes_to_fall_asleep", "time_in_bed_min", "source_session_id")
+            assert all(getattr(session, f) == getattr(record, f) for f in same), k
+            assert session.tz_name == person.tz_name and session.log_type == "stages"
+            # Stages in five-minute phases: each is the synthetic stage at the middle of its five minutes.
+            total = int((record.end_utc - record.start_utc).total_seconds())
+            assert sum(s.duration_s for s in session.segments) == total
+            def stage_at(segments, instant):
+                return next(x.stage for x in segments
+                            if x.start_utc <= instant < x.start_utc + timedelta(seconds=x.duration_s))
+
+            for offset in range(0, total, PHASE_S):
+                middle = record.start_utc + timedelta(seconds=offset + min(PHASE_S, total - offset) // 2)
+                synthetic = stage_at(record.segments, middle)
+                expected = {SleepStage.ASLEEP: SleepStage.LIGHT, SleepStage.RESTLESS: SleepStage.LIGHT,
+                            SleepStage.AWAKE: SleepStage.WAKE}.get(synthetic, synthetic)
+                assert stage_at(session.segments, middle) == expected, (k, offset)
+
+    # A nightly window across c15's switch: the Fitbit night as synthetic JSON, the ring's as Oura documents.
+    raws, parsed, _ = fetched("c15", switch - timedelta(days=1), switch)
+    assert [(raw.source, raw.resource) for raw in raws] == [("synthetic", "nights"), ("oura", "night"),
+                                                            ("oura", "activity")]
+    assert {(r.source, record_civil_date(r)) for r in parsed} == {("fitbit-web", switch - timedelta(days=1)),
+                                                                  ("oura", switch)}

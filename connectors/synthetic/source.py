@@ -21,6 +21,7 @@ from connectors.synthetic.profiles import (
     Trip,
     plan_person,
 )
+from connectors.synthetic.shapes import APPLE, OURA, SHAPED, apple_payloads, oura_payloads, parse_shaped
 
 
 def record_civil_date(record: AnyRecord) -> date:
@@ -98,7 +99,8 @@ class SyntheticCohort:
 
 
 class SyntheticSource:
-    """Serves a SyntheticCohort through the Source protocol: one JSON payload per fetch, like a sync would."""
+    """Serves a SyntheticCohort through the Source protocol: one JSON payload per fetch, like a sync would; the
+    demo's Oura and Apple wearers' nights as that device's own payloads (shapes.py), parsed by its connector."""
 
     name = SOURCE_NAME
 
@@ -109,18 +111,30 @@ class SyntheticSource:
         if end < start:
             raise ValueError(f"The window ends ({end}) before it starts ({start}); pass start <= end.")
         in_window = [r for r in self.cohort.records(person.person_id) if start <= record_civil_date(r) <= end]
-        body = window_body(person.person_id, start, end, in_window)
-        yield RawPayload(
-            person_id=person.person_id,
-            source=self.name,
-            resource=RESOURCE,
-            body=body,
-            fetched_at=datetime.now(timezone.utc),
-            window_start=start,
-            window_end=end,
-        )
+        fetched_at = datetime.now(timezone.utc)
+        # The demo's Oura and Apple nights travel in their device's own shapes (shapes.py); the rest as JSON.
+        oura = [r for r in in_window if r.source == OURA]
+        apple = [r for r in in_window if r.source == APPLE]
+        plain = [r for r in in_window if r.source not in SHAPED]
+        if plain or not (oura or apple):
+            body = window_body(person.person_id, start, end, plain)
+            yield RawPayload(
+                person_id=person.person_id,
+                source=self.name,
+                resource=RESOURCE,
+                body=body,
+                fetched_at=fetched_at,
+                window_start=start,
+                window_end=end,
+            )
+        if oura:
+            yield from oura_payloads(person.person_id, oura, start, end, fetched_at)
+        if apple:
+            yield from apple_payloads(person, apple)
 
     def parse(self, raw: RawPayload, person: PersonContext) -> ParseResult:
+        if raw.source in SHAPED:
+            return parse_shaped(raw, person)
         result = ParseResult()
         where = f"The synthetic '{raw.resource}' payload for {person.person_id}"
         try:
