@@ -14,6 +14,9 @@ person's own seeded random streams, so a cohort is the same every time it is bui
     nights.py      one person's nights drawn from their plan: sleep, naps, heart, vitals, movement
     sleep_logs.py  one sleep log laid out in 30-second epochs (stage cycles or classic minutes, wake bouts)
     payloads.py    values rendered as records, and a fetch window as one JSON payload
+    devices.py     the demo's Apple, Oura and switching wearers: each night as the device worn measures it
+    shapes.py      those wearers' nights as Oura API v2 documents and Apple Health export.xml, parsed by the
+                   Oura and Apple connectors themselves
     source.py      SyntheticCohort and SyntheticSource, what the pipeline, tests and benchmarks use
 """
 
