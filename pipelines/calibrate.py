@@ -17,39 +17,52 @@ import pandas as pd
 from features.calibration import CalibrationRules, evidence_as_of, steps_over_history
 from features.engine import compute_features
 from features.thresholds import Thresholds
-from storage.calibration import CalibrationStep, load_steps, replace_steps, widening_on
+from storage.calibration import CalibrationStep, load_all_steps, load_steps, replace_steps, widening_on
 from storage.check_ins import load_check_ins
 from storage.store import NightRange, Store
 
 
+_SHORT_NIGHTS = ("SELECT person_id, night_date FROM night_signals WHERE {who} AND valid_night AND NOT travel_context "
+                 "AND NOT warming_up AND tst_z <= ? ORDER BY person_id, night_date")
+
+
 def _short_nights(store: Store, person_id: str, thresholds: Thresholds) -> list[date]:
     """Comparable nights short at the *default* threshold: the evidence must not depend on its own result."""
-    return [r[0] for r in store.query_rows(
-        "SELECT night_date FROM night_signals WHERE person_id = ? AND valid_night AND NOT travel_context "
-        "AND NOT warming_up AND tst_z <= ? ORDER BY night_date", [person_id, -thresholds.z_sleep])]
+    return [r[1] for r in store.query_rows(_SHORT_NIGHTS.format(who="person_id = ?"),
+                                           [person_id, -thresholds.z_sleep])]
 
 
-def _reports(store: Store, person_id: str) -> pd.DataFrame:
+def _reports(store: Store, person_id: str | None = None) -> pd.DataFrame:
     df = load_check_ins(store, person_id)
     return df.assign(report_date=pd.to_datetime(df["report_date"]).dt.date)
 
 
-def _people_with_check_ins(store: Store, person_ids: list[str]) -> list[str]:
-    return [r[0] for r in store.query_rows(
-        "SELECT DISTINCT person_id FROM check_ins WHERE list_contains(?, person_id) ORDER BY 1", [person_ids])]
-
-
 def calibrate_tonight(store: Store, person_ids: list[str], thresholds: Thresholds = Thresholds(),
                       rules: CalibrationRules = CalibrationRules()) -> dict[str, float]:
-    """Returns the people whose widening changed, and to what."""
+    """Returns the people whose widening changed, and to what. Everything is read in four queries for the whole
+    run (a nightly run touches every person), then decided person by person in memory."""
+    with_reports = [r[0] for r in store.query_rows(
+        "SELECT DISTINCT person_id FROM check_ins WHERE list_contains(?, person_id) ORDER BY 1", [person_ids])]
+    if not with_reports:
+        return {}
+    latest = dict(store.query_rows(
+        "SELECT person_id, max(night_date) FROM night_signals WHERE list_contains(?, person_id) GROUP BY 1",
+        [with_reports]))
+    short: dict[str, list[date]] = {}
+    for pid, night in store.query_rows(_SHORT_NIGHTS.format(who="list_contains(?, person_id)"),
+                                       [with_reports, -thresholds.z_sleep]):
+        short.setdefault(pid, []).append(night)
+    reports = _reports(store)
+    steps_of: dict[str, list[CalibrationStep]] = {}
+    for step in load_all_steps(store, with_reports):
+        steps_of.setdefault(step.person_id, []).append(step)
     changed: dict[str, float] = {}
-    for pid in _people_with_check_ins(store, person_ids):
-        latest = store.query_rows("SELECT max(night_date) FROM night_signals WHERE person_id = ?", [pid])[0][0]
-        if latest is None:
+    for pid, mine in reports[reports["person_id"].isin(with_reports)].groupby("person_id"):
+        if latest.get(pid) is None:
             continue
-        steps = load_steps(store, pid)
-        evidence = evidence_as_of(_short_nights(store, pid, thresholds), _reports(store, pid), latest, rules)
-        applies_from = latest + timedelta(days=1)
+        steps = steps_of.get(pid, [])
+        evidence = evidence_as_of(short.get(pid, []), mine, latest[pid], rules)
+        applies_from = latest[pid] + timedelta(days=1)
         in_force = widening_on(steps, applies_from)
         widening = evidence.widening(rules, in_force)
         if widening != in_force:

@@ -23,6 +23,12 @@ def load_steps(store: Store, person_id: str) -> list[CalibrationStep]:
         "WHERE person_id = ? ORDER BY applies_from", [person_id])]
 
 
+def load_all_steps(store: Store, person_ids: list[str]) -> list[CalibrationStep]:
+    return [CalibrationStep(*r) for r in store.query_rows(
+        "SELECT person_id, applies_from, z_sleep_extra, checks, disagreements FROM sleep_calibration "
+        "WHERE list_contains(?, person_id) ORDER BY person_id, applies_from", [person_ids])]
+
+
 def replace_steps(store: Store, person_id: str, steps: list[CalibrationStep]) -> None:
     """The person's steps become exactly `steps` (one transaction: a rebuild never sees half of them)."""
     with store.transaction() as cur:
