@@ -150,6 +150,7 @@ def test_the_page_shows_which_device_counts_and_a_change_there_changes_it(door):
         assert set(nights_of(store, "c03").sleep_source) == {"oura"}
     page_url, html = door.page("c03")
     assert "Your devices" in html and "Oura ring" in html and "(the usual choice)" in html
+    assert "Your devices: Oura ring and Fitbit." in html  # both named where things stand, not only the primary
     _, other = door.page("c01")
     assert "Your devices" not in other  # one device: nothing to choose
 

@@ -609,6 +609,9 @@ def _status_words(s: Overview) -> dict[str, str]:
         "apple-health": "An Apple Health export you shared; no watch is connected.",
         "synthetic": "Practice data (a demonstration).",
     }.get(s.source, s.source)
+    if len(s.sources) > 1:  # every device, not only the one connected last; which counts for what is below
+        names = [SOURCE_WORDS.get(x, x) for x in s.sources]
+        source = f"Your devices: {', '.join(names[:-1])} and {names[-1]}. Which one counts for what is below."
     if s.needs_reconnect:
         source = "The connection to your watch has ended; you can reconnect it below."
     if s.warming_up:
