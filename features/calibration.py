@@ -97,11 +97,11 @@ def evidence_as_of(short_nights: list[date], reports: pd.DataFrame, as_of: date,
 
 def steps_over_history(short_nights: list[date], reports: pd.DataFrame, first_day: date, last_day: date,
                        rules: CalibrationRules = CalibrationRules()) -> list[tuple[date, float, Evidence]]:
-    """Decide as of every day from `first_day` to `last_day`, as the nightly run would have; one step
+    """Decide as of every day from `first_day` to `last_day`, as the nightly run would have (`reports` as for
+    `evidence_as_of`, report_date a datetime.date); one step
     (applies_from = the day after, widening, evidence) wherever the widening changes."""
     steps: list[tuple[date, float, Evidence]] = []
     current = 0.0
-    reports = reports.assign(report_date=pd.to_datetime(reports["report_date"]).dt.date)
     day = first_day
     while day <= last_day:
         evidence = evidence_as_of(short_nights, reports, day, rules)

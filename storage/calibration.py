@@ -18,9 +18,7 @@ class CalibrationStep:
 
 
 def load_steps(store: Store, person_id: str) -> list[CalibrationStep]:
-    return [CalibrationStep(*r) for r in store.query_rows(
-        "SELECT person_id, applies_from, z_sleep_extra, checks, disagreements FROM sleep_calibration "
-        "WHERE person_id = ? ORDER BY applies_from", [person_id])]
+    return load_all_steps(store, [person_id])
 
 
 def load_all_steps(store: Store, person_ids: list[str]) -> list[CalibrationStep]:
