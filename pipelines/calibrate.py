@@ -17,7 +17,8 @@ import pandas as pd
 from features.calibration import CalibrationRules, evidence_as_of, steps_over_history
 from features.engine import compute_features
 from features.thresholds import Thresholds
-from storage.calibration import CalibrationStep, load_all_steps, load_steps, replace_steps, widening_on
+from storage.calibration import (CalibrationStep, load_all_steps, load_steps, pending_recompute, recomputed,
+                                 replace_steps, widening_on)
 from storage.check_ins import load_check_ins
 from storage.store import NightRange, Store
 
@@ -86,10 +87,13 @@ def recalibrate_history(store: Store, person_id: str, thresholds: Thresholds = T
                for day, widening, e in steps_over_history(_short_nights(store, person_id, thresholds), reports,
                                                           first_day, span[1], rules)]
     stored = load_steps(store, person_id)
-    if decided == stored:
+    pending = pending_recompute(store, person_id)  # left by a run that died before recomputing
+    if decided == stored and pending is None:
         return None
-    replace_steps(store, person_id, decided)
-    changed_from = min(s.applies_from for s in set(decided) ^ set(stored))
+    changed_from = min([s.applies_from for s in set(decided) ^ set(stored)] + ([pending] if pending else []))
+    if decided != stored:
+        replace_steps(store, person_id, decided, recompute_from=changed_from)
     if changed_from <= span[1]:
         compute_features(store, {person_id: NightRange(changed_from, span[1])}, thresholds)
+    recomputed(store, person_id)
     return changed_from

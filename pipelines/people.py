@@ -195,6 +195,7 @@ TABLE_NOTES = {
     "persons": "Your enrolment: id, address, time zone, source, email preferences.",
     "sleep_calibration": "Where your own check-ins often said you felt as usual after short nights, how far your "
                          "sleep threshold was widened, and from which night.",
+    "sleep_calibration_pending": "Nights still to be worked out again after such a change (normally empty).",
     "person_sources": "Your devices and exports, and when each was added.",
     "source_choices": "Which of your devices you chose to count for a kind of data, and when.",
     "check_ins": "Your own reports of how you felt (morning reports you imported, answers to the weekly question).",

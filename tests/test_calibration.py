@@ -180,3 +180,24 @@ def test_the_nightly_run_decides_as_of_the_newest_night_for_the_nights_to_come(c
     pd.testing.assert_frame_equal(
         store.query_df("SELECT * FROM night_signals WHERE person_id = 'k' ORDER BY night_date"), stored)
     assert calibrate_tonight(store, ["k"]) == {}  # decided again: the same, nothing written
+
+
+def test_a_run_that_died_between_storing_steps_and_recomputing_the_nights_finishes_the_work(calibrated):
+    store, _, _, _, _ = calibrated
+    from pipelines.calibrate import recalibrate_history
+    from storage.calibration import pending_recompute, replace_steps
+
+    query = "SELECT night_date, sleep_deviates, sleep_flag FROM night_signals WHERE person_id = 'k' ORDER BY 1"
+    expected = store.query_df(query)
+    steps = load_steps(store, "k")
+    replace_steps(store, "k", [])
+    rebuild_all(store)  # the nights as they were before the step
+    stale = store.query_df(query)
+    assert not stale.equals(expected)
+    # the crash: the new steps are stored (with the note of what is left to do), the nights are not recomputed
+    replace_steps(store, "k", steps, recompute_from=steps[0].applies_from)
+    assert pending_recompute(store, "k") == steps[0].applies_from
+    assert recalibrate_history(store, "k") == steps[0].applies_from
+    pd.testing.assert_frame_equal(store.query_df(query), expected)
+    assert pending_recompute(store, "k") is None
+    assert recalibrate_history(store, "k") is None  # done: nothing left to do

@@ -11,3 +11,10 @@ CREATE TABLE sleep_calibration (
     decided_at TIMESTAMP NOT NULL,     -- UTC
     PRIMARY KEY (person_id, applies_from)
 );
+
+-- Nights whose signals must still be recomputed after the person's steps changed (kept until they are): a run that
+-- dies between storing new steps and recomputing the nights finishes the work when it runs again.
+CREATE TABLE sleep_calibration_pending (
+    person_id VARCHAR PRIMARY KEY,
+    recompute_from DATE NOT NULL
+);
