@@ -187,6 +187,7 @@ def check_sql_against(commit: str, people: int, nights: int, folder: Path) -> No
     from connectors.synthetic import SyntheticCohort, SyntheticSource
     from features import engine
     from storage.store import NightRange, Store
+    from features.devices import default_ranks
     from features.thresholds import Thresholds
 
     old_sql = {name: subprocess.run(["git", "-C", str(REPO), "show", f"{commit}:features/sql/{name}.sql"],
@@ -212,7 +213,7 @@ def check_sql_against(commit: str, people: int, nights: int, folder: Path) -> No
         started = time.perf_counter()
         feature_ranges = {pid: NightRange(r.first, r.last + timedelta(days=1)) for pid, r in ranges.items()}
         engine._replace_rows(store, "nightly_features", "feature_targets", engine._targets_df(feature_ranges),
-                             old_sql["nightly_features"], params)
+                             old_sql["nightly_features"], params, lookups={"default_source_rank": default_ranks()})
         # a rebuild's targets span the whole history: the engine takes the window path for baselines
         engine._replace_rows(store, "night_signals", "signal_targets", engine._targets_df(ranges),
                              old_sql["night_signals"], params | {"baseline_by_window": True})

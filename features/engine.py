@@ -7,11 +7,13 @@ The nightly cost grows with the new nights, not with the history: each step read
 from __future__ import annotations
 
 import re
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
 from importlib import resources
 
+import duckdb
 import pandas as pd
 
 from storage.crash_points import crash_point
@@ -49,9 +51,12 @@ def _targets_df(ranges: dict[str, NightRange]) -> pd.DataFrame:
 
 
 def _replace_rows(store: Store, table: str, targets_name: str, targets: pd.DataFrame, sql: str,
-                  params: dict[str, object], lookups: dict[str, pd.DataFrame] | None = None) -> int:
+                  params: dict[str, object], lookups: dict[str, pd.DataFrame] | None = None,
+                  prepare: Callable[[duckdb.DuckDBPyConnection, dict[str, object]], dict[str, object]] | None = None
+                  ) -> int:
     """Compute `sql` for the targets and replace exactly their rows of `table`. `lookups`: small tables the SQL
-    reads by name, registered for the statement only."""
+    reads by name, registered for the statement only; `prepare`: an earlier stage run in the same transaction,
+    returning more such tables (the temporary tables it creates are listed in STAGE_TABLES)."""
     # The targets' overall span as constants: the SQL repeats its joins on the targets as plain range filters,
     # and so does the DELETE, so DuckDB skips row groups by their min/max instead of reading the history.
     first, last = targets["first_night"].min().date(), targets["last_night"].max().date()
@@ -69,6 +74,11 @@ def _replace_rows(store: Store, table: str, targets_name: str, targets: pd.DataF
                     "SELECT min(start_utc) - INTERVAL 1 DAY FROM sleep_sessions "
                     "WHERE night_date BETWEEN ? AND ?",
                     [first - timedelta(days=1), last]).fetchone()[0]
+            if prepare is not None:
+                staged = prepare(cur, params)
+                for name, frame in staged.items():
+                    cur.register(name, frame)
+                frames |= staged
             cur.execute(f"CREATE OR REPLACE TEMP TABLE computed_{table} AS {sql}", _params_for(sql, params))
             cur.execute(
                 f"DELETE FROM {table} x USING {targets_name} t WHERE x.person_id = t.person_id "
@@ -78,10 +88,29 @@ def _replace_rows(store: Store, table: str, targets_name: str, targets: pd.DataF
             cur.execute(f"INSERT INTO {table} BY NAME SELECT * FROM computed_{table}")
             n = cur.execute(f"SELECT count(*) FROM computed_{table}").fetchone()[0]
             cur.execute(f"DROP TABLE computed_{table}")
+            for name in STAGE_TABLES:
+                cur.execute(f"DROP TABLE IF EXISTS {name}")
         finally:
-            for name in frames:
-                cur.unregister(name)
+            # after a failed statement the transaction is aborted and unregistering fails too: that error
+            # must not hide the first one (the cursor closes with the transaction, registrations with it)
+            with suppress(duckdb.Error):
+                for name in frames:
+                    cur.unregister(name)
     return int(n)
+
+
+# temporary tables the stages create (dropped with the statement's own)
+STAGE_TABLES = ("signal_inputs",)
+
+
+def _signal_stages(cur: duckdb.DuckDBPyConnection, params: dict[str, object]) -> dict[str, object]:
+    """Stages one and two of the signal step: the nights read for the targets with their context (a temporary
+    table), then their sliding windows in compiled kernels (features/windows.py)."""
+    from features import windows  # numba compiles on first use: only the signal step pays for the import
+
+    sql = load_sql("night_signal_inputs")
+    cur.execute(f"CREATE OR REPLACE TEMP TABLE signal_inputs AS {sql}", _params_for(sql, params))
+    return windows.signal_windows(cur, params)
 
 
 @contextmanager
@@ -105,12 +134,6 @@ def _engine_settings(store: Store, settings: dict[str, str]):
 # cap, for ~25 % more CPU). Feature rows are keyed (person, night), so their order inside a statement does not
 # matter, and not keeping it lets DuckDB stream instead of buffering.
 ENGINE_SETTINGS = {"memory_limit": "1GB", "preserve_insertion_order": "false"}
-
-# A window computes a baseline for every night it reads (the targets and ~95 nights before each person's
-# first), a join-and-aggregate only for the targets but at a few times the cost per night: the window pays off
-# once people have about this many target nights each (a rough estimate; either gives the same values).
-BASELINE_WINDOW_FROM_NIGHTS = 60
-
 
 def latest_nights(store: Store, person_ids: list[str], since: date | None = None) -> dict[str, date]:
     """Each person's latest feature night (only people with one on or after `since`, when given: a constant
@@ -173,12 +196,9 @@ def _compute_chunk(store: Store, touched: dict[str, NightRange], thresholds: Thr
     signal_ranges = {
         pid: NightRange(r.first, max(r.last, latest.get(pid, r.last))) for pid, r in touched.items()
     }
-    # baselines by a window for long target spans (a rebuild), by gathering each target night's frame for
-    # short ones (a nightly run): same numbers, see night_signals.sql
-    mean_span = sum((r.last - r.first).days + 1 for r in signal_ranges.values()) / len(signal_ranges)
     signal_rows = _replace_rows(
         store, "night_signals", "signal_targets", _targets_df(signal_ranges), load_sql("night_signals"),
-        params | {"baseline_by_window": mean_span >= BASELINE_WINDOW_FROM_NIGHTS},
+        params, prepare=_signal_stages,
     )
     return FeatureRun(len(touched), feature_rows, signal_rows)
 

@@ -1,22 +1,25 @@
 -- night_signals: each night's rolling features, its comparison with the person's own usual, and the domain flags.
--- Reads nightly_features for `signal_targets(person_id, first_night, last_night)` plus the lookback the windows
--- need ($read_from_days = Thresholds.signal_lookback_days); only rows inside the targets are computed and kept.
+-- The last of the signal step's three stages (features/engine.py): `signal_inputs` (night_signal_inputs.sql) holds
+-- the nights read for the targets with their context; `night_rolling`, `night_hrv_week` and `night_baselines`
+-- hold the windows computed from it for the target nights (features/windows.py: what each window reads is defined
+-- in night_signal_inputs.sql, how it is aggregated below and in windows.py). Only target rows are computed and kept.
 -- The rules that look back at earlier nights' results (resting HR on consecutive nights, domain and illness
 -- flags) read the nights before a person's first target from night_signals, where they are already final.
--- $first_target_night / $last_target_night: the targets' overall span (for skipping row groups);
--- $baseline_by_window: how baselines are computed (same values either way, see "Baseline" below).
---
--- Layers (top to bottom): context (travel, tags, SRI day pairs) -> rolling/variability features -> baselines
--- (narrow) -> robust z -> per-night deviations -> domain flags (with the stored nights before the targets).
+-- $first_target_night / $last_target_night: the targets' overall span (for skipping row groups).
 --
 -- Baseline (ours; Oura's long-term baseline is ~2 months): the usable nights of the same kind (night sleep /
---   daytime shift sleep) in the 60 days that end a week before the night (RANGE 66 .. 7 days preceding), median
+--   daytime shift sleep) in the 60 days that end a week before the night (days -66 .. -7), median
 --   and MAD. Usable = valid, not travel or jet-lag, not tagged illness / travel / on-call. Leaving out the last
 --   week keeps a rough patch from becoming its own baseline while it builds. "Warming up" until the baseline
---   holds >= $warmup_nights usable nights. A value's baseline holds only nights from the same source (device):
---   a switch of device starts afresh.
+--   holds >= $warmup_nights usable nights. One device, one baseline: a value's baseline holds only nights from the
+--   source (device) it came from (each data type's *_source), so a person who switches devices starts a fresh
+--   baseline, warming up again, for what the new one measures (RMSSD, resting HR and sleep staging differ between
+--   devices and algorithms), and a second device's nights never shift the first one's usual.
+-- Rolling windows (calendar days ending at the night): 14 nights for variability (SD of sleep time and bedtime,
+--   >= $var_min_nights valid nights) and the SRI (mean day-pair agreement, >= $sri_min_pairs pairs); 28 for social
+--   jet lag (median mid-sleep of free vs work nights) and the timing EWMA; 7 for the continuity counts and, per
+--   kind of sleep and device like the baseline it meets, the HRV week (Plews 2014).
 -- Robust z = (value - median) / max(1.4826 * MAD, floor); floors are ours (features/catalog.py).
---
 -- Columns: what each one means, its unit and its source are in features/catalog.py (rendered into docs/signals.md);
 -- tests/test_catalog.py holds the migrated table to that list. How the deviations and flags are decided:
 --
@@ -36,251 +39,32 @@
 --   with two signs at once or tagged illness (it holds an alert back).
 with
 
-targets as (
-    -- dates, not timestamps: comparing night_date with a DATE keeps the filter on the column itself
-    select person_id, first_night::date as first_night, last_night::date as last_night from signal_targets
-),
-
-features as (
-    select f.*, t.first_night as first_target,
-        -- away from home, or back for fewer than $jet_lag_nights nights: travel explains the sleep, so these
-        -- nights neither count toward a flag nor shape the baseline (ours: travel nights stay out of baselines)
-        bool_or(f.away_from_home or f.tag_travel) over by_night_since_jet_lag as travel_context,
-        -- SRI input: agreement of this night's noon-to-noon sleep state with the calendar night before's, computed
-        -- here while the 1,440-bit strings are at hand, so no later window has to carry them
-        case when f.sleep_state_bits is not null and lag(f.sleep_state_bits) over by_night is not null
-                  and lag(f.night_date) over by_night = f.night_date - 1
-             then 1.0 - bit_count(xor(f.sleep_state_bits, lag(f.sleep_state_bits) over by_night)) / 1440.0
-        end as pair_agreement,
-        row_number() over by_night as row_in_read,
-        -- short-sleep runs: islands of consecutive calendar nights with valid main sleep under the cut-off; an
-        -- island starts at every night that is not short, and wherever a calendar night is missing. Its row
-        -- number here lets `rolling` count a run's nights as a difference of row numbers (a window partitioned
-        -- by island was one tiny partition per night)
-        case when coalesce(f.valid_night and f.tst_min < $short_sleep_min
-                           and lag(f.night_date) over by_night = f.night_date - 1
-                           and coalesce(lag(f.valid_night and f.tst_min < $short_sleep_min) over by_night, false),
-                           false)
-             then null else row_number() over by_night end as island_start_row
-    from nightly_features f
-    join targets t on f.person_id = t.person_id
-        and f.night_date between t.first_night - $read_from_days and t.last_night
-    -- the same span as constants, so DuckDB skips row groups by their min/max
-    where f.night_date between $first_target_night - $read_from_days and $last_target_night
-    -- integer day offsets on the DATE column (not intervals, which cast every date to a timestamp): windows
-    -- with the same partition and order then share one sort
-    window
-        by_night as (partition by f.person_id order by f.night_date),
-        by_night_since_jet_lag as (partition by f.person_id order by f.night_date
-                                   range between $jet_lag_nights preceding and current row)
-),
-
-history as (
-    select * exclude (sleep_state_bits),
-        valid_night and not travel_context as usable,
-        travel_context or tag_illness or tag_travel or tag_on_call as baseline_excluded,
-        valid_night and not (travel_context or tag_illness or tag_travel or tag_on_call) as in_baseline
-    from features
-),
-
-base_values as (
-    select *,
-        case when in_baseline then tst_min end as b_tst,
-        case when in_baseline then efficiency_pct end as b_eff,
-        case when in_baseline then waso_min end as b_waso,
-        case when in_baseline then onset_latency_min end as b_onset,
-        case when in_baseline then awakenings_count end as b_awak,
-        case when in_baseline then resting_hr_bpm end as b_rhr,
-        case when in_baseline then ln_rmssd end as b_lnrmssd,
-        case when in_baseline then breathing_rate_brpm end as b_br,
-        case when in_baseline then spo2_avg_pct end as b_spo2,
-        case when in_baseline then bedtime_min end as b_bed,
-        case when in_baseline then midsleep_min end as b_mid,
-        case when valid_night then tst_min end as v_tst,
-        case when valid_night then bedtime_min end as v_bed,
-        case when usable then rmssd_ms end as v_rmssd,  -- travel nights would drag the 7-night mean
-        case when usable then ln_rmssd end as v_lnrmssd,
-        case when valid_night and not day_sleep and free_day then midsleep_min end as v_mid_free,
-        case when valid_night and not day_sleep and not free_day then midsleep_min end as v_mid_work
-    from history
-),
-
-islands as (
-    -- the latest short-sleep island start up to each night, over everything read (a run can be long)
-    select person_id, night_date, max(island_start_row) over (partition by person_id order by night_date
-                                                              rows unbounded preceding) as island_start_row_now
-    from features
-),
-
-rolling as (
-    -- every rolling window over a person's calendar nights in one pass: they share partition and order, so
-    -- DuckDB sorts the rows once for all of them. Only targets are scored, so only their last 28 days are read
-    -- (the widest of these windows); the longer read serves the baselines and the islands.
-    select *,
-        count(v_tst) over last_14 as var_nights,
-        stddev_samp(v_tst) over last_14 as tst_sd_raw,
-        stddev_samp(v_bed) over last_14 as bed_sd_raw,
-        count(pair_agreement) over last_14 as sri_pairs,
-        avg(pair_agreement) over last_14 as sri_agreement,
-        count(v_mid_free) over last_28 as free_nights,
-        count(v_mid_work) over last_28 as work_nights,
-        median(v_mid_free) over last_28 as mid_free_med,
-        median(v_mid_work) over last_28 as mid_work_med,
-        count(case when valid_night and waso_min >= $continuity_long_min then 1 end) over last_7 as waso_long_nights_7n,
-        count(case when valid_night and onset_latency_min >= $continuity_long_min then 1 end) over last_7
-            as onset_long_nights_7n,
-        list(case when valid_night then [bedtime_min, midsleep_min, (night_date - date '2000-01-01')::double] end)
-            over last_ewma as ewma_items,
-        case when valid_night and tst_min < $short_sleep_min
-             then row_in_read - island_start_row_now + 1 else 0 end as short_sleep_run_nights
-    from base_values
-    join islands using (person_id, night_date)
-    where night_date >= first_target - greatest(27, $ewma_span_days - 1)
-    window
-        last_7 as (partition by person_id order by night_date range between 6 preceding and current row),
-        last_14 as (partition by person_id order by night_date range between 13 preceding and current row),
-        last_28 as (partition by person_id order by night_date range between 27 preceding and current row),
-        last_ewma as (partition by person_id order by night_date
-                      range between $ewma_span_days - 1 preceding and current row)
-),
-
-hrv_rolling as (
-    -- HRV windows hold one kind of sleep (night / daytime shift sleep) from one device, like the baseline they
-    -- meet; a narrow pass (own partition) joined back by key
-    select person_id, night_date,
-        count(v_rmssd) over last_7_kind as hrv_nights,
-        avg(v_lnrmssd) over last_7_kind as lnrmssd_7n_raw,
-        100 * stddev_samp(v_rmssd) over last_7_kind / avg(v_rmssd) over last_7_kind as rmssd_cv_raw
-    from base_values
-    where night_date >= first_target - greatest(27, $ewma_span_days - 1)
-    window last_7_kind as (partition by person_id, day_sleep, coalesce(hrv_source, sleep_source)
-                           order by night_date range between 6 preceding and current row)
-),
-
--- Baseline: median and MAD of the usable nights of the same kind in the days [night - $baseline_end_days -
--- $baseline_span_days + 1, night - $baseline_end_days], for the target nights. Windowed medians are the dearest
--- step of the engine; two ways to the same numbers, the engine picks one ($baseline_by_window):
--- * many target nights (a rebuild): a window. DuckDB evaluates it about twice as fast over a fixed ROWS frame as
---   over a RANGE of dates, so each (person, kind) gets one row per calendar day from its first night to its last
---   (missing days hold NULLs, which median, MAD and count skip): on that grid "N rows before" is exactly "N days
---   before". The grid is narrow (only the baseline inputs), so the sort moves little data.
--- * a few target nights (a nightly run): a window would compute every night read, ~95 a person, to keep one;
---   instead each target night's frame is gathered by a join and aggregated.
--- Nights with no kind (no main sleep) are never in a baseline and are left out: their baseline is empty.
--- One device, one baseline: a value joins only the baselines of the source it came from (each data type's
--- *_source), so a person who switches devices starts a fresh baseline, warming up again, for what the new one
--- measures (RMSSD, resting HR and sleep staging differ between devices and algorithms), and a second device's
--- nights never shift the first one's usual. Each night gives one input row per source it holds values from.
-baseline_inputs as (
-    select person_id, day_sleep, night_date, baseline_source,
-        case when sleep_source = baseline_source then b_tst end as b_tst,
-        case when sleep_source = baseline_source then b_eff end as b_eff,
-        case when sleep_source = baseline_source then b_waso end as b_waso,
-        case when sleep_source = baseline_source then b_onset end as b_onset,
-        case when sleep_source = baseline_source then b_awak end as b_awak,
-        case when resting_hr_source = baseline_source then b_rhr end as b_rhr,
-        case when hrv_source = baseline_source then b_lnrmssd end as b_lnrmssd,
-        case when breathing_rate_source = baseline_source then b_br end as b_br,
-        case when spo2_source = baseline_source then b_spo2 end as b_spo2,
-        case when sleep_source = baseline_source then b_bed end as b_bed,
-        case when sleep_source = baseline_source then b_mid end as b_mid
-    from (
-        select *, unnest(list_distinct([sleep_source, resting_hr_source, hrv_source, breathing_rate_source,
-                                        spo2_source])) as baseline_source
-        from base_values
-        where day_sleep is not null
-    )
-),
-
-baseline_calendar as (
-    select person_id, day_sleep, baseline_source,
-        unnest(generate_series(min(night_date), max(night_date), interval 1 day))::date as night_date
-    from baseline_inputs
-    where $baseline_by_window
-    group by person_id, day_sleep, baseline_source
-),
-
-baseline_grid as (
-    select c.person_id, c.day_sleep, c.baseline_source, c.night_date,
-        i.* exclude (person_id, day_sleep, baseline_source, night_date)
-    from baseline_calendar c
-    left join baseline_inputs i using (person_id, day_sleep, baseline_source, night_date)
-),
-
-baseline_by_day as (
-    select person_id, day_sleep, baseline_source, night_date,
-        count(b_tst) over w as baseline_valid_nights,
-        median(b_tst) over w as tst_med, mad(b_tst) over w as tst_mad,
-        median(b_eff) over w as eff_med, mad(b_eff) over w as eff_mad,
-        median(b_waso) over w as waso_med, mad(b_waso) over w as waso_mad,
-        median(b_onset) over w as onset_med, mad(b_onset) over w as onset_mad,
-        median(b_awak) over w as awak_med, mad(b_awak) over w as awak_mad,
-        median(b_rhr) over w as rhr_med,
-        median(b_lnrmssd) over w as lnrmssd_med, mad(b_lnrmssd) over w as lnrmssd_mad,
-        median(b_br) over w as br_med,
-        median(b_spo2) over w as spo2_med,
-        median(b_bed) over w as bed_med,
-        median(b_mid) over w as mid_med
-    from baseline_grid
-    window w as (
-        partition by person_id, day_sleep, baseline_source order by night_date
-        rows between $baseline_end_days + $baseline_span_days - 1 preceding and $baseline_end_days preceding
-    )
-),
-
-baseline_by_join as (
-    select t.person_id, t.day_sleep, i.baseline_source, t.night_date,
-        count(i.b_tst) as baseline_valid_nights,
-        median(i.b_tst) as tst_med, mad(i.b_tst) as tst_mad,
-        median(i.b_eff) as eff_med, mad(i.b_eff) as eff_mad,
-        median(i.b_waso) as waso_med, mad(i.b_waso) as waso_mad,
-        median(i.b_onset) as onset_med, mad(i.b_onset) as onset_mad,
-        median(i.b_awak) as awak_med, mad(i.b_awak) as awak_mad,
-        median(i.b_rhr) as rhr_med,
-        median(i.b_lnrmssd) as lnrmssd_med, mad(i.b_lnrmssd) as lnrmssd_mad,
-        median(i.b_br) as br_med,
-        median(i.b_spo2) as spo2_med,
-        median(i.b_bed) as bed_med,
-        median(i.b_mid) as mid_med
-    from base_values t
-    join baseline_inputs i on i.person_id = t.person_id and i.day_sleep = t.day_sleep
-        and i.night_date between t.night_date - ($baseline_end_days + $baseline_span_days - 1)
-                             and t.night_date - $baseline_end_days
-    where not $baseline_by_window and t.night_date >= t.first_target
-    group by t.person_id, t.day_sleep, i.baseline_source, t.night_date
-),
-
-baseline_for_targets as (
-    select * from baseline_by_day
-    union all by name
-    select * from baseline_by_join
-),
-
 baselines as (
     -- each statistic from the baseline of the source that gave tonight's value, or, with no value tonight, of
     -- the device whose sleep counts (baseline_valid_nights and warm-up follow the sleep source)
-    select r.*, h.* exclude (person_id, night_date),
+    select r.*, w.* exclude (person_id, night_date), h.* exclude (person_id, night_date),
         coalesce(b.baseline_valid_nights, 0) as baseline_valid_nights,
         b.tst_med, b.tst_mad, b.eff_med, b.eff_mad, b.waso_med, b.waso_mad, b.onset_med, b.onset_mad,
         b.awak_med, b.awak_mad, b.bed_med, b.mid_med,
         rhr_base.rhr_med, hrv_base.lnrmssd_med, hrv_base.lnrmssd_mad, br_base.br_med, spo2_base.spo2_med
-    from rolling r
-    join hrv_rolling h using (person_id, night_date)
-    left join baseline_for_targets b on b.person_id = r.person_id and b.day_sleep = r.day_sleep
+    from signal_inputs r
+    join night_rolling w using (person_id, night_date)
+    join night_hrv_week h using (person_id, night_date)
+    left join night_baselines b on b.person_id = r.person_id and b.day_sleep = r.day_sleep
         and b.night_date = r.night_date and b.baseline_source = r.sleep_source
-    left join baseline_for_targets rhr_base on rhr_base.person_id = r.person_id
+    left join night_baselines rhr_base on rhr_base.person_id = r.person_id
         and rhr_base.day_sleep = r.day_sleep and rhr_base.night_date = r.night_date
         and rhr_base.baseline_source = coalesce(r.resting_hr_source, r.sleep_source)
-    left join baseline_for_targets hrv_base on hrv_base.person_id = r.person_id
+    left join night_baselines hrv_base on hrv_base.person_id = r.person_id
         and hrv_base.day_sleep = r.day_sleep and hrv_base.night_date = r.night_date
         and hrv_base.baseline_source = coalesce(r.hrv_source, r.sleep_source)
-    left join baseline_for_targets br_base on br_base.person_id = r.person_id
+    left join night_baselines br_base on br_base.person_id = r.person_id
         and br_base.day_sleep = r.day_sleep and br_base.night_date = r.night_date
         and br_base.baseline_source = coalesce(r.breathing_rate_source, r.sleep_source)
-    left join baseline_for_targets spo2_base on spo2_base.person_id = r.person_id
+    left join night_baselines spo2_base on spo2_base.person_id = r.person_id
         and spo2_base.day_sleep = r.day_sleep and spo2_base.night_date = r.night_date
         and spo2_base.baseline_source = coalesce(r.spo2_source, r.sleep_source)
-    where r.night_date >= r.first_target
+    where r.is_target
 ),
 
 scored as (
@@ -304,14 +88,7 @@ scored as (
         hrv_nights as ln_rmssd_7n_nights,
         case when hrv_nights >= $hrv_min_nights then rmssd_cv_raw end as rmssd_cv_7n_pct,
         (waso_long_nights_7n >= $continuity_min_nights or onset_long_nights_7n >= $continuity_min_nights)
-            as continuity_flag,
-        -- EWMA over the window's valid nights, weight (1 - lambda)^(age in days), normalised
-        list_sum(list_transform(ewma_items, lambda x: x[1] * pow(1 - $ewma_lambda, (night_date - date '2000-01-01') - x[3])))
-            / nullif(list_sum(list_transform(ewma_items, lambda x: pow(1 - $ewma_lambda, (night_date - date '2000-01-01') - x[3]))), 0)
-            as bedtime_ewma_min,
-        list_sum(list_transform(ewma_items, lambda x: x[2] * pow(1 - $ewma_lambda, (night_date - date '2000-01-01') - x[3])))
-            / nullif(list_sum(list_transform(ewma_items, lambda x: pow(1 - $ewma_lambda, (night_date - date '2000-01-01') - x[3]))), 0)
-            as midsleep_ewma_min
+            as continuity_flag
     from baselines
 ),
 
@@ -329,7 +106,7 @@ stored_before as (
          + coalesce(s.spo2_delta_pct <= -$spo2_drop_pct, false)::int) >= 2 as illness_two_signs,
         f.tag_illness
     from night_signals s
-    join features f on f.person_id = s.person_id and f.night_date = s.night_date and s.night_date < f.first_target
+    join signal_inputs f on f.person_id = s.person_id and f.night_date = s.night_date and not f.is_target
         and s.night_date >= f.first_target - ($read_from_days - $baseline_end_days - $baseline_span_days)
     where s.night_date between $first_target_night - $read_from_days and $last_target_night
 ),
@@ -465,7 +242,6 @@ final as (
     from deviations d
     left join flags f using (person_id, night_date)
     left join illness i using (person_id, night_date)
-    join targets t on d.person_id = t.person_id and d.night_date between t.first_night and t.last_night
 )
 
 select * from final
