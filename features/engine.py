@@ -85,7 +85,10 @@ def _replace_rows(store: Store, table: str, targets_name: str, targets: pd.DataF
                 f"AND x.night_date BETWEEN t.first_night AND t.last_night AND x.night_date BETWEEN ? AND ?",
                 [first, last],
             )
-            cur.execute(f"INSERT INTO {table} BY NAME SELECT * FROM computed_{table}")
+            # in date order: a rebuild then leaves the table laid out by night, as nightly appends do, so a
+            # nightly run's date filters skip the row groups of older nights (ordered by person, every row group
+            # held every date and each run scanned the whole table)
+            cur.execute(f"INSERT INTO {table} BY NAME SELECT * FROM computed_{table} ORDER BY night_date, person_id")
             n = cur.execute(f"SELECT count(*) FROM computed_{table}").fetchone()[0]
             cur.execute(f"DROP TABLE computed_{table}")
             for name in STAGE_TABLES:
@@ -182,7 +185,8 @@ def _chunks(touched: dict[str, NightRange]) -> list[dict[str, NightRange]]:
 
 
 def _compute_chunk(store: Store, touched: dict[str, NightRange], thresholds: Thresholds) -> FeatureRun:
-    params = thresholds.sql_params() | {"read_from_days": thresholds.signal_lookback_days}
+    params = thresholds.sql_params() | {"read_from_days": thresholds.signal_lookback_days,
+                                          "flag_reach_days": thresholds.flag_reach_days}
     # A night's noon-to-noon sleep-state window (SRI) holds the afternoon of the night before, so a
     # touched night also changes the next night's features.
     feature_ranges = {pid: NightRange(r.first, r.last + timedelta(days=1)) for pid, r in touched.items()}

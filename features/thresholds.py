@@ -91,10 +91,16 @@ class Thresholds:
         return asdict(self) | floors
 
     @property
+    def flag_reach_days(self) -> int:
+        """How far back the rules over earlier nights' results read stored signals (row windows over comparable
+        nights are assumed to fit in 4x their length in days; the illness window is in days)."""
+        return max(4 * self.flag_window_nights, 4 * self.strong_window_nights, self.illness_window_days)
+
+    @property
     def signal_lookback_days(self) -> int:
-        """How far back a night's signals read: the baseline of the oldest night a row window can reach, plus
-        that reach (row windows over comparable nights are assumed to fit in 4x their length in days; the
-        rolling features read at most 28 days)."""
-        reach = max(4 * self.flag_window_nights, 4 * self.strong_window_nights, 28, self.ewma_span_days,
-                    self.illness_window_days)
-        return self.baseline_end_days + self.baseline_span_days + reach
+        """How far back a night's signals read nightly features: its baseline's first night, and that night's
+        travel context (the jet-lag nights before it); the rolling windows (28 days, ewma_span_days) and the
+        stored signals the flags read (flag_reach_days) lie inside that. Nights before the first target keep
+        their stored results, so the read does not grow with the history."""
+        return max(self.baseline_end_days + self.baseline_span_days - 1 + self.jet_lag_nights,
+                   28 + 1, self.ewma_span_days + 1, self.flag_reach_days)

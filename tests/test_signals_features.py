@@ -188,3 +188,17 @@ def test_incremental_nights_equal_a_full_rebuild_with_shifts_travel_naps_and_tag
         assert store.query_rows(bits) == full.query_rows(bits)
     sig = signals(store, "c03")
     assert sig.sri_14n.notna().any() and sig.social_jetlag_28n_min.notna().any()
+
+
+def test_a_short_sleep_run_longer_than_the_read_keeps_counting_night_by_night(store):
+    """A nightly run reads ~70 nights back; a run of short nights longer than that is still counted in full,
+    from the stored run of the night before (a rebuild and night-by-night runs agree)."""
+    first = date(2026, 1, 5)
+    nights = 100
+    short = [night_at("s", first + timedelta(days=i), 1, 0, 300) for i in range(nights)]  # 5 h: under 6 h
+    store.upsert_records(short[:-3])
+    compute_features(store, {"s": NightRange(first, first + timedelta(days=nights - 4))})
+    for i in range(nights - 3, nights):  # three nightly runs, one new night each
+        compute_features(store, store.upsert_records([short[i]]))
+    runs = list(signals(store, "s").short_sleep_run_nights)
+    assert runs == list(range(1, nights + 1))

@@ -3,8 +3,9 @@
 -- context (travel, SRI day pairs, short-sleep runs) and the values the windows read, marked by what counts
 -- where. Stage two (features/windows.py) computes the rolling windows and baselines from it in compiled
 -- kernels; stage three (night_signals.sql) scores the target nights and decides the flags.
--- Reads nightly_features from $read_from_days before each person's first target night (the baseline of the
--- first target reaches 66 days back, its windows over comparable nights further: Thresholds.signal_lookback_days).
+-- Reads nightly_features from $read_from_days before each person's first target night (Thresholds.
+-- signal_lookback_days: the first target's baseline reaches 66 days back, and those nights' travel context 3 more);
+-- what lies further back is already final in night_signals and is read from there (a short-sleep run's length).
 -- $first_target_night / $last_target_night: the targets' overall span (for skipping row groups).
 with
 
@@ -24,14 +25,13 @@ features as (
                   and lag(f.night_date) over by_night = f.night_date - 1
              then 1.0 - bit_count(xor(f.sleep_state_bits, lag(f.sleep_state_bits) over by_night)) / 1440.0
         end as pair_agreement,
-        row_number() over by_night as row_in_read,
         -- short-sleep runs: islands of consecutive calendar nights with valid main sleep under the cut-off; an
         -- island starts at every night that is not short, and wherever a calendar night is missing
         case when coalesce(f.valid_night and f.tst_min < $short_sleep_min
                            and lag(f.night_date) over by_night = f.night_date - 1
                            and coalesce(lag(f.valid_night and f.tst_min < $short_sleep_min) over by_night, false),
                            false)
-             then null else row_number() over by_night end as island_start_row
+             then null else f.night_date end as island_start
     from nightly_features f
     join targets t on f.person_id = t.person_id
         and f.night_date between t.first_night - $read_from_days and t.last_night
@@ -50,17 +50,32 @@ history as (
         valid_night and not travel_context as usable,
         travel_context or tag_illness or tag_travel or tag_on_call as baseline_excluded,
         valid_night and not (travel_context or tag_illness or tag_travel or tag_on_call) as in_baseline,
-        -- the latest short-sleep island start up to each night, over everything read (a run can be long)
-        max(island_start_row) over (partition by person_id order by night_date rows unbounded preceding)
-            as island_start_row_now
+        -- the latest short-sleep island start up to each night: its run's first night, within the read
+        max(island_start) over (partition by person_id order by night_date rows unbounded preceding)
+            as island_start_now
     from features
+),
+
+runs_before as (
+    -- the short-sleep run stored for the night before each person's first target (final: nothing before the
+    -- targets changed)
+    select s.person_id, s.short_sleep_run_nights as run_before_targets
+    from night_signals s
+    join targets t on s.person_id = t.person_id and s.night_date = t.first_night - 1
+    where s.night_date between $first_target_night - 1 and $last_target_night
 )
 
-select * exclude (island_start_row, island_start_row_now),
+select * exclude (island_start, island_start_now, run_before_targets),
     night_date >= first_target as is_target,
     (night_date - date '2000-01-01')::integer as day_number,
-    case when valid_night and tst_min < $short_sleep_min
-         then row_in_read - island_start_row_now + 1 else 0 end as short_sleep_run_nights,
+    -- a run's nights are consecutive calendar nights, so its length is a difference of dates; a run that was
+    -- going before the first target began where the stored run of the night before says (a run can be
+    -- longer than the read)
+    case when valid_night and tst_min < $short_sleep_min then
+        (night_date - case when island_start_now < first_target and run_before_targets > 0
+                           then first_target - run_before_targets
+                           else island_start_now end)::integer + 1
+    else 0 end as short_sleep_run_nights,
     -- what each window reads (NULL: does not count)
     case when in_baseline then tst_min end as b_tst,
     case when in_baseline then efficiency_pct end as b_eff,
@@ -82,3 +97,4 @@ select * exclude (island_start_row, island_start_row_now),
     coalesce(valid_night and waso_min >= $continuity_long_min, false)::tinyint as waso_long,
     coalesce(valid_night and onset_latency_min >= $continuity_long_min, false)::tinyint as onset_long
 from history
+left join runs_before using (person_id)

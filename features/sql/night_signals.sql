@@ -96,7 +96,7 @@ scored as (
 -- changed (every window looks back only), and their own baselines reach further back than this read. The
 -- rules below that look at earlier nights (resting HR on consecutive nights, domain and illness flags) read
 -- them from night_signals, as far back as the lookback allows row windows over comparable nights to reach
--- ($read_from_days less the baseline's span: Thresholds.signal_lookback_days); a rebuild has none.
+-- ($flag_reach_days: Thresholds.flag_reach_days); a rebuild has none.
 stored_before as (
     select s.person_id, s.night_date, s.resting_hr_delta_bpm,
         s.valid_night and not s.travel_context and not s.warming_up as comparable,
@@ -107,7 +107,7 @@ stored_before as (
         f.tag_illness
     from night_signals s
     join signal_inputs f on f.person_id = s.person_id and f.night_date = s.night_date and not f.is_target
-        and s.night_date >= f.first_target - ($read_from_days - $baseline_end_days - $baseline_span_days)
+        and s.night_date >= f.first_target - $flag_reach_days
     where s.night_date between $first_target_night - $read_from_days and $last_target_night
 ),
 
