@@ -41,6 +41,9 @@ class FeatureRun:
     people: int
     feature_rows: int
     signal_rows: int
+    # nightly-feature rows the signal step read (targets and their lookback): a nightly run's stays bounded by
+    # people x (Thresholds.signal_lookback_days + new nights), however long the history
+    signal_nights_read: int = 0
 
 
 def _targets_df(ranges: dict[str, NightRange]) -> pd.DataFrame:
@@ -106,13 +109,16 @@ def _replace_rows(store: Store, table: str, targets_name: str, targets: pd.DataF
 STAGE_TABLES = ("signal_inputs",)
 
 
-def _signal_stages(cur: duckdb.DuckDBPyConnection, params: dict[str, object]) -> dict[str, object]:
+def _signal_stages(cur: duckdb.DuckDBPyConnection, params: dict[str, object],
+                   read: list[int] | None = None) -> dict[str, object]:
     """Stages one and two of the signal step: the nights read for the targets with their context (a temporary
-    table), then their sliding windows in compiled kernels (features/windows.py)."""
-    from features import windows  # numba compiles on first use: only the signal step pays for the import
+    table; their count is appended to `read`), then their sliding windows in compiled kernels."""
+    from features import windows  # numba loads its compiled kernels on first use: only the signal step pays
 
     sql = load_sql("night_signal_inputs")
     cur.execute(f"CREATE OR REPLACE TEMP TABLE signal_inputs AS {sql}", _params_for(sql, params))
+    if read is not None:
+        read.append(cur.execute("SELECT count(*) FROM signal_inputs").fetchall()[0][0])
     return windows.signal_windows(cur, params)
 
 
@@ -158,11 +164,12 @@ def compute_features(
     if not touched:
         return FeatureRun(0, 0, 0)
     with _engine_settings(store, ENGINE_SETTINGS):
-        feature_rows = signal_rows = 0
+        feature_rows = signal_rows = nights_read = 0
         for chunk in _chunks(touched):
             run = _compute_chunk(store, chunk, thresholds)
             feature_rows, signal_rows = feature_rows + run.feature_rows, signal_rows + run.signal_rows
-        return FeatureRun(len(touched), feature_rows, signal_rows)
+            nights_read += run.signal_nights_read
+        return FeatureRun(len(touched), feature_rows, signal_rows, nights_read)
 
 
 # People are independent in every feature (all windows and joins are per person), so a big run goes in chunks of
@@ -200,11 +207,12 @@ def _compute_chunk(store: Store, touched: dict[str, NightRange], thresholds: Thr
     signal_ranges = {
         pid: NightRange(r.first, max(r.last, latest.get(pid, r.last))) for pid, r in touched.items()
     }
+    read: list[int] = []
     signal_rows = _replace_rows(
         store, "night_signals", "signal_targets", _targets_df(signal_ranges), load_sql("night_signals"),
-        params, prepare=_signal_stages,
+        params, prepare=lambda cur, p: _signal_stages(cur, p, read),
     )
-    return FeatureRun(len(touched), feature_rows, signal_rows)
+    return FeatureRun(len(touched), feature_rows, signal_rows, sum(read))
 
 
 def rebuild_all(store: Store, thresholds: Thresholds = Thresholds(),

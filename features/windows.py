@@ -286,11 +286,23 @@ BASELINE_COLUMNS = (
     ("b_lnrmssd", "lnrmssd_med", "lnrmssd_mad"), ("b_br", "br_med", None), ("b_spo2", "spo2_med", None),
     ("b_bed", "bed_med", None), ("b_mid", "mid_med", None),
 )
-# Each baseline value counts only toward the baseline of the device it came from.
+# Each baseline value counts only toward the baseline of the device it came from ...
 _BASELINE_SOURCE_OF = {"b_tst": "sleep_source", "b_eff": "sleep_source", "b_waso": "sleep_source",
                        "b_onset": "sleep_source", "b_awak": "sleep_source", "b_rhr": "resting_hr_source",
                        "b_lnrmssd": "hrv_source", "b_br": "breathing_rate_source", "b_spo2": "spo2_source",
                        "b_bed": "sleep_source", "b_mid": "sleep_source"}
+# ... and tonight's statistic comes from the baseline of the device that gave tonight's value, or, with no value
+# tonight, of the device whose sleep counts (baseline_valid_nights and warm-up follow the sleep source)
+_STATISTIC_SOURCE = {"baseline_valid_nights": "sleep_source", "tst_med": "sleep_source",
+                     "tst_mad": "sleep_source", "eff_med": "sleep_source", "eff_mad": "sleep_source",
+                     "waso_med": "sleep_source", "waso_mad": "sleep_source", "onset_med": "sleep_source",
+                     "onset_mad": "sleep_source", "awak_med": "sleep_source", "awak_mad": "sleep_source",
+                     "bed_med": "sleep_source", "mid_med": "sleep_source",
+                     "rhr_med": "coalesce(resting_hr_source, sleep_source)",
+                     "lnrmssd_med": "coalesce(hrv_source, sleep_source)",
+                     "lnrmssd_mad": "coalesce(hrv_source, sleep_source)",
+                     "br_med": "coalesce(breathing_rate_source, sleep_source)",
+                     "spo2_med": "coalesce(spo2_source, sleep_source)"}
 
 ROLLING_COLUMNS = ("var_nights", "tst_sd_raw", "bed_sd_raw", "sri_pairs", "sri_agreement", "free_nights",
                    "work_nights", "mid_free_med", "mid_work_med", "waso_long_nights_7n", "onset_long_nights_7n",
@@ -317,13 +329,12 @@ def _group_starts(table, key: str) -> np.ndarray:
     return starts
 
 
-def _result(table, wanted: np.ndarray, keys: list[str], columns: dict[str, np.ndarray]):
-    """The wanted rows' keys beside the computed columns, NaN as NULL, counts as integers."""
+def _result(input_row: np.ndarray, columns: dict[str, np.ndarray]):
+    """The rows' keys (signal_inputs.input_row) beside the computed columns, NaN as NULL, counts as integers."""
     import pyarrow as pa
 
-    out = table.select(keys).filter(pa.array(wanted))
-    for name, values in columns.items():
-        v = values[wanted]
+    out = pa.table({"input_row": pa.array(input_row.astype(np.int64))})
+    for name, v in columns.items():
         if name in _COUNT_COLUMNS:
             out = out.append_column(name, pa.array(v.astype(np.int64)))
         else:
@@ -338,7 +349,7 @@ def signal_windows(cur, params: dict[str, object]) -> dict[str, object]:
     lookback = max(27, int(params["ewma_span_days"]) - 1)
     # rolling windows over a person's nights; only the last `lookback` days before the first target are read
     t = cur.sql(f"""
-        SELECT person_id, night_date, day_number, is_target, v_tst, v_bed, pair_agreement, v_mid_free,
+        SELECT person_id, input_row, day_number, is_target, v_tst, v_bed, pair_agreement, v_mid_free,
                v_mid_work, waso_long, onset_long, coalesce(valid_night, false) AS ewma_valid, bedtime_min,
                midsleep_min
         FROM signal_inputs WHERE night_date >= first_target - {lookback}
@@ -351,12 +362,12 @@ def signal_windows(cur, params: dict[str, object]) -> dict[str, object]:
                   t.column("ewma_valid").to_numpy(zero_copy_only=False), _floats(t, "bedtime_min"),
                   _floats(t, "midsleep_min"), wanted, float(params["ewma_lambda"]),
                   int(params["ewma_span_days"]))
-    night_rolling = _result(t, wanted, ["person_id", "night_date"],
-                            {name: out[:, k] for k, name in enumerate(ROLLING_COLUMNS)})
+    rows = t.column("input_row").to_numpy()[wanted]
+    night_rolling = _result(rows, {name: out[wanted, k] for k, name in enumerate(ROLLING_COLUMNS)})
 
     # the HRV week: one kind of sleep from one device, like the baseline it meets
     t = cur.sql(f"""
-        SELECT person_id, night_date, day_number, is_target, v_rmssd, v_lnrmssd,
+        SELECT input_row, day_number, is_target, v_rmssd, v_lnrmssd,
                person_id || chr(31) || coalesce(day_sleep::VARCHAR, '') || chr(31)
                    || coalesce(hrv_source, sleep_source, '') AS hrv_group
         FROM signal_inputs WHERE night_date >= first_target - {lookback}
@@ -365,15 +376,18 @@ def signal_windows(cur, params: dict[str, object]) -> dict[str, object]:
     wanted = t.column("is_target").to_numpy(zero_copy_only=False)
     out = hrv_week(_group_starts(t, "hrv_group"), t.column("day_number").to_numpy(), _floats(t, "v_rmssd"),
                    _floats(t, "v_lnrmssd"), wanted)
-    night_hrv_week = _result(t, wanted, ["person_id", "night_date"],
-                             {"hrv_nights": out[:, 0], "lnrmssd_7n_raw": out[:, 1], "rmssd_cv_raw": out[:, 2]})
+    rows = t.column("input_row").to_numpy()[wanted]
+    night_hrv_week = _result(rows, {"hrv_nights": out[wanted, 0], "lnrmssd_7n_raw": out[wanted, 1],
+                                    "rmssd_cv_raw": out[wanted, 2]})
 
     # baselines: one input row per night and device it holds values from; nights with no kind of sleep (no main
     # sleep) are in no baseline, and their own baseline is empty
     values = ", ".join(f"CASE WHEN {_BASELINE_SOURCE_OF[c]} = baseline_source THEN {c} END AS {c}"
                        for c, _, _ in BASELINE_COLUMNS)
+    sources = sorted(set(_STATISTIC_SOURCE.values()))
+    serves = ", ".join(f"is_target AND baseline_source = {src} AS serves_{k}" for k, src in enumerate(sources))
     t = cur.sql(f"""
-        SELECT person_id, day_sleep, baseline_source, night_date, day_number, is_target, {values},
+        SELECT input_row, day_number, is_target, {values}, {serves},
                person_id || chr(31) || day_sleep::VARCHAR || chr(31) || baseline_source AS baseline_group
         FROM (
             SELECT *, unnest(list_distinct([sleep_source, resting_hr_source, hrv_source, breathing_rate_source,
@@ -388,10 +402,23 @@ def signal_windows(cur, params: dict[str, object]) -> dict[str, object]:
         _group_starts(t, "baseline_group"), t.column("day_number").to_numpy(), np.ascontiguousarray(matrix),
         np.array([m is not None for _, _, m in BASELINE_COLUMNS]), wanted, int(params["baseline_end_days"]),
         int(params["baseline_span_days"]))
-    stats: dict[str, np.ndarray] = {"baseline_valid_nights": count.astype(np.float64)}
+    computed: dict[str, np.ndarray] = {"baseline_valid_nights": count.astype(np.float64)}
     for k, (_, med_name, mad_name) in enumerate(BASELINE_COLUMNS):
-        stats[med_name] = med[:, k]
+        computed[med_name] = med[:, k]
         if mad_name:
-            stats[mad_name] = mad[:, k]
-    night_baselines = _result(t, wanted, ["person_id", "day_sleep", "baseline_source", "night_date"], stats)
+            computed[mad_name] = mad[:, k]
+    # one row per target night with a kind of sleep: each statistic taken from the row of the device it
+    # follows (exactly one per night: the device is among the night's own, so it has a row)
+    input_row = t.column("input_row").to_numpy()
+    sleep_rows = t.column(f"serves_{sources.index('sleep_source')}").to_numpy(zero_copy_only=False)
+    night_rows = input_row[sleep_rows]
+    slot = np.full(int(input_row.max()) + 1 if len(input_row) else 0, -1, dtype=np.int64)
+    slot[night_rows] = np.arange(len(night_rows))
+    stats = {}
+    for name, src in _STATISTIC_SOURCE.items():
+        serving = t.column(f"serves_{sources.index(src)}").to_numpy(zero_copy_only=False)
+        column = np.full(len(night_rows), np.nan)
+        column[slot[input_row[serving]]] = computed[name][serving]
+        stats[name] = column
+    night_baselines = _result(night_rows, stats)
     return {"night_rolling": night_rolling, "night_hrv_week": night_hrv_week, "night_baselines": night_baselines}

@@ -66,6 +66,9 @@ runs_before as (
 )
 
 select * exclude (island_start, island_start_now, run_before_targets),
+    -- a plain integer name for the row: the windows computed from these rows (features/windows.py) come back
+    -- keyed by it
+    row_number() over (order by person_id, night_date) as input_row,
     night_date >= first_target as is_target,
     (night_date - date '2000-01-01')::integer as day_number,
     -- a run's nights are consecutive calendar nights, so its length is a difference of dates; a run that was

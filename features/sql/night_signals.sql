@@ -40,30 +40,15 @@
 with
 
 baselines as (
-    -- each statistic from the baseline of the source that gave tonight's value, or, with no value tonight, of
-    -- the device whose sleep counts (baseline_valid_nights and warm-up follow the sleep source)
-    select r.*, w.* exclude (person_id, night_date), h.* exclude (person_id, night_date),
+    -- each night's windows and baseline statistics (features/windows.py: each statistic from the baseline of the
+    -- device that gave tonight's value, or, with no value tonight, of the device whose sleep counts)
+    select r.*, w.* exclude (input_row), h.* exclude (input_row),
         coalesce(b.baseline_valid_nights, 0) as baseline_valid_nights,
-        b.tst_med, b.tst_mad, b.eff_med, b.eff_mad, b.waso_med, b.waso_mad, b.onset_med, b.onset_mad,
-        b.awak_med, b.awak_mad, b.bed_med, b.mid_med,
-        rhr_base.rhr_med, hrv_base.lnrmssd_med, hrv_base.lnrmssd_mad, br_base.br_med, spo2_base.spo2_med
+        b.* exclude (input_row, baseline_valid_nights)
     from signal_inputs r
-    join night_rolling w using (person_id, night_date)
-    join night_hrv_week h using (person_id, night_date)
-    left join night_baselines b on b.person_id = r.person_id and b.day_sleep = r.day_sleep
-        and b.night_date = r.night_date and b.baseline_source = r.sleep_source
-    left join night_baselines rhr_base on rhr_base.person_id = r.person_id
-        and rhr_base.day_sleep = r.day_sleep and rhr_base.night_date = r.night_date
-        and rhr_base.baseline_source = coalesce(r.resting_hr_source, r.sleep_source)
-    left join night_baselines hrv_base on hrv_base.person_id = r.person_id
-        and hrv_base.day_sleep = r.day_sleep and hrv_base.night_date = r.night_date
-        and hrv_base.baseline_source = coalesce(r.hrv_source, r.sleep_source)
-    left join night_baselines br_base on br_base.person_id = r.person_id
-        and br_base.day_sleep = r.day_sleep and br_base.night_date = r.night_date
-        and br_base.baseline_source = coalesce(r.breathing_rate_source, r.sleep_source)
-    left join night_baselines spo2_base on spo2_base.person_id = r.person_id
-        and spo2_base.day_sleep = r.day_sleep and spo2_base.night_date = r.night_date
-        and spo2_base.baseline_source = coalesce(r.spo2_source, r.sleep_source)
+    join night_rolling w using (input_row)
+    join night_hrv_week h using (input_row)
+    left join night_baselines b using (input_row)
     where r.is_target
 ),
 
