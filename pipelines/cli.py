@@ -303,17 +303,19 @@ def serve() -> None:
 
 @app.command()
 def status() -> None:
-    """Per person: source, last night synced, valid nights, warm-up, last alert (no health values)."""
+    """Per person: devices and exports, last night synced, valid nights, warm-up, last alert (no health values)."""
     from pipelines.status import status_rows
     from storage.store import Store
 
     with Store(_settings().db_path) as store:
         rows = status_rows(store)
-    typer.echo(f"{'person':<10}{'source':<15}{'status':<9}{'last night':<12}{'valid':>6}  {'warm-up':<9}"
+    width = max([len("sources")] + [len(r.sources) for r in rows]) + 2
+    typer.echo(f"{'person':<10}{'sources':<{width}}{'status':<9}{'last night':<12}{'valid':>6}  {'warm-up':<9}"
                f"{'last alert':<12}{'quarantined':>11}")
     for r in rows:
-        typer.echo(f"{r.person_id:<10}{r.source:<15}{r.status:<9}{str(r.last_night or '-'):<12}{r.valid_nights:>6}  "
-                   f"{'yes' if r.warming_up else 'no':<9}{str(r.last_alert or '-'):<12}{r.quarantined:>11}")
+        typer.echo(f"{r.person_id:<10}{r.sources:<{width}}{r.status:<9}{str(r.last_night or '-'):<12}"
+                   f"{r.valid_nights:>6}  {'yes' if r.warming_up else 'no':<9}{str(r.last_alert or '-'):<12}"
+                   f"{r.quarantined:>11}")
 
 
 def _register_areas() -> None:

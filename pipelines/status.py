@@ -11,7 +11,7 @@ from storage.store import Store
 @dataclass(frozen=True)
 class PersonStatus:
     person_id: str
-    source: str
+    sources: str  # every device and export the person has, in the order they were added ("fitbit-export+oura")
     status: str
     last_night: date | None
     valid_nights: int
@@ -23,7 +23,10 @@ class PersonStatus:
 def status_rows(store: Store) -> list[PersonStatus]:
     rows = store.query_rows(
         """
-        SELECT p.person_id, p.source, p.status,
+        SELECT p.person_id,
+            coalesce((SELECT string_agg(s.source, '+' ORDER BY s.added_at, s.source) FROM person_sources s
+                      WHERE s.person_id = p.person_id), p.source),
+            p.status,
             (SELECT max(night_date) FROM nightly_features f WHERE f.person_id = p.person_id),
             (SELECT count(*) FROM nightly_features f WHERE f.person_id = p.person_id AND f.valid_night),
             coalesce((SELECT s.warming_up FROM night_signals s WHERE s.person_id = p.person_id

@@ -101,6 +101,15 @@ def test_a_choice_is_refused_for_a_device_the_person_does_not_have(store):
     assert store.source_choices("w") == {}
 
 
+def test_status_names_every_device_a_person_has_in_the_order_they_came(store):
+    from pipelines.status import status_rows
+
+    store.add_person("w", "w@example.org", "Europe/London", "apple-health")
+    store.add_person("one", "one@example.org", "Europe/London", "oura")
+    add_source(store, "w", "oura")
+    assert {r.person_id: r.sources for r in status_rows(store)} == {"one": "oura", "w": "apple-health+oura"}
+
+
 SWITCH = date(2026, 3, 1)  # the first night on the ring
 
 
