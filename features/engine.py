@@ -59,7 +59,7 @@ def _replace_rows(store: Store, table: str, targets_name: str, targets: pd.DataF
                   ) -> int:
     """Compute `sql` for the targets and replace exactly their rows of `table`. `lookups`: small tables the SQL
     reads by name, registered for the statement only; `prepare`: an earlier stage run in the same transaction,
-    returning more such tables (the temporary tables it creates are listed in STAGE_TABLES)."""
+    returning more such tables."""
     # The targets' overall span as constants: the SQL repeats its joins on the targets as plain range filters,
     # and so does the DELETE, so DuckDB skips row groups by their min/max instead of reading the history.
     first, last = targets["first_night"].min().date(), targets["last_night"].max().date()
@@ -94,8 +94,6 @@ def _replace_rows(store: Store, table: str, targets_name: str, targets: pd.DataF
             cur.execute(f"INSERT INTO {table} BY NAME SELECT * FROM computed_{table} ORDER BY night_date, person_id")
             n = cur.execute(f"SELECT count(*) FROM computed_{table}").fetchone()[0]
             cur.execute(f"DROP TABLE computed_{table}")
-            for name in STAGE_TABLES:
-                cur.execute(f"DROP TABLE IF EXISTS {name}")
         finally:
             # after a failed statement the transaction is aborted and unregistering fails too: that error
             # must not hide the first one (the cursor closes with the transaction, registrations with it)
@@ -105,21 +103,15 @@ def _replace_rows(store: Store, table: str, targets_name: str, targets: pd.DataF
     return int(n)
 
 
-# temporary tables the stages create (dropped with the statement's own)
-STAGE_TABLES = ("signal_inputs",)
-
-
 def _signal_stages(cur: duckdb.DuckDBPyConnection, params: dict[str, object],
                    read: list[int] | None = None) -> dict[str, object]:
-    """Stages one and two of the signal step: the nights read for the targets with their context (a temporary
-    table; their count is appended to `read`), then their sliding windows in compiled kernels."""
+    """The signal step's first stages: read the nights the targets need (night_signal_inputs.sql) and compute
+    their context, sliding windows and baselines in compiled kernels (features/windows.py). The number of
+    nights read is appended to `read`."""
     from features import windows  # numba loads its compiled kernels on first use: only the signal step pays
 
     sql = load_sql("night_signal_inputs")
-    cur.execute(f"CREATE OR REPLACE TEMP TABLE signal_inputs AS {sql}", _params_for(sql, params))
-    if read is not None:
-        read.append(cur.execute("SELECT count(*) FROM signal_inputs").fetchall()[0][0])
-    return windows.signal_windows(cur, params)
+    return windows.signal_windows(cur, sql, _params_for(sql, params), params, read)
 
 
 @contextmanager

@@ -94,11 +94,16 @@ def _mad(buf, n, med):
 def baselines(group_start, day, values, mad_of, wanted, end_days, span_days):
     """Per row: over the same group's rows whose day lies in [day - end_days - span_days + 1, day - end_days]:
     the count of non-NULL values of column 0, the median of every column, and the MAD of the columns with
-    mad_of[c]. Returns (count, medians (rows x columns), mads (rows x columns), NaN where not computed)."""
+    mad_of[c]. Returns (count, medians (rows x columns), mads (rows x columns)) for the wanted rows, in order
+    (NaN: no value, or a column without a MAD)."""
     n_rows, n_cols = values.shape
-    count = np.full(n_rows, -1, np.int64)
-    med = np.full((n_rows, n_cols), NAN)
-    mad = np.full((n_rows, n_cols), NAN)
+    n_out = 0
+    for i in range(n_rows):
+        n_out += wanted[i]
+    count = np.zeros(n_out, np.int64)
+    med = np.full((n_out, n_cols), NAN)
+    mad = np.full((n_out, n_cols), NAN)
+    j = -1
     buf = np.empty((n_cols, span_days + 1))
     size = np.zeros(n_cols, np.int64)
     g_end = 0
@@ -123,22 +128,77 @@ def baselines(group_start, day, values, mad_of, wanted, end_days, span_days):
                     size[c] = _remove(buf[c], size[c], v)
             leave += 1
         if leave == enter:
+            # an empty window (a group's first wanted night): skip what is too old, then load the frame in one
+            # pass per column
             while enter < g_end and day[enter] < first_in:
                 enter += 1
             leave = enter
+            stop = enter
+            while stop < g_end and day[stop] <= last_in:
+                stop += 1
+            for c in range(n_cols):
+                m = 0
+                for k in range(enter, stop):
+                    v = values[k, c]
+                    if v == v:
+                        # insertion into the sorted prefix: the frame is <= span_days values, mostly in order
+                        p = m
+                        while p > 0 and buf[c, p - 1] > v:
+                            buf[c, p] = buf[c, p - 1]
+                            p -= 1
+                        buf[c, p] = v
+                        m += 1
+                size[c] = m
+            enter = stop
         while enter < g_end and day[enter] <= last_in:
             for c in range(n_cols):
                 v = values[enter, c]
                 if v == v:
                     size[c] = _insert(buf[c], size[c], v)
             enter += 1
-        count[i] = size[0]
+        j += 1
+        count[j] = size[0]
         for c in range(n_cols):
             m = _median(buf[c], size[c])
-            med[i, c] = m
+            med[j, c] = m
             if mad_of[c]:
-                mad[i, c] = _mad(buf[c], size[c], m)
+                mad[j, c] = _mad(buf[c], size[c], m)
     return count, med, mad
+
+
+_POPCOUNT = np.array([bin(b).count("1") for b in range(256)], dtype=np.int64)
+
+
+@njit(cache=True)
+def context(group_start, day, travel_tonight, short_tonight, state, has_state, jet_lag_nights, popcount):
+    """Per row, person by person in night order: travel context (away from home or tagged travel tonight or
+    on one of the jet_lag_nights calendar nights before, among the rows read), the SRI day-pair agreement with
+    the calendar night before (share of the 1,440 minutes in the same state: 1 - popcount(xor) / 1440; NaN
+    without both states), and the first night of the short-sleep run the night belongs to (else its own)."""
+    n_rows = day.shape[0]
+    travel = np.zeros(n_rows, np.bool_)
+    pair = np.full(n_rows, NAN)
+    run_start = np.empty(n_rows, np.int64)
+    last_travel = 0
+    seen_travel = False
+    start = 0
+    for i in range(n_rows):
+        if group_start[i]:
+            seen_travel = False
+        if travel_tonight[i]:
+            last_travel = day[i]
+            seen_travel = True
+        travel[i] = seen_travel and day[i] - last_travel <= jet_lag_nights
+        consecutive = (not group_start[i]) and day[i - 1] == day[i] - 1
+        if consecutive and has_state[i] and has_state[i - 1]:
+            differ = 0
+            for k in range(state.shape[1]):
+                differ += popcount[state[i, k] ^ state[i - 1, k]]
+            pair[i] = 1.0 - differ / 1440.0
+        if not (short_tonight[i] and consecutive and short_tonight[i - 1]):
+            start = day[i]
+        run_start[i] = start
+    return travel, pair, run_start
 
 
 @njit(cache=True)
@@ -168,9 +228,14 @@ def rolling(group_start, day, tst, bed, pair, mid_free, mid_work, waso_long, ons
     """Per wanted row, over the same person's rows in the last 7 / 14 / 28 / ewma_span_days calendar days
     (RANGE windows ending at the row): see night_signals.sql, `rolling`. Columns of the result, in order:
     var_nights, tst_sd_raw, bed_sd_raw, sri_pairs, sri_agreement, free_nights, work_nights, mid_free_med,
-    mid_work_med, waso_long_nights_7n, onset_long_nights_7n, bedtime_ewma_min, midsleep_ewma_min."""
+    mid_work_med, waso_long_nights_7n, onset_long_nights_7n, bedtime_ewma_min, midsleep_ewma_min; one row per
+    wanted row, in order."""
     n_rows = day.shape[0]
-    out = np.full((n_rows, 13), NAN)
+    n_out = 0
+    for i in range(n_rows):
+        n_out += wanted[i]
+    out = np.full((n_out, 13), NAN)
+    j = -1
     free_buf = np.empty(29)
     work_buf = np.empty(29)
     n_free = n_work = 0
@@ -184,6 +249,7 @@ def rolling(group_start, day, tst, bed, pair, mid_free, mid_work, waso_long, ons
             n_free = n_work = 0
         if not wanted[i]:
             continue
+        j += 1
         d = day[i]
         # 28-day medians: a sorted buffer slid along the person's nights (rows that left go first; rows never
         # entered that are already too old are skipped, so the buffer never holds more than the window)
@@ -207,22 +273,22 @@ def rolling(group_start, day, tst, bed, pair, mid_free, mid_work, waso_long, ons
             if v == v:
                 n_work = _insert(work_buf, n_work, v)
             enter28 += 1
-        out[i, 5] = n_free
-        out[i, 6] = n_work
-        out[i, 7] = _median(free_buf, n_free)
-        out[i, 8] = _median(work_buf, n_work)
+        out[j, 5] = n_free
+        out[j, 6] = n_work
+        out[j, 7] = _median(free_buf, n_free)
+        out[j, 8] = _median(work_buf, n_work)
         # short windows: recomputed per row over <= 14 rows (exact counts, two-pass SD)
         lo14 = i
         while lo14 > g0 and day[lo14 - 1] >= d - 13:
             lo14 -= 1
         n, s, sd = _window_sum_sq(tst, lo14, i + 1)
-        out[i, 0] = n
-        out[i, 1] = sd
+        out[j, 0] = n
+        out[j, 1] = sd
         n, s, sd = _window_sum_sq(bed, lo14, i + 1)
-        out[i, 2] = sd
+        out[j, 2] = sd
         n, s, sd = _window_sum_sq(pair, lo14, i + 1)
-        out[i, 3] = n
-        out[i, 4] = s / n if n > 0 else NAN
+        out[j, 3] = n
+        out[j, 4] = s / n if n > 0 else NAN
         lo7 = i
         while lo7 > g0 and day[lo7 - 1] >= d - 6:
             lo7 -= 1
@@ -231,8 +297,8 @@ def rolling(group_start, day, tst, bed, pair, mid_free, mid_work, waso_long, ons
         for k in range(lo7, i + 1):
             w += waso_long[k]
             o += onset_long[k]
-        out[i, 9] = w
-        out[i, 10] = o
+        out[j, 9] = w
+        out[j, 10] = o
         # EWMA over the valid nights of the last ewma_span_days days, weight decay ** (age in days), oldest first
         lo = i
         while lo > g0 and day[lo - 1] >= d - (ewma_span_days - 1):
@@ -247,68 +313,71 @@ def rolling(group_start, day, tst, bed, pair, mid_free, mid_work, waso_long, ons
                 den += wk
                 any_valid = True
         if any_valid and den != 0.0:
-            out[i, 11] = num_bed / den
-            out[i, 12] = num_mid / den
+            out[j, 11] = num_bed / den
+            out[j, 12] = num_mid / den
     return out
 
 
 @njit(cache=True)
 def hrv_week(group_start, day, rmssd, ln_rmssd, wanted):
     """Per wanted row, over the same group's rows in the last 7 calendar days: count of RMSSD values, mean
-    lnRMSSD, and the RMSSD coefficient of variation (100 * SD / mean)."""
+    lnRMSSD, and the RMSSD coefficient of variation (100 * SD / mean); one row per wanted row, in order."""
     n_rows = day.shape[0]
-    out = np.full((n_rows, 3), NAN)
+    n_out = 0
+    for i in range(n_rows):
+        n_out += wanted[i]
+    out = np.full((n_out, 3), NAN)
+    j = -1
     g0 = 0
     for i in range(n_rows):
         if group_start[i]:
             g0 = i
         if not wanted[i]:
             continue
+        j += 1
         lo = i
         while lo > g0 and day[lo - 1] >= day[i] - 6:
             lo -= 1
         n, s, sd = _window_sum_sq(rmssd, lo, i + 1)
         n_ln, s_ln, sd_ln = _window_sum_sq(ln_rmssd, lo, i + 1)
-        out[i, 0] = n
-        out[i, 1] = s_ln / n_ln if n_ln > 0 else NAN
-        out[i, 2] = 100.0 * sd / (s / n) if n > 0 else NAN
+        out[j, 0] = n
+        out[j, 1] = s_ln / n_ln if n_ln > 0 else NAN
+        out[j, 2] = 100.0 * sd / (s / n) if n > 0 else NAN
     return out
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# Driver: read the inputs from the `signal_inputs` temporary table (night_signal_inputs.sql), run the kernels,
-# and hand back Arrow tables of the target nights for night_signals.sql to join.
+# Driver: read the nights (night_signal_inputs.sql), derive what each window reads, run the kernels, and hand
+# back one Arrow table, a row per target night, for night_signals.sql to join.
 
-# The baseline's columns in kernel order: (input column, median's name, MAD's name or None).
+# The baseline's columns in kernel order: (feature, its source column, median's name, MAD's name or None). Each
+# value counts only toward the baseline of the device it came from.
 BASELINE_COLUMNS = (
-    ("b_tst", "tst_med", "tst_mad"), ("b_eff", "eff_med", "eff_mad"), ("b_waso", "waso_med", "waso_mad"),
-    ("b_onset", "onset_med", "onset_mad"), ("b_awak", "awak_med", "awak_mad"), ("b_rhr", "rhr_med", None),
-    ("b_lnrmssd", "lnrmssd_med", "lnrmssd_mad"), ("b_br", "br_med", None), ("b_spo2", "spo2_med", None),
-    ("b_bed", "bed_med", None), ("b_mid", "mid_med", None),
+    ("tst_min", "sleep_source", "tst_med", "tst_mad"),
+    ("efficiency_pct", "sleep_source", "eff_med", "eff_mad"),
+    ("waso_min", "sleep_source", "waso_med", "waso_mad"),
+    ("onset_latency_min", "sleep_source", "onset_med", "onset_mad"),
+    ("awakenings_count", "sleep_source", "awak_med", "awak_mad"),
+    ("resting_hr_bpm", "resting_hr_source", "rhr_med", None),
+    ("ln_rmssd", "hrv_source", "lnrmssd_med", "lnrmssd_mad"),
+    ("breathing_rate_brpm", "breathing_rate_source", "br_med", None),
+    ("spo2_avg_pct", "spo2_source", "spo2_med", None),
+    ("bedtime_min", "sleep_source", "bed_med", None),
+    ("midsleep_min", "sleep_source", "mid_med", None),
 )
-# Each baseline value counts only toward the baseline of the device it came from ...
-_BASELINE_SOURCE_OF = {"b_tst": "sleep_source", "b_eff": "sleep_source", "b_waso": "sleep_source",
-                       "b_onset": "sleep_source", "b_awak": "sleep_source", "b_rhr": "resting_hr_source",
-                       "b_lnrmssd": "hrv_source", "b_br": "breathing_rate_source", "b_spo2": "spo2_source",
-                       "b_bed": "sleep_source", "b_mid": "sleep_source"}
-# ... and tonight's statistic comes from the baseline of the device that gave tonight's value, or, with no value
-# tonight, of the device whose sleep counts (baseline_valid_nights and warm-up follow the sleep source)
-_STATISTIC_SOURCE = {"baseline_valid_nights": "sleep_source", "tst_med": "sleep_source",
-                     "tst_mad": "sleep_source", "eff_med": "sleep_source", "eff_mad": "sleep_source",
-                     "waso_med": "sleep_source", "waso_mad": "sleep_source", "onset_med": "sleep_source",
-                     "onset_mad": "sleep_source", "awak_med": "sleep_source", "awak_mad": "sleep_source",
-                     "bed_med": "sleep_source", "mid_med": "sleep_source",
-                     "rhr_med": "coalesce(resting_hr_source, sleep_source)",
-                     "lnrmssd_med": "coalesce(hrv_source, sleep_source)",
-                     "lnrmssd_mad": "coalesce(hrv_source, sleep_source)",
-                     "br_med": "coalesce(breathing_rate_source, sleep_source)",
-                     "spo2_med": "coalesce(spo2_source, sleep_source)"}
+SOURCE_COLUMNS = ("sleep_source", "resting_hr_source", "hrv_source", "breathing_rate_source", "spo2_source")
+# Tonight's statistic comes from the baseline of the device that gave tonight's value, or, with no value
+# tonight, of the device whose sleep counts (baseline_valid_nights and warm-up follow the sleep source).
+_STATISTIC_SOURCE = {"baseline_valid_nights": "sleep_source"} | {
+    name: ("sleep_source" if src == "sleep_source" else src)
+    for _, src, med, mad in BASELINE_COLUMNS for name in (med, mad) if name}
 
 ROLLING_COLUMNS = ("var_nights", "tst_sd_raw", "bed_sd_raw", "sri_pairs", "sri_agreement", "free_nights",
                    "work_nights", "mid_free_med", "mid_work_med", "waso_long_nights_7n", "onset_long_nights_7n",
                    "bedtime_ewma_min", "midsleep_ewma_min")
 _COUNT_COLUMNS = {"var_nights", "sri_pairs", "free_nights", "work_nights", "waso_long_nights_7n",
-                  "onset_long_nights_7n", "hrv_nights", "baseline_valid_nights"}
+                  "onset_long_nights_7n", "hrv_nights", "baseline_valid_nights", "short_sleep_run_nights"}
+_BOOL_COLUMNS = {"travel_context", "usable", "baseline_excluded"}
 
 
 def _floats(table, name: str) -> np.ndarray:
@@ -318,107 +387,175 @@ def _floats(table, name: str) -> np.ndarray:
     return pc.fill_null(table.column(name).cast("double"), np.nan).to_numpy()
 
 
-def _group_starts(table, key: str) -> np.ndarray:
+def _bools(table, name: str, null: bool = False) -> np.ndarray:
     import pyarrow.compute as pc
 
-    keys = table.column(key).combine_chunks() if table.num_rows else table.column(key)
-    starts = np.ones(table.num_rows, dtype=np.bool_)
-    if table.num_rows > 1:
-        starts[1:] = pc.not_equal(keys.slice(1), keys.slice(0, table.num_rows - 1)).to_numpy(
-            zero_copy_only=False)
+    return pc.fill_null(table.column(name), null).to_numpy(zero_copy_only=False)
+
+
+def _codes(table, names: tuple[str, ...]) -> tuple[np.ndarray, ...]:
+    """The named string columns as integer codes over one shared dictionary (-1 for NULL)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    n = table.num_rows
+    joined = pa.chunked_array([table.column(c).combine_chunks() for c in names]) if n else None
+    if joined is None:
+        return tuple(np.empty(0, np.int64) for _ in names)
+    encoded = pc.dictionary_encode(joined).combine_chunks()
+    codes = pc.fill_null(encoded.indices, -1).to_numpy().astype(np.int64)
+    return tuple(codes[k * n:(k + 1) * n] for k in range(len(names)))
+
+
+def _starts(*keys: np.ndarray) -> np.ndarray:
+    """Where a run of equal keys begins (the rows are sorted by them)."""
+    n = len(keys[0])
+    starts = np.ones(n, dtype=np.bool_)
+    if n > 1:
+        starts[1:] = np.zeros(n - 1, dtype=np.bool_)
+        for k in keys:
+            starts[1:] |= k[1:] != k[:-1]
     return starts
 
 
-def _result(input_row: np.ndarray, columns: dict[str, np.ndarray]):
-    """The rows' keys (signal_inputs.input_row) beside the computed columns, NaN as NULL, counts as integers."""
+def _state_bytes(table) -> tuple[np.ndarray, np.ndarray]:
+    """The 1,440-minute sleep states as a (rows x 180) byte matrix, and which rows have one (read from the
+    Arrow buffers: a Python object per row costs more than the whole kernel)."""
+    import pyarrow.compute as pc
+
+    column = table.column("sleep_state_bytes").combine_chunks()
+    has = pc.fill_null(pc.equal(pc.binary_length(column), 180), False).to_numpy(zero_copy_only=False)
+    state = np.zeros((len(column), 180), dtype=np.uint8)
+    if has.any():
+        offsets = np.frombuffer(column.buffers()[1], dtype=np.int32)[column.offset:column.offset + len(column) + 1]
+        data = np.frombuffer(column.buffers()[2], dtype=np.uint8)
+        starts = offsets[:-1][has]
+        state[has] = data[starts[:, None] + np.arange(180)]
+    return state, has
+
+
+def signal_windows(cur, sql: str, sql_params: dict[str, object], params: dict[str, object],
+                   read: list[int] | None = None) -> dict[str, object]:
+    """Read the nights for the targets and compute their windows; returns {"night_windows": Arrow table}, a row
+    per target night: its context (travel, short-sleep run), rolling windows, HRV week and baseline. `sql_params`:
+    the SQL's own parameters; `params`: every threshold. The number of nights read is appended to `read`."""
     import pyarrow as pa
 
-    out = pa.table({"input_row": pa.array(input_row.astype(np.int64))})
-    for name, v in columns.items():
-        if name in _COUNT_COLUMNS:
-            out = out.append_column(name, pa.array(v.astype(np.int64)))
-        else:
-            out = out.append_column(name, pa.array(v, mask=np.isnan(v)))
-    return out
+    t = cur.sql(sql, params=sql_params).to_arrow_table()
+    n = t.num_rows
+    if read is not None:
+        read.append(n)
+    person = _codes(t, ("person_id",))[0]
+    day = t.column("day_number").to_numpy().astype(np.int64)
+    target = _bools(t, "is_target")
+    valid = _bools(t, "valid_night")
+    tst = _floats(t, "tst_min")
+    short = valid & (tst < float(params["short_sleep_min"]))
+    state, has_state = _state_bytes(t)
+    starts = _starts(person)
+    travel, pair, run_start = context(starts, day, _bools(t, "travel_tonight"), short, state, has_state,
+                                      int(params["jet_lag_nights"]), _POPCOUNT)
 
+    # a run that was going before the first target began where the stored run of the night before says
+    first_target = t.column("first_target_day").to_numpy().astype(np.int64)
+    before = t.column("run_before_targets").to_numpy().astype(np.int64)
+    carried = (run_start < first_target) & (before > 0)
+    run_start = np.where(carried, first_target - before, run_start)
+    short_run = np.where(short, day - run_start + 1, 0)
 
-def signal_windows(cur, params: dict[str, object]) -> dict[str, object]:
-    """Compute the target nights' windows from `signal_inputs`; returns the tables night_signals.sql reads:
-    night_rolling and night_hrv_week (a row per target night) and night_baselines (a row per target night and
-    device with a value that night)."""
-    lookback = max(27, int(params["ewma_span_days"]) - 1)
-    # rolling windows over a person's nights; only the last `lookback` days before the first target are read
-    t = cur.sql(f"""
-        SELECT person_id, input_row, day_number, is_target, v_tst, v_bed, pair_agreement, v_mid_free,
-               v_mid_work, waso_long, onset_long, coalesce(valid_night, false) AS ewma_valid, bedtime_min,
-               midsleep_min
-        FROM signal_inputs WHERE night_date >= first_target - {lookback}
-        ORDER BY person_id, night_date""").to_arrow_table()
-    wanted = t.column("is_target").to_numpy(zero_copy_only=False)
-    out = rolling(_group_starts(t, "person_id"), t.column("day_number").to_numpy(), _floats(t, "v_tst"),
-                  _floats(t, "v_bed"), _floats(t, "pair_agreement"), _floats(t, "v_mid_free"),
-                  _floats(t, "v_mid_work"), t.column("waso_long").to_numpy().astype(np.int64),
-                  t.column("onset_long").to_numpy().astype(np.int64),
-                  t.column("ewma_valid").to_numpy(zero_copy_only=False), _floats(t, "bedtime_min"),
-                  _floats(t, "midsleep_min"), wanted, float(params["ewma_lambda"]),
-                  int(params["ewma_span_days"]))
-    rows = t.column("input_row").to_numpy()[wanted]
-    night_rolling = _result(rows, {name: out[wanted, k] for k, name in enumerate(ROLLING_COLUMNS)})
+    # what each window reads (NaN: does not count)
+    day_sleep_known = ~np.asarray(t.column("day_sleep").is_null().to_numpy(zero_copy_only=False))
+    day_sleep = _bools(t, "day_sleep")
+    usable = valid & ~travel
+    excluded = travel | _bools(t, "tag_illness") | _bools(t, "tag_travel") | _bools(t, "tag_on_call")
+    in_baseline = valid & ~excluded
+    bed, mid = _floats(t, "bedtime_min"), _floats(t, "midsleep_min")
+    night_sleep = valid & day_sleep_known & ~day_sleep
+    free = _bools(t, "free_day")
+    long_min = float(params["continuity_long_min"])
+    # the rolling windows reach 27 days back from a target (ewma_span_days - 1 at most): only those rows
+    reach = max(27, int(params["ewma_span_days"]) - 1)
+    near = np.flatnonzero(day >= first_target - reach)
+    # results are kept for the target rows only: slot[r] is target row r's place among them
+    targets = np.flatnonzero(target)
+    slot = np.full(n, -1, dtype=np.int64)
+    slot[targets] = np.arange(len(targets))
+    rolling_out = np.full((len(targets), len(ROLLING_COLUMNS)), np.nan)
+    rolling_out[slot[near[target[near]]]] = rolling(
+        _starts(person[near]), day[near], np.where(valid, tst, np.nan)[near],
+        np.where(valid, bed, np.nan)[near], pair[near], np.where(night_sleep & free, mid, np.nan)[near],
+        np.where(night_sleep & ~free, mid, np.nan)[near],
+        (valid & (_floats(t, "waso_min") >= long_min)).astype(np.int64)[near],
+        (valid & (_floats(t, "onset_latency_min") >= long_min)).astype(np.int64)[near],
+        valid[near], bed[near], mid[near], target[near], float(params["ewma_lambda"]),
+        int(params["ewma_span_days"]))
 
-    # the HRV week: one kind of sleep from one device, like the baseline it meets
-    t = cur.sql(f"""
-        SELECT input_row, day_number, is_target, v_rmssd, v_lnrmssd,
-               person_id || chr(31) || coalesce(day_sleep::VARCHAR, '') || chr(31)
-                   || coalesce(hrv_source, sleep_source, '') AS hrv_group
-        FROM signal_inputs WHERE night_date >= first_target - {lookback}
-        ORDER BY person_id, day_sleep NULLS FIRST, coalesce(hrv_source, sleep_source) NULLS FIRST, night_date
-        """).to_arrow_table()
-    wanted = t.column("is_target").to_numpy(zero_copy_only=False)
-    out = hrv_week(_group_starts(t, "hrv_group"), t.column("day_number").to_numpy(), _floats(t, "v_rmssd"),
-                   _floats(t, "v_lnrmssd"), wanted)
-    rows = t.column("input_row").to_numpy()[wanted]
-    night_hrv_week = _result(rows, {"hrv_nights": out[wanted, 0], "lnrmssd_7n_raw": out[wanted, 1],
-                                    "rmssd_cv_raw": out[wanted, 2]})
+    # the HRV week: one kind of sleep from one device, like the baseline it meets (6 days back from a target)
+    sleep_src, rhr_src, hrv_src, br_src, spo2_src = _codes(t, SOURCE_COLUMNS)
+    hrv_key = np.where(hrv_src >= 0, hrv_src, sleep_src)
+    kind = np.where(day_sleep_known, day_sleep.astype(np.int64), 2)
+    week = np.flatnonzero(day >= first_target - 6)
+    order = week[np.lexsort((day[week], hrv_key[week], kind[week], person[week]))]
+    hrv_out = np.full((len(targets), 3), np.nan)
+    hrv_out[slot[order[target[order]]]] = hrv_week(
+        _starts(person[order], kind[order], hrv_key[order]), day[order],
+        np.where(usable, _floats(t, "rmssd_ms"), np.nan)[order],
+        np.where(usable, _floats(t, "ln_rmssd"), np.nan)[order], target[order])
 
-    # baselines: one input row per night and device it holds values from; nights with no kind of sleep (no main
-    # sleep) are in no baseline, and their own baseline is empty
-    values = ", ".join(f"CASE WHEN {_BASELINE_SOURCE_OF[c]} = baseline_source THEN {c} END AS {c}"
-                       for c, _, _ in BASELINE_COLUMNS)
-    sources = sorted(set(_STATISTIC_SOURCE.values()))
-    serves = ", ".join(f"is_target AND baseline_source = {src} AS serves_{k}" for k, src in enumerate(sources))
-    t = cur.sql(f"""
-        SELECT input_row, day_number, is_target, {values}, {serves},
-               person_id || chr(31) || day_sleep::VARCHAR || chr(31) || baseline_source AS baseline_group
-        FROM (
-            SELECT *, unnest(list_distinct([sleep_source, resting_hr_source, hrv_source, breathing_rate_source,
-                                            spo2_source])) AS baseline_source
-            FROM signal_inputs WHERE day_sleep IS NOT NULL
-        )
-        ORDER BY person_id, day_sleep, baseline_source, night_date""").to_arrow_table()
-    wanted = t.column("is_target").to_numpy(zero_copy_only=False)
-    matrix = np.column_stack([_floats(t, c) for c, _, _ in BASELINE_COLUMNS]) if t.num_rows else \
-        np.empty((0, len(BASELINE_COLUMNS)))
-    count, med, mad = baselines(
-        _group_starts(t, "baseline_group"), t.column("day_number").to_numpy(), np.ascontiguousarray(matrix),
-        np.array([m is not None for _, _, m in BASELINE_COLUMNS]), wanted, int(params["baseline_end_days"]),
-        int(params["baseline_span_days"]))
-    computed: dict[str, np.ndarray] = {"baseline_valid_nights": count.astype(np.float64)}
-    for k, (_, med_name, mad_name) in enumerate(BASELINE_COLUMNS):
+    # baselines: one input row per night and device it holds values from (nights with no kind of sleep, no
+    # main sleep, are in no baseline and their own is empty), in order of person, kind, device and night
+    source_of = dict(zip(SOURCE_COLUMNS, (sleep_src, rhr_src, hrv_src, br_src, spo2_src)))
+    rows, devices = [], []
+    for k, name in enumerate(SOURCE_COLUMNS):
+        code = source_of[name]
+        keep = day_sleep_known & (code >= 0)
+        for earlier in SOURCE_COLUMNS[:k]:
+            keep &= code != source_of[earlier]
+        rows.append(np.flatnonzero(keep))
+        devices.append(code[keep])
+    row, device = np.concatenate(rows), np.concatenate(devices)
+    order = np.lexsort((day[row], device, kind[row], person[row]))
+    row, device = row[order], device[order]
+    values = np.column_stack([
+        np.where(in_baseline[row] & (source_of[src][row] == device), _floats(t, col)[row], np.nan)
+        for col, src, _, _ in BASELINE_COLUMNS]) if len(row) else np.empty((0, len(BASELINE_COLUMNS)))
+    count, med, mad = baselines(_starts(person[row], kind[row], device), day[row], np.ascontiguousarray(values),
+                                np.array([m is not None for *_, m in BASELINE_COLUMNS]), target[row],
+                                int(params["baseline_end_days"]), int(params["baseline_span_days"]))
+    computed = {"baseline_valid_nights": count.astype(np.float64)}
+    for k, (_, _, med_name, mad_name) in enumerate(BASELINE_COLUMNS):
         computed[med_name] = med[:, k]
         if mad_name:
             computed[mad_name] = mad[:, k]
-    # one row per target night with a kind of sleep: each statistic taken from the row of the device it
-    # follows (exactly one per night: the device is among the night's own, so it has a row)
-    input_row = t.column("input_row").to_numpy()
-    sleep_rows = t.column(f"serves_{sources.index('sleep_source')}").to_numpy(zero_copy_only=False)
-    night_rows = input_row[sleep_rows]
-    slot = np.full(int(input_row.max()) + 1 if len(input_row) else 0, -1, dtype=np.int64)
-    slot[night_rows] = np.arange(len(night_rows))
-    stats = {}
+    # each target night's statistic from the input row of (that night, the device it follows): the kernel gave
+    # one result per target input row, in order; find each by its (night row, device) key
+    n_devices = int(max(device.max(initial=-1), sleep_src.max(initial=-1))) + 2
+    wanted_rows = target[row]
+    keys = row[wanted_rows] * n_devices + device[wanted_rows]
+    by_key = np.argsort(keys)
+    sorted_keys = keys[by_key]
+    nights = np.flatnonzero(target & day_sleep_known)
+    stats = {name: np.full(len(targets), np.nan) for name in _STATISTIC_SOURCE}
     for name, src in _STATISTIC_SOURCE.items():
-        serving = t.column(f"serves_{sources.index(src)}").to_numpy(zero_copy_only=False)
-        column = np.full(len(night_rows), np.nan)
-        column[slot[input_row[serving]]] = computed[name][serving]
-        stats[name] = column
-    night_baselines = _result(night_rows, stats)
-    return {"night_rolling": night_rolling, "night_hrv_week": night_hrv_week, "night_baselines": night_baselines}
+        wanted_device = np.where(source_of[src] >= 0, source_of[src], sleep_src)[nights]
+        lookup = nights * n_devices + wanted_device
+        pos = np.minimum(np.searchsorted(sorted_keys, lookup), max(len(sorted_keys) - 1, 0))
+        found = (wanted_device >= 0) & (sorted_keys[pos] == lookup) if len(sorted_keys) else \
+            np.zeros(len(nights), dtype=np.bool_)
+        stats[name][slot[nights[found]]] = computed[name][by_key[pos[found]]]
+    stats["baseline_valid_nights"] = np.nan_to_num(stats["baseline_valid_nights"], nan=0.0)
+
+    columns = {"travel_context": travel[targets], "usable": usable[targets], "baseline_excluded": excluded[targets],
+               "short_sleep_run_nights": short_run[targets].astype(np.float64)}
+    columns |= {name: rolling_out[:, k] for k, name in enumerate(ROLLING_COLUMNS)}
+    columns |= {"hrv_nights": hrv_out[:, 0], "lnrmssd_7n_raw": hrv_out[:, 1], "rmssd_cv_raw": hrv_out[:, 2]}
+    columns |= stats
+    out = t.select(["person_id", "night_date"]).filter(pa.array(target))
+    for name, v in columns.items():
+        if name in _BOOL_COLUMNS:
+            out = out.append_column(name, pa.array(v.astype(np.bool_)))
+        elif name in _COUNT_COLUMNS:
+            out = out.append_column(name, pa.array(v.astype(np.int64)))
+        else:
+            out = out.append_column(name, pa.array(v, mask=np.isnan(v)))
+    return {"night_windows": out}

@@ -43,12 +43,14 @@ def test_baseline_medians_and_mads_equal_duckdb(wanted_from):
         WINDOW w AS (PARTITION BY g ORDER BY d RANGE BETWEEN 66 PRECEDING AND 7 PRECEDING)
         ORDER BY g, d""").fetchall()
     checked = 0
+    assert len(count) == wanted.sum()  # one result per wanted row, in order
     for i, (n, med_a, mad_a, med_b, mad_b) in enumerate(expected):
         if not wanted[i]:
             continue
+        j = checked
         checked += 1
-        assert count[i] == n
-        for got, want in ((med[i, 0], med_a), (mad[i, 0], mad_a), (med[i, 1], med_b), (mad[i, 1], mad_b)):
+        assert count[j] == n
+        for got, want in ((med[j, 0], med_a), (mad[j, 0], mad_a), (med[j, 1], med_b), (mad[j, 1], mad_b)):
             if want is None:
                 assert np.isnan(got)
             else:
@@ -80,10 +82,13 @@ def test_rolling_windows_equal_duckdb():
                w28 AS (PARTITION BY g ORDER BY d RANGE BETWEEN 27 PRECEDING AND CURRENT ROW),
                w7 AS (PARTITION BY g ORDER BY d RANGE BETWEEN 6 PRECEDING AND CURRENT ROW)
         ORDER BY g, d""").fetchall()
+    assert len(out) == wanted.sum()  # one result per wanted row, in order
+    at = np.cumsum(wanted) - 1
     for i, (n14, sd14, med28, n7) in enumerate(expected):
         if not wanted[i]:
             continue
-        assert out[i, 0] == n14
-        assert (np.isnan(out[i, 1]) if sd14 is None else out[i, 1] == pytest.approx(sd14, rel=1e-12))
-        assert (np.isnan(out[i, 7]) if med28 is None else out[i, 7] == med28)
-        assert out[i, 9] == n7
+        j = at[i]
+        assert out[j, 0] == n14
+        assert (np.isnan(out[j, 1]) if sd14 is None else out[j, 1] == pytest.approx(sd14, rel=1e-12))
+        assert (np.isnan(out[j, 7]) if med28 is None else out[j, 7] == med28)
+        assert out[j, 9] == n7

@@ -1,8 +1,8 @@
 -- night_signals: each night's rolling features, its comparison with the person's own usual, and the domain flags.
--- The last of the signal step's three stages (features/engine.py): `signal_inputs` (night_signal_inputs.sql) holds
--- the nights read for the targets with their context; `night_rolling`, `night_hrv_week` and `night_baselines`
--- hold the windows computed from it for the target nights (features/windows.py: what each window reads is defined
--- in night_signal_inputs.sql, how it is aggregated below and in windows.py). Only target rows are computed and kept.
+-- The last stage of the signal step (features/engine.py) for `signal_targets(person_id, first_night, last_night)`:
+-- `night_windows` holds, for each target night, what features/windows.py computed from the nights read by
+-- night_signal_inputs.sql: the travel context and short-sleep run, the rolling windows, the HRV week and the
+-- baseline statistics (how each is defined: below and in windows.py). Only target rows are computed and kept.
 -- The rules that look back at earlier nights' results (resting HR on consecutive nights, domain and illness
 -- flags) read the nights before a person's first target from night_signals, where they are already final.
 -- $first_target_night / $last_target_night: the targets' overall span (for skipping row groups).
@@ -39,17 +39,17 @@
 --   with two signs at once or tagged illness (it holds an alert back).
 with
 
+targets as (
+    select person_id, first_night::date as first_night, last_night::date as last_night from signal_targets
+),
+
 baselines as (
-    -- each night's windows and baseline statistics (features/windows.py: each statistic from the baseline of the
-    -- device that gave tonight's value, or, with no value tonight, of the device whose sleep counts)
-    select r.*, w.* exclude (input_row), h.* exclude (input_row),
-        coalesce(b.baseline_valid_nights, 0) as baseline_valid_nights,
-        b.* exclude (input_row, baseline_valid_nights)
-    from signal_inputs r
-    join night_rolling w using (input_row)
-    join night_hrv_week h using (input_row)
-    left join night_baselines b using (input_row)
-    where r.is_target
+    -- each target night's features beside its context, windows and baseline statistics (features/windows.py)
+    select f.* exclude (sleep_state_bits), t.first_night as first_target, w.* exclude (person_id, night_date)
+    from nightly_features f
+    join targets t on f.person_id = t.person_id and f.night_date between t.first_night and t.last_night
+    join night_windows w on w.person_id = f.person_id and w.night_date = f.night_date
+    where f.night_date between $first_target_night and $last_target_night
 ),
 
 scored as (
@@ -91,9 +91,11 @@ stored_before as (
          + coalesce(s.spo2_delta_pct <= -$spo2_drop_pct, false)::int) >= 2 as illness_two_signs,
         f.tag_illness
     from night_signals s
-    join signal_inputs f on f.person_id = s.person_id and f.night_date = s.night_date and not f.is_target
-        and s.night_date >= f.first_target - $flag_reach_days
-    where s.night_date between $first_target_night - $read_from_days and $last_target_night
+    join targets t on t.person_id = s.person_id and s.night_date < t.first_night
+        and s.night_date >= t.first_night - $flag_reach_days
+    join nightly_features f on f.person_id = s.person_id and f.night_date = s.night_date
+        and f.night_date between $first_target_night - $flag_reach_days and $last_target_night
+    where s.night_date between $first_target_night - $flag_reach_days and $last_target_night
 ),
 
 rhr_chain as (
