@@ -429,8 +429,13 @@ def _state_bytes(table) -> tuple[np.ndarray, np.ndarray]:
     if has.any():
         offsets = np.frombuffer(column.buffers()[1], dtype=np.int32)[column.offset:column.offset + len(column) + 1]
         data = np.frombuffer(column.buffers()[2], dtype=np.uint8)
-        starts = offsets[:-1][has]
-        state[has] = data[starts[:, None] + np.arange(180)]
+        lengths = np.diff(offsets)
+        if np.all((lengths == 0) | (lengths == 180)):
+            # the states lie back to back in row order (a NULL takes no bytes)
+            state[has] = data[offsets[0]:offsets[-1]].reshape(-1, 180)
+        else:  # a state of another length (never written by nightly_features.sql) does not count
+            for r in np.flatnonzero(has):
+                state[r] = data[offsets[r]:offsets[r] + 180]
     return state, has
 
 
