@@ -72,11 +72,11 @@ def _replace_rows(store: Store, table: str, targets_name: str, targets: pd.DataF
             if "$segments_from_utc" in sql:
                 # a log's segments lie inside it (connectors.records checks; a day of margin for rows stored
                 # before it did), so none starts before the earliest log the features can read (the night
-                # before the first target's)
-                params["segments_from_utc"] = cur.execute(
-                    "SELECT min(start_utc) - INTERVAL 1 DAY FROM sleep_sessions "
+                # before the first target's) or after the latest one ends
+                params["segments_from_utc"], params["segments_to_utc"] = cur.execute(
+                    "SELECT min(start_utc) - INTERVAL 1 DAY, max(end_utc) + INTERVAL 1 DAY FROM sleep_sessions "
                     "WHERE night_date BETWEEN ? AND ?",
-                    [first - timedelta(days=1), last]).fetchone()[0]
+                    [first - timedelta(days=1), last]).fetchall()[0]
             if prepare is not None:
                 staged = prepare(cur, params)
                 for name, frame in staged.items():

@@ -1,9 +1,10 @@
 -- nightly_features: one row per person-night. The night is the local date of waking (Fitbit's dateOfSleep).
 -- Reads the normalized tables for the nights listed in `feature_targets(person_id, first_night, last_night)`;
 -- the caller deletes and re-inserts exactly those nights, so re-running is idempotent.
--- $first_target_night / $last_target_night (the targets' overall span) and $segments_from_utc (a day before the
--- earliest start of a log in it; a log's segments lie inside it) repeat the targets as constants: DuckDB can then
--- skip whole row groups by their min/max (a nightly run reads the last few nights, not the history).
+-- $first_target_night / $last_target_night (the targets' overall span) and $segments_from_utc / $segments_to_utc (a
+-- day before the earliest start and after the latest end of a log in it; a log's segments lie inside it) repeat
+-- the targets as constants: DuckDB can then skip whole row groups by their min/max (a nightly run reads the last
+-- few nights, not the history; a rebuild's window of dates, only that window's segments).
 --
 -- Several devices: for each data type and night exactly one source counts (`chosen`, by the person's own choice
 -- in `source_choices`, else the default order registered as `default_source_rank`: features/devices.py), and
@@ -98,7 +99,7 @@ segments as (
         m.start_utc as session_start_utc
     from sleep_segments g
     join main_sleep m using (person_id, source, source_session_id)
-    where g.seg_start_utc >= $segments_from_utc
+    where g.seg_start_utc between $segments_from_utc and $segments_to_utc
 ),
 
 sleep_bounds as (
@@ -150,7 +151,7 @@ log_segments as (
                                    is_break := g.stage in ('wake', 'awake', 'restless')))) as segs
     from sleep_segments g
     join window_sessions ws using (person_id, source, source_session_id)
-    where g.seg_start_utc >= $segments_from_utc
+    where g.seg_start_utc between $segments_from_utc and $segments_to_utc
     group by ws.log_key
 ),
 
