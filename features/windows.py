@@ -56,6 +56,18 @@ def _remove(buf, n, v):
 
 
 @njit(cache=True, inline="always")
+def _add(buf, n, v):
+    """_insert, where NaN (NULL) does not count."""
+    return _insert(buf, n, v) if v == v else n
+
+
+@njit(cache=True, inline="always")
+def _drop(buf, n, v):
+    """_remove, where NaN (NULL) was never in."""
+    return _remove(buf, n, v) if v == v else n
+
+
+@njit(cache=True, inline="always")
 def _median(buf, n):
     if n == 0:
         return NAN
@@ -97,9 +109,7 @@ def baselines(group_start, day, values, mad_of, wanted, end_days, span_days):
     mad_of[c]. Returns (count, medians (rows x columns), mads (rows x columns)) for the wanted rows, in order
     (NaN: no value, or a column without a MAD)."""
     n_rows, n_cols = values.shape
-    n_out = 0
-    for i in range(n_rows):
-        n_out += wanted[i]
+    n_out = np.count_nonzero(wanted)
     count = np.zeros(n_out, np.int64)
     med = np.full((n_out, n_cols), NAN)
     mad = np.full((n_out, n_cols), NAN)
@@ -123,9 +133,7 @@ def baselines(group_start, day, values, mad_of, wanted, end_days, span_days):
         first_in = last_in - span_days + 1
         while leave < enter and day[leave] < first_in:
             for c in range(n_cols):
-                v = values[leave, c]
-                if v == v:
-                    size[c] = _remove(buf[c], size[c], v)
+                size[c] = _drop(buf[c], size[c], values[leave, c])
             leave += 1
         if leave == enter:
             # an empty window (a group's first wanted night): skip what is too old, then load the frame in one
@@ -152,9 +160,7 @@ def baselines(group_start, day, values, mad_of, wanted, end_days, span_days):
             enter = stop
         while enter < g_end and day[enter] <= last_in:
             for c in range(n_cols):
-                v = values[enter, c]
-                if v == v:
-                    size[c] = _insert(buf[c], size[c], v)
+                size[c] = _add(buf[c], size[c], values[enter, c])
             enter += 1
         j += 1
         count[j] = size[0]
@@ -226,14 +232,12 @@ def _window_sum_sq(values, lo, hi):
 def rolling(group_start, day, tst, bed, pair, mid_free, mid_work, waso_long, onset_long, ewma_valid, ewma_bed,
             ewma_mid, wanted, ewma_lambda, ewma_span_days):
     """Per wanted row, over the same person's rows in the last 7 / 14 / 28 / ewma_span_days calendar days
-    (RANGE windows ending at the row): see night_signals.sql, `rolling`. Columns of the result, in order:
+    (calendar-day windows ending at the row; SDs need 2 values, the EWMA a valid night). Columns, in order:
     var_nights, tst_sd_raw, bed_sd_raw, sri_pairs, sri_agreement, free_nights, work_nights, mid_free_med,
     mid_work_med, waso_long_nights_7n, onset_long_nights_7n, bedtime_ewma_min, midsleep_ewma_min; one row per
     wanted row, in order."""
     n_rows = day.shape[0]
-    n_out = 0
-    for i in range(n_rows):
-        n_out += wanted[i]
+    n_out = np.count_nonzero(wanted)
     out = np.full((n_out, 13), NAN)
     j = -1
     free_buf = np.empty(29)
@@ -254,24 +258,16 @@ def rolling(group_start, day, tst, bed, pair, mid_free, mid_work, waso_long, ons
         # 28-day medians: a sorted buffer slid along the person's nights (rows that left go first; rows never
         # entered that are already too old are skipped, so the buffer never holds more than the window)
         while leave28 < enter28 and day[leave28] < d - 27:
-            v = mid_free[leave28]
-            if v == v:
-                n_free = _remove(free_buf, n_free, v)
-            v = mid_work[leave28]
-            if v == v:
-                n_work = _remove(work_buf, n_work, v)
+            n_free = _drop(free_buf, n_free, mid_free[leave28])
+            n_work = _drop(work_buf, n_work, mid_work[leave28])
             leave28 += 1
         if leave28 == enter28:
             while enter28 < i and day[enter28] < d - 27:
                 enter28 += 1
             leave28 = enter28
         while enter28 <= i:
-            v = mid_free[enter28]
-            if v == v:
-                n_free = _insert(free_buf, n_free, v)
-            v = mid_work[enter28]
-            if v == v:
-                n_work = _insert(work_buf, n_work, v)
+            n_free = _add(free_buf, n_free, mid_free[enter28])
+            n_work = _add(work_buf, n_work, mid_work[enter28])
             enter28 += 1
         out[j, 5] = n_free
         out[j, 6] = n_work
@@ -323,9 +319,7 @@ def hrv_week(group_start, day, rmssd, ln_rmssd, wanted):
     """Per wanted row, over the same group's rows in the last 7 calendar days: count of RMSSD values, mean
     lnRMSSD, and the RMSSD coefficient of variation (100 * SD / mean); one row per wanted row, in order."""
     n_rows = day.shape[0]
-    n_out = 0
-    for i in range(n_rows):
-        n_out += wanted[i]
+    n_out = np.count_nonzero(wanted)
     out = np.full((n_out, 3), NAN)
     j = -1
     g0 = 0
