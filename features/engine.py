@@ -187,6 +187,9 @@ def compute_features(
 # fit in the memory cap (a 10k x 365 rebuild in one statement spilled 12 GB to disk). A nightly run for 10k
 # people is one chunk.
 CHUNK_NIGHTS = 400_000
+# The feature step holds each night's segments as a list (SRI): at 400,000 nights it spilled 2.6 GB under the
+# 1 GB cap and took 4x as long per night as at 200,000, which fit (10k people, 40 vs 20 days).
+FEATURE_CHUNK_NIGHTS = 200_000
 
 
 def _date_chunks(ranges: dict[str, NightRange]) -> list[dict[str, NightRange]]:
@@ -195,11 +198,11 @@ def _date_chunks(ranges: dict[str, NightRange]) -> list[dict[str, NightRange]]:
     in date order, as they arrive). Cut by person instead, every chunk of a 10k rebuild scanned all 110 M
     segments."""
     total = sum((r.last - r.first).days + 1 for r in ranges.values())
-    if total <= CHUNK_NIGHTS:
+    if total <= FEATURE_CHUNK_NIGHTS:
         return [ranges]
     first, last = min(r.first for r in ranges.values()), max(r.last for r in ranges.values())
     days = (last - first).days + 1
-    window = max(1, -(-days * CHUNK_NIGHTS // total))  # days holding about CHUNK_NIGHTS target nights
+    window = max(1, -(-days * FEATURE_CHUNK_NIGHTS // total))  # days holding about that many target nights
     chunks = []
     lo = first
     while lo <= last:

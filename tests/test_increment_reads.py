@@ -56,6 +56,7 @@ def test_a_rebuild_in_chunks_of_dates_and_of_people_equals_one_in_a_single_chunk
     tables = {}
     for chunk_nights in (10_000_000, 97):
         monkeypatch.setattr(engine, "CHUNK_NIGHTS", chunk_nights)
+        monkeypatch.setattr(engine, "FEATURE_CHUNK_NIGHTS", chunk_nights)
         with Store(tmp_path / f"c{chunk_nights}.duckdb") as store:
             for p in PEOPLE:
                 store.add_person(p, f"{p}@example.org", "Europe/London", "synthetic", {})
