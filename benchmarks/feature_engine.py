@@ -3,6 +3,7 @@ against the floor (a bare scan of the segments, and grouping them into nights).
 
 Usage:  .venv/bin/python benchmarks/feature_engine.py --people 1000 --nights 365 [--pandas] [--keep DIR]
         .venv/bin/python benchmarks/feature_engine.py --check-sql-against COMMIT [--people 50 --nights 200]
+        .venv/bin/python benchmarks/feature_engine.py --check-sql-against COMMIT --db HOME/emberwatch.duckdb
 
 Data are generated in numpy (stage segments for every night: ~30 a night) and appended from Arrow to a
 file-backed database in date order, like nightly ingestion; then each measurement runs in a fresh subprocess
@@ -246,9 +247,10 @@ def _fill_check_cohort(store, cohort, source, nights: int) -> None:
             add_tag(store, p.person_id, tag, start, start + timedelta(days=j % 3))
 
 
-def check_sql_against(commit: str, people: int, nights: int, folder: Path) -> None:
+def check_sql_against(commit: str, people: int, nights: int, folder: Path, real_db: Path | None = None) -> None:
     """Compute nightly_features and night_signals with COMMIT's SQL and with the working tree's on one
-    synthetic cohort; raise on any difference (floating point within 1e-9)."""
+    synthetic cohort, or on a copy of `real_db` (a home with real exports imported); raise on any difference
+    (floating point within 1e-9)."""
     sys.path.insert(0, str(REPO))
     from connectors.synthetic import SyntheticCohort, SyntheticSource
     from features import engine
@@ -259,10 +261,17 @@ def check_sql_against(commit: str, people: int, nights: int, folder: Path) -> No
     old_sql = {name: subprocess.run(["git", "-C", str(REPO), "show", f"{commit}:features/sql/{name}.sql"],
                                     check=True, capture_output=True, text=True).stdout
                for name in ("nightly_features", "night_signals")}
-    cohort = SyntheticCohort(n_people=people, n_nights=nights, seed=7)
-    source = SyntheticSource(cohort)
-    db = folder / f"check-{people}x{nights}.duckdb"
-    fresh = not db.exists()
+    if real_db is not None:
+        import shutil
+
+        db = folder / f"check-copy-of-{real_db.stem}.duckdb"
+        shutil.copyfile(real_db, db)  # the original is never written
+        fresh = False
+    else:
+        cohort = SyntheticCohort(n_people=people, n_nights=nights, seed=7)
+        source = SyntheticSource(cohort)
+        db = folder / f"check-{people}x{nights}.duckdb"
+        fresh = not db.exists()
     with Store(db) as store:
         if fresh:
             _fill_check_cohort(store, cohort, source, nights)
@@ -292,14 +301,14 @@ def check_sql_against(commit: str, people: int, nights: int, folder: Path) -> No
         engine.compute_features(store, {pid: NightRange(r.last - timedelta(days=2), r.last)
                                         for pid, r in ranges.items()})
         increment_s = time.perf_counter() - started
-        engine.compute_features(store, {pid: NightRange(r.first + timedelta(days=nights // 2),
-                                                        r.first + timedelta(days=nights // 2 + 2))
-                                        for pid, r in list(ranges.items())[:8]})
+        middle = {pid: r.first + (r.last - r.first) // 2 for pid, r in list(ranges.items())[:8]}
+        engine.compute_features(store, {pid: NightRange(m, m + timedelta(days=2)) for pid, m in middle.items()})
         incremental = {t: store.query_df(f"SELECT * FROM {t} ORDER BY person_id, night_date")
                        for t in ("nightly_features", "night_signals")}
     worst = max(_assert_tables_equal(new, old, f"{commit}'s SQL"),
                 _assert_tables_equal(incremental, old, f"nightly runs after {commit}'s rebuild"))
-    print(f"SQL of the working tree equals {commit}'s on {people} people x {nights} nights "
+    where = f"a copy of {real_db}" if real_db else f"{people} people x {nights} nights"
+    print(f"SQL of the working tree equals {commit}'s on {where} "
           f"({len(new['nightly_features']):,} feature rows, {len(new['night_signals']):,} signal rows; "
           f"largest floating-point difference {worst:.1e}), and so do nightly runs on top; "
           f"rebuild {new_s:.2f} s, "
@@ -353,10 +362,12 @@ def main() -> None:
     ap.add_argument("--keep", type=Path, help="folder for the database (default: a temp folder)")
     ap.add_argument("--check-sql-against", metavar="COMMIT",
                     help="only compare the feature tables computed by COMMIT's SQL and the working tree's")
+    ap.add_argument("--db", type=Path, help="with --check-sql-against: compare on a copy of this database "
+                                           "(e.g. a home with real exports imported), not the synthetic cohort")
     args = ap.parse_args()
     folder = args.keep or Path(tempfile.mkdtemp(prefix="ew-bench-"))
     if args.check_sql_against:
-        check_sql_against(args.check_sql_against, args.people, args.nights, folder)
+        check_sql_against(args.check_sql_against, args.people, args.nights, folder, args.db)
         return
     db = folder / f"bench-{args.people}x{args.nights}.duckdb"
     if not db.exists():
