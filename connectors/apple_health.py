@@ -66,7 +66,8 @@ from lxml import etree
 
 from connectors.base import ParseResult, PersonContext, RawPayload, Rejected
 from connectors.records import DailyActivity, DailyRestingHeartRate, NightlyVitals, RecordError, SleepSession
-from connectors.records import SleepStage, StageSegment, build_record, is_iana_zone, storable_text
+from connectors.parse_helpers import zone_unknown
+from connectors.records import SleepStage, StageSegment, build_record, storable_text
 
 __all__ = ["AppleHealthSource", "SOURCE_NAME", "apple_time", "chunk_xml", "parse_chunk", "Skipped", "SESSION_GAP"]
 
@@ -293,10 +294,8 @@ def parse_chunk(raw: RawPayload, person: PersonContext, sleep_origin: dict[str, 
             f"{SOURCE_NAME}: export.xml breaks off or is malformed ({storable_text(detail, 300)}). Everything "
             "before the break was imported; the rest could not be read. Export again from the Health app.")))
         return result
-    if not is_iana_zone(person.tz_name):
-        result.rejected.append(Rejected(raw.resource, (
-            f"the person's time zone {storable_text(repr(person.tz_name))} is not an IANA zone name; nothing "
-            "from this chunk was imported. Correct the zone and re-import.")))
+    if zone_unknown(SOURCE_NAME, person, result, "this chunk's times cannot be placed on local dates",
+                    locator=raw.resource, again="re-import"):
         return result
     try:
         elements = list(etree.fromstring(chunk_xml(raw.body), etree.XMLParser(

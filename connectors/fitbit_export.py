@@ -23,9 +23,9 @@ from zoneinfo import ZoneInfo
 
 from connectors.base import ParseResult, PersonContext, RawPayload, Rejected
 from connectors.fitbit_sleep_log import invalid, local_day, local_to_utc, required, sleep_session
-from connectors.parse_helpers import kind, load_json_list, not_worn, shown
+from connectors.parse_helpers import load_json_list, not_worn, zone_unknown
 from connectors.records import DailyActivity, DailyRestingHeartRate, RecordError, SleepSession, build_record
-from connectors.records import is_iana_zone, storable_text
+from connectors.records import storable_text
 
 __all__ = ["FitbitExportSource", "read_export", "activity_file_bytes", "local_to_utc", "ACTIVITY_FILES"]
 
@@ -132,13 +132,9 @@ def activity_file_bytes(body: bytes) -> dict[str, bytes]:
 
 
 def _parse_sleep_logs(logs: list[Any], person: PersonContext, result: ParseResult) -> None:
-    if not is_iana_zone(person.tz_name):
-        # Export times carry no zone: without the person's zone no log can be placed in time.
-        result.rejected.append(Rejected("sleep.json", (
-            f"the person's time zone {shown(person.tz_name)} is not an IANA zone name, so the local times "
-            "in sleep.json cannot be read; nothing from it was imported. Correct the person's zone and "
-            "re-import."
-        )))
+    # Export times carry no zone: without the person's zone no log can be placed in time.
+    if zone_unknown(SOURCE_NAME, person, result, "the local times in sleep.json cannot be read",
+                    locator="sleep.json", again="re-import"):
         return
     tz = ZoneInfo(person.tz_name)
     first_seen: dict[str, tuple[str, SleepSession]] = {}

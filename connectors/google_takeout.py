@@ -48,9 +48,9 @@ from zoneinfo import ZoneInfo
 
 from connectors.base import ParseResult, PersonContext, RawPayload, Rejected
 from connectors.fitbit_sleep_log import sleep_session
-from connectors.parse_helpers import load_json_list, shown
+from connectors.parse_helpers import load_json_list, shown, zone_unknown
 from connectors.records import EARLIEST_PLAUSIBLE_DATE, LATEST_PLAUSIBLE_DATE, DailyActivity
-from connectors.records import DailyRestingHeartRate, RecordError, SleepSession, build_record, is_iana_zone
+from connectors.records import DailyRestingHeartRate, RecordError, SleepSession, build_record
 from connectors.records import storable_text
 
 __all__ = ["GoogleTakeoutSource", "UnsafeArchive", "takeout_time", "bundle_files", "SOURCE_NAME"]
@@ -216,10 +216,8 @@ class GoogleTakeoutSource:
         texts = _bundle(raw, result)
         if texts is None:
             return result
-        if not is_iana_zone(person.tz_name):
-            result.rejected.append(Rejected(raw.resource, (
-                f"the person's time zone {shown(person.tz_name)} is not an IANA zone name, so the archive's times "
-                "cannot be placed on local dates; nothing from it was imported. Correct the zone and re-import.")))
+        if zone_unknown(SOURCE_NAME, person, result, "the archive's times cannot be placed on local dates",
+                        locator=raw.resource, again="re-import"):
             return result
         tz = ZoneInfo(person.tz_name)
         if raw.resource == SLEEP_LOGS:

@@ -45,14 +45,15 @@ def add(source: str, result: ParseResult, model: type[Record], data: dict[str, A
         result.rejected.append(Rejected(locator, str(exc)))
 
 
-def zone_unknown(source: str, person: PersonContext, result: ParseResult, consequence: str) -> bool:
-    """True, with the whole sleep payload rejected, when the person's zone is no IANA name (sleep cannot be placed
-    in time without it)."""
+def zone_unknown(source: str, person: PersonContext, result: ParseResult, consequence: str,
+                 locator: str = "sleep", again: str = "re-parse") -> bool:
+    """True, with the whole payload at `locator` rejected, when the person's zone is no IANA name (local times
+    cannot be placed in time without it)."""
     if is_iana_zone(person.tz_name):
         return False
-    result.rejected.append(Rejected("sleep", (
+    result.rejected.append(Rejected(locator, (
         f"{source}: the person's time zone {shown(person.tz_name)} is not an IANA zone name, so {consequence}; "
-        "nothing was imported. Correct the person's zone and re-parse.")))
+        f"nothing was imported. Correct the person's zone and {again}.")))
     return True
 
 
