@@ -363,8 +363,7 @@ SOURCE_COLUMNS = ("sleep_source", "resting_hr_source", "hrv_source", "breathing_
 # Tonight's statistic comes from the baseline of the device that gave tonight's value, or, with no value
 # tonight, of the device whose sleep counts (baseline_valid_nights and warm-up follow the sleep source).
 _STATISTIC_SOURCE = {"baseline_valid_nights": "sleep_source"} | {
-    name: ("sleep_source" if src == "sleep_source" else src)
-    for _, src, med, mad in BASELINE_COLUMNS for name in (med, mad) if name}
+    name: src for _, src, med, mad in BASELINE_COLUMNS for name in (med, mad) if name}
 
 ROLLING_COLUMNS = ("var_nights", "tst_sd_raw", "bed_sd_raw", "sri_pairs", "sri_agreement", "free_nights",
                    "work_nights", "mid_free_med", "mid_work_med", "waso_long_nights_7n", "onset_long_nights_7n",
