@@ -16,7 +16,8 @@ overlap are merged by natural key (a log's `logId`; a CSV row's time stamp and d
 
 Payloads, one per data type, each a bundle `{"<path from the layout folder>": "<the file's exact text>", ...}`
 (sorted, so the same files always make the same bytes, whether read from a folder, a .zip or a .tgz):
-`sleep_logs`, `sleep_score`, `steps`. One damaged file costs only itself: it is quarantined with its reason.
+`sleep_logs`, `sleep_score`, `steps`, `hrv`, `vitals`. One damaged file costs only itself: it is quarantined with
+its reason.
 
 Steps: one source per day, never a sum (the phone counts the same walk again). Priority, highest first:
 1. the tracker/watch rows of the steps CSVs (a `data source` that does not name a phone; with two trackers on one
@@ -26,10 +27,30 @@ Steps: one source per day, never a sum (the phone counts the same walk again). P
 A source whose total for a day is 0 counts as not worn that day and gives way to the next. A day with no entries
 at all has no value (missing is not zero).
 
-Vital-sign folders (`Heart Rate`, `Heart Rate Variability`, `Oxygen Saturation (SpO2)`, `Temperature`, `Daily
-Readiness`, `Stress Score`): the note does not describe their files' shapes, so they are not read; `skipped` says
-so, for the import summary. `Health Fitness Data_GoogleData/UserSleeps_*.csv` and `UserSleepScores_*.csv` are
-not read either (the same nights as `sleep-*.json` and `sleep_score.csv`, with columns the note only sketches).
+Overnight vitals: the research note names the folders but not their files, so their shapes come from a public
+catalogue of a real 2026 export (`tests/fixtures/google_takeout/SOURCE.md` names it): the nightly summaries are
+read, the per-minute and per-reading detail beside them is not (a night's summary is what the features use).
+- `Heart Rate Variability/Daily Heart Rate Variability Summary - YYYY-MM-(DD).csv` (the day in brackets, or not):
+  `timestamp,rmssd,nremhr,entropy`, one row a night → `NightlyHrv` (RMSSD of the main sleep, as the Google Health
+  API gives it).
+- `Heart Rate Variability/Daily Respiratory Rate Summary - *.csv`: `timestamp,daily_respiratory_rate` (breaths a
+  minute) → `NightlyVitals.breathing_rate_brpm`.
+- `Oxygen Saturation (SpO2)/Daily SpO2 - <start>-<end>.csv`: `timestamp,average_value,lower_bound,upper_bound` →
+  `NightlyVitals.spo2_avg_pct`. 50.0 is the floor Fitbit writes for a reading it could not make, not a value.
+- `Temperature/Computed Temperature - *.csv`: one row per sleep, local `sleep_start`/`sleep_end`, and
+  `baseline_relative_sample_sum` over `temperature_samples` → `NightlyVitals.skin_temp_deviation_c` (the mean
+  deviation from the person's own temperature baseline, what the Web API called `nightlyRelative`). The absolute
+  `nightly_temperature` is not a deviation and is not stored; `NaN` (no baseline yet) gives no value.
+A summary's `timestamp` names its night by the wake date: naive, it is already local; at exactly midnight with a
+`Z` it is a day label (moving it into a zone west of UTC would put it on the day before); any other zoned time is
+moved into the person's zone. Overlapping files merge by night: the first value kept, a different second one
+rejected with its reason.
+
+Folders read in part or not at all are named in `skipped` with why, for the import summary: `Heart Rate`
+(intraday, shape not described), `Daily Readiness` and `Stress Score` (Fitbit's composite scores: emberwatch
+compares the measures they are made from with the person's own usual). `Health Fitness Data_GoogleData/
+UserSleeps_*.csv` and `UserSleepScores_*.csv` are not read either (the same nights as `sleep-*.json` and
+`sleep_score.csv`, with columns the note only sketches).
 """
 
 from __future__ import annotations
@@ -48,9 +69,10 @@ from zoneinfo import ZoneInfo
 
 from connectors.base import ParseResult, PersonContext, RawPayload, Rejected
 from connectors.fitbit_sleep_log import sleep_session
-from connectors.parse_helpers import load_json_list, shown, zone_unknown
+from connectors.parse_helpers import FieldsByDay, load_json_list, shown, zone_unknown
 from connectors.records import EARLIEST_PLAUSIBLE_DATE, LATEST_PLAUSIBLE_DATE, DailyActivity
-from connectors.records import DailyRestingHeartRate, RecordError, SleepSession, build_record
+from connectors.records import DailyRestingHeartRate, NightlyHrv, NightlyVitals, RecordError, SleepSession
+from connectors.records import build_record
 from connectors.records import storable_text
 
 __all__ = ["GoogleTakeoutSource", "UnsafeArchive", "takeout_time", "bundle_files", "SOURCE_NAME"]
@@ -60,6 +82,13 @@ SOURCE_NAME = "google-takeout"
 SLEEP_LOGS = "sleep_logs"
 SLEEP_SCORE = "sleep_score"
 STEPS = "steps"
+HRV = "hrv"
+VITALS = "vitals"
+
+HRV_SUMMARY = "Heart Rate Variability/Daily Heart Rate Variability Summary - "
+BREATHING_SUMMARY = "Heart Rate Variability/Daily Respiratory Rate Summary - "
+SPO2_SUMMARY = "Oxygen Saturation (SpO2)/Daily SpO2 - "
+TEMPERATURE_SUMMARY = "Temperature/Computed Temperature - "
 
 # Path patterns, matched against the end of a member's path (the archive's top folders vary: `Takeout/Fitbit/…`,
 # `Takeout/Google Health/…`). The key kept for a file starts at its layout folder.
@@ -69,13 +98,27 @@ PATTERNS: dict[str, re.Pattern[str]] = {
     STEPS: re.compile(
         r"(?:^|/)(Global Export Data/steps-\d{4}-\d{2}-\d{2}\.json"
         r"|Physical Activity_GoogleData/Steps/steps_\d{4}-\d{2}-\d{2}\.csv)$"),
+    HRV: re.compile(r"(?:^|/)(" + re.escape(HRV_SUMMARY) + r"[^/]*\.csv)$"),
+    VITALS: re.compile(r"(?:^|/)((?:" + "|".join(re.escape(prefix) for prefix in (
+        BREATHING_SUMMARY, SPO2_SUMMARY, TEMPERATURE_SUMMARY)) + r")[^/]*\.csv)$"),
 }
 
-# Folders the note names without their files' shapes: reported, not guessed at.
-UNDESCRIBED_FOLDERS = ("Heart Rate", "Heart Rate Variability", "Oxygen Saturation (SpO2)", "Temperature",
-                       "Daily Readiness", "Stress Score")
-UNDESCRIBED_REASON = ("its files' shape is not described in the research note this importer was built from, so "
-                      "emberwatch does not guess at it")
+# What is left unread in each health folder, and why (the import summary says it, per folder).
+DETAIL_REASON = "per-minute or per-reading detail; the nightly summaries in this folder are what the features use"
+UNREAD_FOLDERS: dict[str, str] = {
+    "Heart Rate Variability": DETAIL_REASON,
+    "Oxygen Saturation (SpO2)": DETAIL_REASON,
+    "Temperature": DETAIL_REASON,
+    "Heart Rate": ("the shape of its files is not described in the research notes this importer was built from, "
+                   "so emberwatch does not guess at it (resting heart rate comes from Sleep Score)"),
+    "Daily Readiness": ("Fitbit's composite score; emberwatch compares the measures it is made from (sleep, HRV, "
+                        "resting heart rate) with the person's own usual instead"),
+    "Stress Score": ("Fitbit's composite score; emberwatch compares the measures it is made from with the "
+                     "person's own usual instead"),
+}
+
+# Fitbit writes 50.0 for an SpO2 it could not measure (every sub-70 value in a real export is exactly 50.0).
+SPO2_FLOOR_PCT = 50.0
 
 # No Takeout file emberwatch reads is near this; a larger member is skipped rather than read into memory.
 MAX_MEMBER_BYTES = 512 * 1024 * 1024
@@ -145,7 +188,7 @@ def _members(path: Path) -> Iterator[tuple[str, Any]]:
 def collect(path: Path) -> tuple[dict[str, dict[str, bytes]], list[Skipped]]:
     """Every file emberwatch reads, by data type and layout path, and what was left unread and why."""
     found: dict[str, dict[str, bytes]] = {kind: {} for kind in PATTERNS}
-    undescribed: dict[str, int] = {}
+    unread: dict[str, int] = {}
     for name, read in _members(Path(path)):
         for kind, pattern in PATTERNS.items():
             if match := pattern.search(name):
@@ -161,16 +204,17 @@ def collect(path: Path) -> tuple[dict[str, dict[str, bytes]], list[Skipped]]:
                 break
         else:
             parts = PurePosixPath(name).parts[:-1]
-            for folder in UNDESCRIBED_FOLDERS:
+            for folder in UNREAD_FOLDERS:
                 if folder in parts:
-                    undescribed[folder] = undescribed.get(folder, 0) + 1
-    skipped = [Skipped(folder, f"{count} file(s) not read: {UNDESCRIBED_REASON}.")
-               for folder, count in sorted(undescribed.items())]
+                    unread[folder] = unread.get(folder, 0) + 1
+    skipped = [Skipped(folder, f"{count} file(s) not read: {UNREAD_FOLDERS[folder]}.")
+               for folder, count in sorted(unread.items())]
     if not any(found.values()):
         raise FileNotFoundError(
             f"No Google Takeout health files in {path} (looked for Global Export Data/sleep-*.json, "
-            "Sleep Score/sleep_score.csv and Physical Activity_GoogleData/Steps/steps_*.csv); point to the "
-            "Takeout folder or the .zip/.tgz as downloaded.")
+            "Sleep Score/sleep_score.csv, Physical Activity_GoogleData/Steps/steps_*.csv and the nightly HRV, "
+            "breathing, SpO2 and temperature summaries); point to the Takeout folder or the .zip/.tgz as "
+            "downloaded.")
     return found, skipped
 
 
@@ -196,13 +240,14 @@ class GoogleTakeoutSource:
         self.steps_origin: dict[str, int] = {}
         for kind, label in ((SLEEP_LOGS, "Global Export Data/sleep-*.json"),
                             (SLEEP_SCORE, "Sleep Score/sleep_score.csv"),
-                            (STEPS, "steps files")):
+                            (STEPS, "steps files"),
+                            (HRV, "Heart Rate Variability summaries")):
             if not self.files[kind]:
                 self.skipped.append(Skipped(label, "not in this archive; nothing to read."))
 
     def payloads(self, person: PersonContext) -> Iterator[RawPayload]:
         fetched_at = datetime.now(timezone.utc)
-        for kind in (SLEEP_LOGS, SLEEP_SCORE, STEPS):
+        for kind in PATTERNS:
             if self.files[kind]:
                 yield RawPayload(person.person_id, SOURCE_NAME, kind, bundle_files(self.files[kind]), fetched_at)
 
@@ -226,6 +271,10 @@ class GoogleTakeoutSource:
             _parse_sleep_score(texts, person, tz, result)
         elif raw.resource == STEPS:
             self.steps_origin = _parse_steps(texts, person, tz, result)
+        elif raw.resource == HRV:
+            _parse_hrv(texts, person, tz, result)
+        elif raw.resource == VITALS:
+            _parse_vitals(texts, person, tz, result)
         else:
             result.rejected.append(Rejected(raw.resource, (
                 f"'{storable_text(raw.resource)}' is not a resource of {SOURCE_NAME}; nothing was imported.")))
@@ -435,6 +484,125 @@ def _parse_sleep_score(texts: dict[str, str], person: PersonContext, tz: ZoneInf
             }, source=SOURCE_NAME, locator=locator))
         except RecordError as exc:
             result.rejected.append(Rejected(locator, str(exc)))
+
+
+# --- nightly HRV and vitals (the summary CSVs) --------------------------------------------------------------
+
+
+def _summary_night(stamp: datetime, tz: ZoneInfo) -> date:
+    """The night (wake date) a nightly summary's `timestamp` names; see the module docstring."""
+    if stamp.tzinfo is None or stamp.astimezone(timezone.utc).time() == datetime.min.time():
+        return stamp.date()
+    return stamp.astimezone(tz).date()
+
+
+def _finite(text: str, column: str) -> float | None:
+    """A number, or None for empty/NaN (missing is not zero); ValueError for anything else."""
+    if text == "" or text.lower() == "nan":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"{column} {shown(text)} is not a number") from None
+    if value != value or value in (float("inf"), float("-inf")):
+        return None
+    return value
+
+
+class _FirstByNight:
+    """One value per night and measure across overlapping files: the first kept; a different second value is
+    rejected with where the kept one came from (an equal one is the same row again)."""
+
+    def __init__(self) -> None:
+        self.kept: dict[date, tuple[str, float]] = {}
+
+    def offer(self, result: ParseResult, night: date, value: float, locator: str, what: str) -> None:
+        if night not in self.kept:
+            self.kept[night] = (locator, value)
+        elif self.kept[night][1] != value:
+            result.rejected.append(Rejected(locator, (
+                f"{SOURCE_NAME} at {locator}: a second {what} for the night of {night} ({value:g}); the one at "
+                f"{self.kept[night][0]} was kept.")))
+
+
+def _summary_rows(texts: dict[str, str], prefix: str, value_column: str, tz: ZoneInfo,
+                  result: ParseResult) -> Iterator[tuple[str, date, float]]:
+    """(locator, night, value) of each row with a value, from every file of one nightly summary."""
+    for file_name in sorted(name for name in texts if name.startswith(prefix)):
+        for line, row in _csv_rows(file_name, texts[file_name], ("timestamp", value_column), result):
+            locator = f"{file_name}:{line}"
+            try:
+                value = _finite(row[value_column], value_column)
+                if value is None or value == 0:
+                    continue  # no reading that night: missing, not zero
+                yield locator, _summary_night(takeout_time(row["timestamp"]), tz), value
+            except ValueError as exc:
+                result.rejected.append(Rejected(locator, f"{SOURCE_NAME} at {locator}: {exc}"))
+
+
+def _parse_hrv(texts: dict[str, str], person: PersonContext, tz: ZoneInfo, result: ParseResult) -> None:
+    nights = _FirstByNight()
+    for locator, night, rmssd_ms in _summary_rows(texts, HRV_SUMMARY, "rmssd", tz, result):
+        nights.offer(result, night, rmssd_ms, locator, "RMSSD")
+    for night, (locator, rmssd_ms) in sorted(nights.kept.items()):
+        try:
+            result.records.append(build_record(NightlyHrv, {
+                "person_id": person.person_id, "source": SOURCE_NAME, "night_date": night, "rmssd_ms": rmssd_ms,
+            }, source=SOURCE_NAME, locator=locator))
+        except RecordError as exc:
+            result.rejected.append(Rejected(locator, str(exc)))
+
+
+def _parse_vitals(texts: dict[str, str], person: PersonContext, tz: ZoneInfo, result: ParseResult) -> None:
+    by_field: dict[str, _FirstByNight] = {}
+    for field, prefix, column, what in (
+            ("breathing_rate_brpm", BREATHING_SUMMARY, "daily_respiratory_rate", "breathing rate"),
+            ("spo2_avg_pct", SPO2_SUMMARY, "average_value", "SpO2")):
+        nights = by_field.setdefault(field, _FirstByNight())
+        for locator, night, value in _summary_rows(texts, prefix, column, tz, result):
+            if field == "spo2_avg_pct" and value == SPO2_FLOOR_PCT:
+                continue  # no reading that night: missing, as an empty cell is
+            nights.offer(result, night, value, locator, what)
+    by_field["skin_temp_deviation_c"] = _skin_temperature(texts, result)
+
+    vitals = FieldsByDay(SOURCE_NAME, NightlyVitals, person.person_id, "night_date")
+    for field, nights in by_field.items():
+        for night, (locator, value) in sorted(nights.kept.items()):
+            vitals.keep(result, night, field, value, locator)
+    vitals.add_all(result, "vitals")
+
+
+def _skin_temperature(texts: dict[str, str], result: ParseResult) -> _FirstByNight:
+    """Each night's mean deviation from the person's temperature baseline, from its main sleep: of the night's
+    rows (one per sleep, naps too), the one with the most samples. A nap's afternoon skin temperature is not the
+    night's, so a main sleep without a deviation (no baseline yet) leaves the night without one."""
+    main: dict[date, tuple[int, str, float | None]] = {}
+    seen: set[tuple[str, str]] = set()  # (sleep_start, sleep_end): the same sleep in two files
+    needed = ("sleep_start", "sleep_end", "temperature_samples", "baseline_relative_sample_sum")
+    for file_name in sorted(name for name in texts if name.startswith(TEMPERATURE_SUMMARY)):
+        for line, row in _csv_rows(file_name, texts[file_name], needed, result):
+            locator = f"{file_name}:{line}"
+            if (row["sleep_start"], row["sleep_end"]) in seen:
+                continue
+            try:
+                end = takeout_time(row["sleep_end"])
+                if end.tzinfo is not None:
+                    raise ValueError(f"sleep_end {shown(row['sleep_end'])} has a zone; this file's times are local")
+                samples = int(row["temperature_samples"] or 0)
+                total = _finite(row["baseline_relative_sample_sum"], "baseline_relative_sample_sum")
+            except ValueError as exc:
+                result.rejected.append(Rejected(locator, f"{SOURCE_NAME} at {locator}: {exc}"))
+                continue
+            seen.add((row["sleep_start"], row["sleep_end"]))
+            deviation = round(total / samples, 3) if total is not None and samples > 0 else None
+            night = end.date()
+            if night not in main or samples > main[night][0]:
+                main[night] = (samples, locator, deviation)
+    nights = _FirstByNight()
+    for night, (_, locator, deviation) in main.items():
+        if deviation is not None:
+            nights.offer(result, night, deviation, locator, "skin temperature")
+    return nights
 
 
 # --- steps (both layouts) -----------------------------------------------------------------------------------

@@ -64,9 +64,9 @@ def test_a_takeout_fitbit_and_an_oura_ring_give_one_row_a_night_with_the_expecte
     assert on[date(2026, 10, 12)].resting_hr_bpm == 52.0  # the ring's (the Fitbit said 56), never a mean
     assert on[date(2026, 10, 12)].steps_count == 130  # the Fitbit's (the ring said 8,200), never a sum
     assert on[date(2026, 10, 1)].steps_count == 4500 and on[date(2026, 10, 1)].steps_source == "google-takeout"
-    # Only the Fitbit that night: its sleep and resting HR, no HRV source.
-    assert on[date(2026, 10, 25)][SOURCE_COLUMNS[:2]].tolist() == ["google-takeout", "google-takeout"]
-    assert pd.isna(on[date(2026, 10, 25)].hrv_source)
+    # Only the Fitbit that night: its sleep, resting HR and HRV (the Takeout's nightly summary); no SpO2 at all.
+    assert on[date(2026, 10, 25)][SOURCE_COLUMNS[:3]].tolist() == ["google-takeout"] * 3
+    assert on[date(2026, 10, 25)].rmssd_ms == 36.9 and pd.isna(on[date(2026, 10, 25)].spo2_source)
     # Only the ring's steps on 2 October (the Takeout has none that day).
     assert on[date(2026, 10, 2)].steps_source == "oura" and on[date(2026, 10, 2)].steps_count == 8100
     # Every value's source is one the person has.

@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 
 from connectors.base import PersonContext, RawPayload
 from connectors.google_takeout import (GoogleTakeoutSource, UnsafeArchive, bundle_files, takeout_time)
-from connectors.records import DailyActivity, DailyRestingHeartRate, SleepSession
+from connectors.records import DailyActivity, DailyRestingHeartRate, NightlyHrv, NightlyVitals, SleepSession
 from pipelines.import_google_takeout import import_takeout
 from pipelines.sources import source_for
 
@@ -27,7 +27,7 @@ FIXTURE = Path(__file__).resolve().parent / "fixtures/google_takeout"
 OSLO = "Europe/Oslo"
 CTX = PersonContext("t1", OSLO)
 DATA_TABLES = ("raw_payloads", "sleep_sessions", "sleep_segments", "daily_activity", "daily_resting_hr",
-               "quarantine", "nightly_features", "history_arrivals")
+               "nightly_hrv", "nightly_vitals", "quarantine", "nightly_features", "history_arrivals")
 
 
 def parsed(path: Path, ctx: PersonContext = CTX):
@@ -155,9 +155,10 @@ def test_reimporting_the_same_archive_changes_nothing(store, tmp_path: Path) -> 
     first = import_takeout(store, person, archive, arrived_on=date(2026, 11, 1))
     before = data_rows(store)
     again = import_takeout(store, person, archive, arrived_on=date(2026, 11, 1))
-    assert first.new_payloads == 3 and again.new_payloads == 0
+    assert first.new_payloads == 5 and again.new_payloads == 0
     assert data_rows(store) == before
     assert before["sleep_sessions"] == 4 and before["daily_activity"] == 5 and before["daily_resting_hr"] == 4
+    assert before["nightly_hrv"] == 3 and before["nightly_vitals"] == 3
 
 
 def test_zip_tgz_and_folder_give_the_same_rows(tmp_path: Path) -> None:
@@ -169,6 +170,7 @@ def test_zip_tgz_and_folder_give_the_same_rows(tmp_path: Path) -> None:
             return {table: store.query_rows(f"SELECT * EXCLUDE ({extra}) FROM {table} ORDER BY ALL")
                     for table, extra in (("sleep_sessions", "person_id"), ("sleep_segments", "person_id"),
                                          ("daily_activity", "person_id"), ("daily_resting_hr", "person_id"),
+                                         ("nightly_hrv", "person_id"), ("nightly_vitals", "person_id"),
                                          ("raw_payloads", "fetched_at, body"))}
 
     folder = rows(FIXTURE, "folder")
@@ -202,10 +204,70 @@ def test_tgz_member_with_dotdot_is_refused(tmp_path: Path) -> None:
 # --- the rest of the contract ---------------------------------------------------------------------------------
 
 
-def test_undescribed_vital_folders_are_skipped_with_a_reason() -> None:
+def test_folders_read_in_part_or_not_at_all_are_named_with_why() -> None:
     skipped = {s.folder: s.reason for s in GoogleTakeoutSource(FIXTURE).skipped}
-    assert "Heart Rate Variability" in skipped
-    assert "not described" in skipped["Heart Rate Variability"]
+    assert skipped == {
+        "Daily Readiness": "1 file(s) not read: Fitbit's composite score; emberwatch compares the measures it is "
+                           "made from (sleep, HRV, resting heart rate) with the person's own usual instead.",
+        "Heart Rate Variability": "1 file(s) not read: per-minute or per-reading detail; the nightly summaries in "
+                                  "this folder are what the features use.",
+        "Oxygen Saturation (SpO2)": "1 file(s) not read: per-minute or per-reading detail; the nightly summaries "
+                                    "in this folder are what the features use.",
+    }
+
+
+def vitals_by_night(records) -> dict[date, tuple]:
+    return {r.night_date: (r.spo2_avg_pct, r.breathing_rate_brpm, r.skin_temp_deviation_c)
+            for r in records if isinstance(r, NightlyVitals)}
+
+
+def test_nightly_hrv_is_read_from_every_summary_file_whatever_its_bracketed_day_and_merged_by_night() -> None:
+    records, rejected = parsed(FIXTURE)
+    hrv = {r.night_date: r.rmssd_ms for r in records if isinstance(r, NightlyHrv)}
+    # 12 October is in both files (once); 13 October has no RMSSD: missing, not zero. Never the 5-minute detail.
+    assert hrv == {date(2026, 10, 2): 41.2, date(2026, 10, 12): 38.7, date(2026, 10, 25): 36.9}
+    assert {r.source for r in records if isinstance(r, NightlyHrv)} == {"google-takeout"}
+    assert not [r for r in rejected if "Heart Rate Variability" in r.locator]
+
+
+def test_breathing_spo2_and_skin_temperature_become_one_vitals_record_a_night() -> None:
+    records, rejected = parsed(FIXTURE)
+    assert vitals_by_night(records) == {
+        date(2026, 10, 2): (95.9, 15.2, None),    # main sleep before a temperature baseline: NaN, not the nap's
+        date(2026, 10, 12): (96.3, 15.8, 0.2),    # 92.0 / 460 samples
+        date(2026, 10, 25): (None, None, -0.1),   # SpO2 50.0 is Fitbit's "could not measure"; -54.0 / 540
+    }
+    assert rejected == []
+
+
+def test_a_midnight_utc_summary_names_its_day_in_any_zone_and_other_instants_move_into_the_zone() -> None:
+    source = GoogleTakeoutSource(FIXTURE)
+    spo2 = {"Oxygen Saturation (SpO2)/Daily SpO2 - 2026-10-01-2026-10-31.csv":
+            b"timestamp,average_value,lower_bound,upper_bound\n2026-10-02T00:00:00Z,95.9,92,99\n"
+            b"2026-10-03T05:00:00Z,96.1,92,99\n"}
+    raw = RawPayload("t1", "google-takeout", "vitals", bundle_files(spo2), datetime.now(timezone.utc))
+    for zone, wake_0300z_day in (("America/New_York", date(2026, 10, 3)), ("Pacific/Auckland", date(2026, 10, 3)),
+                                 ("Pacific/Honolulu", date(2026, 10, 2))):
+        nights = {r.night_date for r in source.parse(raw, PersonContext("t1", zone)).records}
+        # The midnight stamp is the day label 2 October everywhere (New York would otherwise read 1 October);
+        # 05:00Z on 3 October is 19:00 on the 2nd in Honolulu.
+        assert nights == {date(2026, 10, 2), wake_0300z_day}, zone
+
+
+def test_a_second_different_value_for_a_night_is_rejected_and_the_first_kept() -> None:
+    source = GoogleTakeoutSource(FIXTURE)
+    files = {"Heart Rate Variability/Daily Heart Rate Variability Summary - 2026-10-(1).csv":
+             b"timestamp,rmssd,nremhr,entropy\n2026-10-02T00:00:00,41.2,55,2.8\n",
+             "Heart Rate Variability/Daily Heart Rate Variability Summary - 2026-10-(2).csv":
+             b"timestamp,rmssd,nremhr,entropy\n2026-10-02T00:00:00,44.0,55,2.8\n2026-10-03T00:00:00,abc,55,2.8\n"}
+    result = source.parse(RawPayload("t1", "google-takeout", "hrv", bundle_files(files), datetime.now(timezone.utc)),
+                          CTX)
+    assert [(r.night_date, r.rmssd_ms) for r in result.records] == [(date(2026, 10, 2), 41.2)]
+    reasons = {r.locator: r.reason for r in result.rejected}
+    second = "Heart Rate Variability/Daily Heart Rate Variability Summary - 2026-10-(2).csv"
+    assert set(reasons) == {f"{second}:2", f"{second}:3"}
+    assert "a second RMSSD for the night of 2026-10-02 (44); the one at" in reasons[f"{second}:2"]
+    assert reasons[f"{second}:3"].endswith("rmssd 'abc' is not a number")
 
 
 def test_payloads_keep_every_file_byte_for_byte() -> None:
@@ -261,7 +323,7 @@ def test_cli_import_prints_counts_skips_and_retention(tmp_path: Path, monkeypatc
     archive = zip_folder(FIXTURE, tmp_path / "takeout.zip")
     done = runner.invoke(app, ["import", "google-takeout", str(archive), "--person", "t1"])
     assert done.exit_code == 0, done.output
-    assert "Imported 13 records" in done.output
+    assert "Imported 19 records" in done.output
     assert "Skipped Heart Rate Variability" in done.output
     assert ("Steps for 5 days, one source a day and never a sum: 2 from the watch's CSV rows, 2 from the watch's "
             "per-minute JSON, 1 from the phone's CSV rows.") in done.output
@@ -277,7 +339,10 @@ def test_cli_import_prints_counts_skips_and_retention(tmp_path: Path, monkeypatc
 
 FUZZ_KEYS = st.sampled_from(["Global Export Data/sleep-2026-10-01.json", "Global Export Data/steps-2026-10-01.json",
                              "Physical Activity_GoogleData/Steps/steps_2026-10-01.csv",
-                             "Sleep Score/sleep_score.csv"])
+                             "Sleep Score/sleep_score.csv",
+                             "Heart Rate Variability/Daily Heart Rate Variability Summary - 2026-10-(1).csv",
+                             "Temperature/Computed Temperature - 2026-10-01.csv",
+                             "Oxygen Saturation (SpO2)/Daily SpO2 - 2026-10-01-2026-10-31.csv"])
 
 
 def fixture_texts() -> dict[str, str]:
@@ -286,7 +351,7 @@ def fixture_texts() -> dict[str, str]:
 
 
 @settings(max_examples=150, deadline=None, derandomize=True)
-@given(resource=st.sampled_from(["sleep_logs", "sleep_score", "steps", "other"]),
+@given(resource=st.sampled_from(["sleep_logs", "sleep_score", "steps", "hrv", "vitals", "other"]),
        body=st.one_of(st.binary(max_size=200),
                       st.dictionaries(FUZZ_KEYS, st.text(max_size=200), max_size=3).map(
                           lambda d: json.dumps(d).encode()),
