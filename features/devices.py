@@ -1,7 +1,8 @@
 """Which device counts when a person has several: for each data type and night exactly one source, by the order
 below unless the person chose otherwise on their page (table `source_choices`). Values from two devices are never
 summed or averaged. features/sql/nightly_features.sql applies this order (one CTE, `chosen`); a person's
-baselines then hold only nights from the same source (night_signals.sql), so a switch of device starts afresh.
+baselines and rolling windows then hold only nights from the same source (features/windows.py), so a switch of
+device starts afresh.
 """
 
 from __future__ import annotations

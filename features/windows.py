@@ -411,6 +411,14 @@ def _starts(*keys: np.ndarray) -> np.ndarray:
     return starts
 
 
+def _last_device(group_start: np.ndarray, source: np.ndarray) -> np.ndarray:
+    """Each row's source code or, where it has none (-1), the last earlier one in its group (-1 before any)."""
+    rows = np.arange(len(source))
+    last_with_source = np.maximum.accumulate(np.where(source >= 0, rows, -1))
+    group_first = np.maximum.accumulate(np.where(group_start, rows, 0))
+    return np.where(last_with_source >= group_first, source[np.maximum(last_with_source, 0)], -1)
+
+
 def _state_bytes(table) -> tuple[np.ndarray, np.ndarray]:
     """The 1,440-minute sleep states as a (rows x 180) byte matrix, and which rows have one (read from the
     Arrow buffers: a Python object per row costs more than the whole kernel)."""
@@ -471,25 +479,35 @@ def signal_windows(cur, sql: str, sql_params: dict[str, object], params: dict[st
     night_sleep = valid & day_sleep_known & ~day_sleep
     free = _bools(t, "free_day")
     long_min = float(params["continuity_long_min"])
-    # the rolling windows reach 27 days back from a target (ewma_span_days - 1 at most): only those rows
-    reach = max(27, int(params["ewma_span_days"]) - 1)
-    near = np.flatnonzero(day >= first_target - reach)
+    sleep_src, rhr_src, hrv_src, br_src, spo2_src = _codes(t, SOURCE_COLUMNS)
     # results are kept for the target rows only: slot[r] is target row r's place among them
     targets = np.flatnonzero(target)
     slot = np.full(n, -1, dtype=np.int64)
     slot[targets] = np.arange(len(targets))
+
+    # The rolling windows hold one device's nights, like the baselines: sleep time, timing and regularity are
+    # measured by each device's own algorithm (a ring's night is not a watch's), so after a switch the spread, the
+    # regularity and the drift start afresh rather than read the change of device as a change of sleep.
+    # A night with no sleep follows the device of the person's last night with some.
+    device = _last_device(starts, sleep_src)
+    # the rolling windows reach 27 days back from a target (ewma_span_days - 1 at most): only those rows
+    reach = max(27, int(params["ewma_span_days"]) - 1)
+    near = np.flatnonzero(day >= first_target - reach)
+    near = near[np.lexsort((day[near], device[near], person[near]))]
+    # an SRI pair compares a night with the one before it: with two devices it compares their algorithms
+    same_device_pair = np.where(np.r_[False, (person[1:] == person[:-1]) & (day[1:] == day[:-1] + 1)]
+                                & (device != np.r_[-1, device[:-1]]), np.nan, pair)
     rolling_out = np.full((len(targets), len(ROLLING_COLUMNS)), np.nan)
     rolling_out[slot[near[target[near]]]] = rolling(
-        _starts(person[near]), day[near], np.where(valid, tst, np.nan)[near],
-        np.where(valid, bed, np.nan)[near], pair[near], np.where(night_sleep & free, mid, np.nan)[near],
-        np.where(night_sleep & ~free, mid, np.nan)[near],
+        _starts(person[near], device[near]), day[near], np.where(valid, tst, np.nan)[near],
+        np.where(valid, bed, np.nan)[near], same_device_pair[near],
+        np.where(night_sleep & free, mid, np.nan)[near], np.where(night_sleep & ~free, mid, np.nan)[near],
         (valid & (_floats(t, "waso_min") >= long_min)).astype(np.int64)[near],
         (valid & (_floats(t, "onset_latency_min") >= long_min)).astype(np.int64)[near],
         valid[near], bed[near], mid[near], target[near], float(params["ewma_lambda"]),
         int(params["ewma_span_days"]))
 
     # the HRV week: one kind of sleep from one device, like the baseline it meets (6 days back from a target)
-    sleep_src, rhr_src, hrv_src, br_src, spo2_src = _codes(t, SOURCE_COLUMNS)
     hrv_key = np.where(hrv_src >= 0, hrv_src, sleep_src)
     kind = np.where(day_sleep_known, day_sleep.astype(np.int64), 2)
     week = np.flatnonzero(day >= first_target - 6)

@@ -148,6 +148,35 @@ def test_switching_devices_starts_a_fresh_baseline_from_the_new_device_alone(sto
     pd.testing.assert_frame_equal(joined, window, check_dtype=False)
 
 
+def test_after_a_switch_the_rolling_windows_hold_the_new_devices_nights_alone(store):
+    # Both devices read a steady sleep, the ring an hour longer (480 against 420 minutes): the switch is a change of
+    # algorithm, not of sleep. Windows that mixed the two read a 31-minute spread of sleep time, a less regular
+    # sleep (SRI 99.3) and 15 minutes of social jet lag out of nothing.
+    store.add_person("sw", "sw@example.org", "Europe/London", "fitbit-web")
+    add_source(store, "sw", "oura")
+    store.upsert_records(switching_history("sw"))
+    rebuild_all(store)
+    columns = ["tst_sd_14n_min", "onset_sd_14n_min", "sri_14n", "social_jetlag_28n_min"]
+    s = store.query_df(f"SELECT night_date, {', '.join(columns)} FROM night_signals WHERE person_id = 'sw' "
+                       "ORDER BY night_date").set_index("night_date")
+    k = pd.Series([(d.date() - SWITCH).days for d in s.index], index=s.index)
+    after = s[k >= 0]
+    # The spread waits for the ring's own 10 nights, then reads the ring's steady nights: 0.
+    assert after.tst_sd_14n_min.isna().tolist() == [n < 9 for n in k[k >= 0]]
+    assert (after.tst_sd_14n_min.dropna() == 0).all() and (after.onset_sd_14n_min.dropna() == 0).all()
+    # Regularity compares only nights of one device: no pair across the switch, then the ring's 100.
+    # (From 29 March, London's clock change moves the states an hour: that is the SRI's own business.)
+    assert after.sri_14n.iloc[0:1].isna().all() and set(after.sri_14n.iloc[:28].dropna()) == {100.0}
+    assert set(after.social_jetlag_28n_min.dropna()) == {0.0}
+    assert (s[k < 0].tst_sd_14n_min.dropna() == 0).all()  # the Fitbit's weeks before, on their own
+
+    # A nightly run across the switch gives the same numbers as the rebuild.
+    compute_features(store, {"sw": NightRange(SWITCH - timedelta(days=2), SWITCH + timedelta(days=12))})
+    again = store.query_df(f"SELECT night_date, {', '.join(columns)} FROM night_signals WHERE person_id = 'sw' "
+                           "ORDER BY night_date").set_index("night_date")
+    pd.testing.assert_frame_equal(again, s, check_dtype=False)
+
+
 def test_the_page_shows_which_device_counts_and_a_change_there_changes_it(door):  # noqa: F811
     with Store(door.settings.db_path) as store:
         store.add_person("c03", "cy@example.org", "Europe/London", "oura")
