@@ -166,17 +166,21 @@ def person_add_source(
     person_id: str = typer.Argument(...),
     source: str = typer.Option(..., "--source", help="Their other device or export: fitbit-export, google-takeout, "
                                "apple-health, google-health, oura or fitbit-web."),
+    endpoints: str = typer.Option("", "--endpoints", help="A live source's own URLs, where they are not the "
+                                  "environment's: a JSON object of api_base, authorize_url, token_url."),
 ) -> None:
     """Give a person a second device (a watch and a ring) or a new brand: imports and connections from it are
     accepted, and for each kind of data one device counts (README, "Several devices")."""
     from pipelines.people import add_source
 
     source = validate.source(source)
+    settings = validate.endpoint_settings(source, endpoints) if endpoints else None
     with person_store(person_id) as (store, person):
-        added = add_source(store, person.person_id, source)
+        added = add_source(store, person.person_id, source, settings)
         sources = store.person(person.person_id).sources
     said = "now has" if added else "already had"
-    typer.echo(f"{person_id} {said} {source}; their sources: {', '.join(sources)}.")
+    own = f" ({source} reaches its own {', '.join(settings)})" if settings else ""
+    typer.echo(f"{person_id} {said} {source}{own}; their sources: {', '.join(sources)}.")
 
 
 @person_app.command("prefer")

@@ -53,7 +53,7 @@ def enroll_person(store: Store, person_id: str, source: str, open_url: Callable[
     person = store.person(person_id)
     cipher = TokenCipher()  # fail before the person signs in if there is no key
     redirect = LoopbackRedirect(port)
-    consent = Consent(oauth_app(source, person.source_config), redirect.redirect_uri)
+    consent = Consent(oauth_app(source, person.config_for(source)), redirect.redirect_uri)
     opener = threading.Thread(target=open_url, args=(consent.url,), daemon=True)
     opener.start()
     token, scopes = consent.exchange(redirect.wait(timeout_s))

@@ -81,12 +81,13 @@ def connected(store: Store, person_id: str, source: str) -> Person:
     return store.person(person_id)
 
 
-def add_source(store: Store, person_id: str, source: str) -> bool:
+def add_source(store: Store, person_id: str, source: str, endpoints: dict[str, str] | None = None) -> bool:
     """A second device, or a new brand: the person's imports and connections from `source` are accepted from now
     on. Which device counts for each data type follows the default order (features/devices.py) until the person
-    chooses. False if they had it already."""
+    chooses. `endpoints`: that source's own API and OAuth URLs, where they are not the environment's (a second
+    live source never borrows the first one's). False if they had it already."""
     store.person(person_id)  # a clear error for an unknown id
-    return store.add_source(person_id, validate.source(source))
+    return store.add_source(person_id, validate.source(source), endpoints)
 
 
 def choose_sources(store: Store, person_id: str, choices: dict[str, str]) -> list[str]:

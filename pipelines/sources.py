@@ -58,21 +58,21 @@ def live_source(person: Person, store: Store | StoreSnapshot) -> Any:
     if person.source == "google-health":
         from connectors.google_health import GoogleHealthConfig, GoogleHealthSource
 
-        return GoogleHealthSource(tokens, bookmarks, GoogleHealthConfig.from_env(person.source_config))
+        return GoogleHealthSource(tokens, bookmarks, GoogleHealthConfig.from_env(person.config_for(person.source)))
     if person.source == "oura":
         from connectors.oura import OuraConfig, OuraSource
 
-        return OuraSource(tokens, bookmarks, OuraConfig.from_env(person.source_config))
+        return OuraSource(tokens, bookmarks, OuraConfig.from_env(person.config_for(person.source)))
     from connectors.fitbit_web import FitbitWebConfig, FitbitWebSource
 
-    return FitbitWebSource(tokens, bookmarks, FitbitWebConfig.from_env(person.source_config))
+    return FitbitWebSource(tokens, bookmarks, FitbitWebConfig.from_env(person.config_for(person.source)))
 
 
 def source_for(person: Person, store: Store | StoreSnapshot | None = None) -> Source | None:
     """The live source to sync nightly, or None for people whose data arrives by import (Fitbit exports, Google
     Takeout) or who must reconnect first."""
     if person.source == "synthetic":
-        return _synthetic(json.dumps(person.source_config, sort_keys=True))
+        return _synthetic(json.dumps(person.config_for(person.source), sort_keys=True))
     if person.source in EXPORT_SOURCES:
         return None
     if person.source in LIVE_SOURCES:

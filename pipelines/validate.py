@@ -7,6 +7,7 @@ CLI turns an `InputError` into a red sentence and exit status 1 in one place (`p
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import date
 from functools import lru_cache
@@ -134,6 +135,28 @@ def live_source(text: str) -> str:
         raise InputError(f"--source {text!r} is not a live source to connect; type one of: "
                          f"{', '.join(LIVE_SOURCES)}.")
     return text
+
+
+ENDPOINT_SETTINGS = ("api_base", "authorize_url", "token_url")  # connectors.live.LiveConfig's overridable URLs
+
+
+def endpoint_settings(source_name: str, text: str) -> dict[str, str]:
+    """`--endpoints` of a live source: a JSON object of its URLs (api_base, authorize_url, token_url), each http(s)."""
+    live_source(source_name)
+    try:
+        settings = json.loads(text)
+    except ValueError:
+        raise InputError(f"--endpoints must be a JSON object such as "
+                         f"'{{\"api_base\": \"https://proxy.example.org\"}}'; {text[:60]!r} is not JSON.") from None
+    if not isinstance(settings, dict) or not settings:
+        raise InputError("--endpoints must be a JSON object with one or more of: " + ", ".join(ENDPOINT_SETTINGS) + ".")
+    for key, value in settings.items():
+        if key not in ENDPOINT_SETTINGS:
+            raise InputError(f"--endpoints: {key!r} is not a setting of a live source; use "
+                             f"{', '.join(ENDPOINT_SETTINGS)}.")
+        if not isinstance(value, str) or not value.startswith(("https://", "http://")):
+            raise InputError(f"--endpoints: {key} must be an http(s) URL.")
+    return settings
 
 
 def tag_kind(text: str) -> str:

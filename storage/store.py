@@ -12,9 +12,9 @@ import json
 import os
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -66,6 +66,12 @@ class Person:
     detail_level: str
     paused_until: date | None = None  # a pause with an end: emails resume after this local date
     sources: tuple[str, ...] = ()  # every source the person has, in the order added (`source` among them)
+    source_configs: Mapping[str, dict[str, Any]] = field(default_factory=dict)  # per source, where one was given
+
+    def config_for(self, source: str) -> dict[str, Any]:
+        """The endpoint settings of one of the person's sources: its own, else the person's shared one (a watch and
+        a ring each reach their own API; one setting for both would send one to the other's)."""
+        return self.source_configs.get(source) or self.source_config
 
 
 @dataclass(frozen=True)
@@ -243,12 +249,18 @@ class Store:
             )
         self.add_source(person_id, source)
 
-    def add_source(self, person_id: str, source: str) -> bool:
-        """Give a person one more source (a second device, or a new brand). False if they had it already."""
+    def add_source(self, person_id: str, source: str, source_config: dict[str, Any] | None = None) -> bool:
+        """Give a person one more source (a second device, or a new brand), with its own endpoint settings if
+        given (for a source they had already, those replace its settings). False if they had it already."""
+        config = json.dumps(source_config or {}, sort_keys=True)
         with self.cursor() as cur:
             added = cur.execute(
-                "INSERT INTO person_sources VALUES (?, ?, ?) ON CONFLICT DO NOTHING RETURNING source",
-                [person_id, source, utc_now()]).fetchall()
+                "INSERT INTO person_sources (person_id, source, added_at, source_config) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT DO NOTHING RETURNING source",
+                [person_id, source, utc_now(), config]).fetchall()
+            if not added and source_config:
+                cur.execute("UPDATE person_sources SET source_config = ? WHERE person_id = ? AND source = ?",
+                            [config, person_id, source])
         return bool(added)
 
     def source_choices(self, person_id: str) -> dict[str, str]:
@@ -268,10 +280,13 @@ class Store:
         rows = self.query_rows(
             "SELECT person_id, email, tz_name, source, source_config, status, detail_level, paused_until, "
             "(SELECT list(s.source ORDER BY s.added_at, s.source) FROM person_sources s "
-            " WHERE s.person_id = persons.person_id) "
+            " WHERE s.person_id = persons.person_id), "
+            "(SELECT list(struct_pack(source := s.source, config := s.source_config)) FROM person_sources s "
+            " WHERE s.person_id = persons.person_id AND s.source_config NOT IN ('', '{}')) "
             f"FROM persons {where} ORDER BY person_id"
         )
-        return [Person(r[0], r[1], r[2], r[3], json.loads(r[4] or "{}"), r[5], r[6], r[7], tuple(r[8] or ()))
+        return [Person(r[0], r[1], r[2], r[3], json.loads(r[4] or "{}"), r[5], r[6], r[7], tuple(r[8] or ()),
+                       {own["source"]: json.loads(own["config"]) for own in r[9] or ()})
                 for r in rows]
 
     def set_person(self, person_id: str, *, status: str | None = None, detail_level: str | None = None,

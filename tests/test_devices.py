@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import requests
+from typer.testing import CliRunner
 
 from connectors.base import PersonContext
 from connectors.records import DailyActivity
@@ -222,6 +223,47 @@ def test_the_nightly_run_syncs_each_connected_device_and_waits_for_one_not_yet_c
     DbTokenStore(store, TokenCipher()).save("two", "google-health", {"access_token": "a", "refresh_token": "r"},
                                             ("sleep",), new_consent=True)
     assert [s.name for s in sources_for(store.person("two"), store)] == ["oura", "google-health"]
+
+
+def test_two_live_sources_each_reach_their_own_endpoints(live_env, store, monkeypatch, tmp_path):  # noqa: F811
+    from connectors.oura import OuraConfig
+    from connectors.token_vault import TokenCipher
+    from pipelines.cli import app
+    from storage.tokens import DbTokenStore
+
+    monkeypatch.setenv("EMBERWATCH_GOOGLE_CLIENT_ID", "google-client")
+    monkeypatch.setenv("EMBERWATCH_GOOGLE_CLIENT_SECRET", "google-secret")
+    watch = {"api_base": "http://127.0.0.1:8101", "authorize_url": "http://127.0.0.1:8101/auth",
+             "token_url": "http://127.0.0.1:8101/token"}
+    store.add_person("two", "two@example.org", "Europe/London", "google-health", watch)
+    ring = {"api_base": "http://127.0.0.1:8202", "token_url": "http://127.0.0.1:8202/oauth/token"}
+    assert add_source(store, "two", "oura", ring)
+    tokens = DbTokenStore(store, TokenCipher())
+    for source in ("google-health", "oura"):
+        tokens.save("two", source, {"access_token": "a", "refresh_token": "r"}, ("sleep",), new_consent=True)
+    synced = {s.name: s.config for s in sources_for(store.person("two"), store)}
+    assert (synced["google-health"].api_base, synced["google-health"].token_url) == (watch["api_base"],
+                                                                                     watch["token_url"])
+    # The ring's own URLs, and for what it does not set the environment's, never the watch's.
+    assert (synced["oura"].api_base, synced["oura"].token_url) == (ring["api_base"], ring["token_url"])
+    assert synced["oura"].authorize_url == OuraConfig.from_env().authorize_url != watch["authorize_url"]
+
+    # The operator sets a source's own URLs with `person add-source --endpoints`; a bad setting is refused plainly.
+    monkeypatch.setenv("EMBERWATCH_HOME", str(tmp_path / "home"))
+    runner = CliRunner()
+    assert runner.invoke(app, ["person", "add", "p9", "--email", "p9@example.org", "--timezone", "Europe/Oslo",
+                               "--source", "google-health"]).exit_code == 0
+    done = runner.invoke(app, ["person", "add-source", "p9", "--source", "oura", "--endpoints",
+                               '{"api_base": "https://oura-proxy.example.org"}'])
+    assert done.exit_code == 0, done.output
+    assert "p9 now has oura (oura reaches its own api_base); their sources: google-health, oura." in done.output
+    for bad, said in (('{"api_bass": "https://x"}', "'api_bass' is not a setting"), ("[1]", "a JSON object"),
+                      ('{"token_url": "ftp://x"}', "token_url must be an http(s) URL")):
+        refused = runner.invoke(app, ["person", "add-source", "p9", "--source", "oura", "--endpoints", bad])
+        assert refused.exit_code != 0 and said in refused.output, refused.output
+    with Store(tmp_path / "home" / "emberwatch.duckdb") as home:
+        assert home.person("p9").config_for("oura") == {"api_base": "https://oura-proxy.example.org"}
+        assert home.person("p9").config_for("google-health") == {}
 
 
 def test_the_demo_cohort_adds_an_apple_an_oura_and_a_switching_wearer_and_leaves_everyone_else_as_before():

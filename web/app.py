@@ -307,7 +307,7 @@ def create_app(settings: Settings | None = None, *, clock: Callable[[], datetime
         if person is None:
             raise PageError(410, "This link cannot be used", "This link no longer leads to a page.")
         source = person.source if person.source in LIVE_SOURCES else DEFAULT_LIVE_SOURCE
-        app_config = _oauth_app_or_page(source, person.source_config)
+        app_config = _oauth_app_or_page(source, person.config_for(source))
         state = signer.sign("oauth-state", person.person_id, clock(), source=source)
         url, _, verifier = start_consent(app_config, callback_url, state=state)
         clicks.begin_consent(signer.verify("oauth-state", state, clock()).nonce, verifier)
@@ -326,7 +326,7 @@ def create_app(settings: Settings | None = None, *, clock: Callable[[], datetime
         source = str(link.extra.get("source", DEFAULT_LIVE_SOURCE))
         with open_store(READ_WAIT_S) as store:
             person = store.person(link.person_id)
-        app_config = _oauth_app_or_page(source, person.source_config)
+        app_config = _oauth_app_or_page(source, person.config_for(source))
         try:
             token, scopes = finish_consent(app_config, callback_url, state, verifier,
                                            f"{callback_url}?{request.url.query}")
