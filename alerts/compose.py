@@ -513,6 +513,18 @@ DOOR_NOTES: dict[str, dict[str, Any]] = {
         "action": "Reconnect your watch",
         "closing": "Reconnect whenever suits you; it takes a minute or two.",
     },
+    # One of several devices lost its connection: the others still count, so the notes carry on meanwhile.
+    "reconnect-device": {
+        "subject": "Please reconnect your {device} to emberwatch",
+        "paragraphs": [
+            "emberwatch can no longer read your {device}'s data: the connection you gave it has ended. That "
+            "happens now and then (a password change, a permission taken back, or simply time) and nothing "
+            "is wrong on your side.",
+            "Your other device's nights still count meanwhile, and your notes carry on as before.",
+        ],
+        "action": "Reconnect your {device}",
+        "closing": "Reconnect whenever suits you; it takes a minute or two.",
+    },
     "no-data": {
         "subject": "emberwatch has not heard from your watch",
         "paragraphs": [
@@ -526,9 +538,14 @@ DOOR_NOTES: dict[str, dict[str, Any]] = {
 }
 
 
-def compose_door_note(kind: str, recipient: Recipient, url: str, settings: MessageSettings) -> ComposedEmail:
-    """One of DOOR_NOTES, with its link; footers as in every email."""
+def compose_door_note(kind: str, recipient: Recipient, url: str, settings: MessageSettings,
+                      device: str = "") -> ComposedEmail:
+    """One of DOOR_NOTES, with its link (and, for a note about one of several devices, that device's name);
+    footers as in every email."""
     note = DOOR_NOTES[kind]
+    if device:
+        note = {key: [p.format(device=device) for p in value] if isinstance(value, list) else value.format(
+            device=device) for key, value in note.items()}
     context = {**note, "url": url, **_footer_context(recipient, settings)}
     # Minimal at every level: these notes carry no health value, whatever the person chose.
     return _render("door", context, replace(recipient, detail_level="minimal"), settings, {})

@@ -73,9 +73,13 @@ def change_emails(store: Store, person_id: str, choices: EmailChoices, settings:
 def connected(store: Store, person_id: str, source: str) -> Person:
     """After a consent: the person's data now comes from `source` (the one the nightly run syncs; their earlier
     sources stay theirs, add_source), and a person who had to reconnect is active again (their tokens are already
-    saved in the token file)."""
+    saved in the token file). Reconnecting a second live device leaves the first one the primary."""
+    from pipelines.sources import LIVE_SOURCES
+
     person = store.person(person_id)
-    store.add_person(person_id, person.email, person.tz_name, source, person.source_config)
+    keeps_primary = source in person.sources and person.source in LIVE_SOURCES and person.source != source
+    if not keeps_primary:
+        store.add_person(person_id, person.email, person.tz_name, source, person.source_config)
     if person.status == "needs_reconsent":
         store.set_person(person_id, status="active")
     return store.person(person_id)

@@ -97,13 +97,24 @@ def sources_for(person: Person, store: Store | StoreSnapshot | None = None) -> l
     names = [person.source]
     others = [name for name in person.sources if name != person.source and name in LIVE_SOURCES]
     if others and store is not None and str(store.path) != ":memory:":
-        from storage.tokens import token_rows  # the token file beside the database, never DuckDB itself
-
-        connected = {row[0] for row in token_rows(store, "SELECT source FROM oauth_tokens WHERE person_id = ?",
-                                                  (person.person_id,))}
-        names += [name for name in others if name in connected]
+        # With several live devices each syncs while it is connected: one whose consent was lost waits for its
+        # reconnection (its note is sent) and never stops the others. With none connected, the primary goes
+        # on alone as for a person with one device (its lost consent is then the person's).
+        if connected := connected_live_sources(store, person):
+            names = [name for name in [person.source, *others] if name in connected or name not in LIVE_SOURCES]
     found = (source_for(replace(person, source=name), store) for name in names)
     return [source for source in found if source is not None]
+
+
+def connected_live_sources(store: Store | StoreSnapshot, person: Person) -> set[str]:
+    """The person's live sources that hold a token (connected, and not lost since)."""
+    from storage.tokens import token_rows  # the token file beside the database, never DuckDB itself
+
+    if str(store.path) == ":memory:":
+        return set()  # an in-memory store keeps no token file
+    held = {row[0] for row in token_rows(store, "SELECT source FROM oauth_tokens WHERE person_id = ?",
+                                         (person.person_id,))}
+    return held & {name for name in person.sources if name in LIVE_SOURCES}
 
 
 def export_source(folder: Path) -> FitbitExportSource:

@@ -57,8 +57,21 @@ def fetch_person(person: Person, source: Source, night: date, refetch_nights: in
 def ask_to_reconnect(store: Store, lost: ConsentRequired) -> None:
     """The writer's side of a lost consent: forget the dead token, mark the person needs_reconsent and queue
     exactly one kind "please reconnect" email (none when they were marked already)."""
+    from pipelines.sources import connected_live_sources
+
     DbTokenStore(store, None).delete(lost.person_id, lost.source)  # a dead token is no use, and keeps nothing safer
-    if store.person(lost.person_id).status == NEEDS_RECONSENT:
+    person = store.person(lost.person_id)
+    if connected_live_sources(store, person):
+        # Another device of theirs still syncs: the person stays active (their notes go on from it) and gets one
+        # note naming the device that stopped, whose link reconnects that one. The lost device is no longer synced
+        # (no token), so the loss is not found again tomorrow.
+        now = datetime.now(timezone.utc)
+        queue_door_note(store, person, "reconnect-device", f"{now.date().isoformat()} {lost.source}",
+                        load_settings(), now, to_connect=True, source=lost.source)
+        log.warning("Person %s must reconnect %s (their other device still syncs); a note is queued.",
+                    lost.person_id, lost.source)
+        return
+    if person.status == NEEDS_RECONSENT:
         return
     person = store.set_person(lost.person_id, status=NEEDS_RECONSENT)
     now = datetime.now(timezone.utc)
@@ -153,15 +166,21 @@ def recompose_queued(store: Store, person: Person, settings: Settings) -> int:
 
 
 def queue_door_note(store: Store, person: Person, kind: str, period: str, settings: Settings, now_utc: datetime,
-                    *, to_connect: bool = False, deliver_now: bool = False) -> bool:
-    """One of the door's short notes (alerts.compose.DOOR_NOTES: invite, reconnect, no-data), once per person,
-    kind and period. Its link opens the person's page, or goes straight to connecting their watch."""
+                    *, to_connect: bool = False, deliver_now: bool = False, source: str = "") -> bool:
+    """One of the door's short notes (alerts.compose.DOOR_NOTES: invite, reconnect, reconnect-device, no-data),
+    once per person, kind and period. Its link opens the person's page, or goes straight to connecting their
+    watch (or, with `source`, that one of their devices, which the note names)."""
+    from features.devices import SOURCE_WORDS
+
     to = recipient(person, links_for(person, settings, now_utc))
     url = to.links.page + ("/connect" if to_connect else "")  # type: ignore[union-attr]
+    url += f"?source={source}" if source and to_connect else ""
+    device = SOURCE_WORDS.get(source, source)
     ms = message_settings(settings)
     return queue_email(
         store, person, kind, period,
-        lambda message_id: to_email_message(compose_door_note(kind, to, url, ms), to, ms, message_id, now_utc),
+        lambda message_id: to_email_message(compose_door_note(kind, to, url, ms, device), to, ms, message_id,
+                                            now_utc),
         now_utc, now_utc if deliver_now else None)
 
 

@@ -4,7 +4,7 @@ nothing is summed across devices; and a switch of device starts a fresh baseline
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 import pandas as pd
@@ -216,13 +216,17 @@ def test_the_nightly_run_syncs_each_connected_device_and_waits_for_one_not_yet_c
     monkeypatch.setenv("EMBERWATCH_GOOGLE_CLIENT_ID", "google-client")
     monkeypatch.setenv("EMBERWATCH_GOOGLE_CLIENT_SECRET", "google-secret")
     store.add_person("two", "two@example.org", "Europe/London", "oura")
+    tokens = DbTokenStore(store, TokenCipher())
+    tokens.save("two", "oura", {"access_token": "a", "refresh_token": "r"}, ("daily",), new_consent=True)
     add_source(store, "two", "google-health")
     add_source(store, "two", "google-takeout")
     # added but not connected yet: only the ring syncs (and nobody is asked to reconnect a watch never connected)
     assert [s.name for s in sources_for(store.person("two"), store)] == ["oura"]
-    DbTokenStore(store, TokenCipher()).save("two", "google-health", {"access_token": "a", "refresh_token": "r"},
-                                            ("sleep",), new_consent=True)
+    tokens.save("two", "google-health", {"access_token": "a", "refresh_token": "r"}, ("sleep",), new_consent=True)
     assert [s.name for s in sources_for(store.person("two"), store)] == ["oura", "google-health"]
+    # the ring's consent lost (its token gone): the watch syncs on alone
+    tokens.delete("two", "oura")
+    assert [s.name for s in sources_for(store.person("two"), store)] == ["google-health"]
 
 
 def test_two_live_sources_each_reach_their_own_endpoints(live_env, store, monkeypatch, tmp_path):  # noqa: F811
@@ -264,6 +268,69 @@ def test_two_live_sources_each_reach_their_own_endpoints(live_env, store, monkey
     with Store(tmp_path / "home" / "emberwatch.duckdb") as home:
         assert home.person("p9").config_for("oura") == {"api_base": "https://oura-proxy.example.org"}
         assert home.person("p9").config_for("google-health") == {}
+
+
+def test_a_lost_ring_never_stops_the_watch_and_its_note_reconnects_the_ring(live_env, fake, tmp_path,
+                                                                            monkeypatch):  # noqa: F811
+    import email
+    import email.policy
+    import re
+
+    from connectors.token_vault import TokenCipher
+    from pipelines.settings import load_settings
+    from storage.tokens import DbTokenStore
+    from tests.smtp_server import free_port
+    from tests.web_server import serve
+    from web.app import create_app
+
+    home, port = tmp_path / "home", free_port()
+    for name, value in {"EMBERWATCH_HOME": str(home), "EMBERWATCH_LINK_KEY": "two-devices-link-key-0123456789",
+                        "EMBERWATCH_PUBLIC_URL": f"http://127.0.0.1:{port}",
+                        "EMBERWATCH_GOOGLE_CLIENT_ID": "google-client",
+                        "EMBERWATCH_GOOGLE_CLIENT_SECRET": "google-secret"}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("EMBERWATCH_SMTP_HOST", raising=False)
+    settings = load_settings()
+    with Store(settings.db_path) as store:
+        store.add_person("two", "two@example.org", "Europe/London", "google-health")
+        DbTokenStore(store, TokenCipher()).save("two", "google-health", {"access_token": "a", "refresh_token": "r"},
+                                                ("sleep",), new_consent=True)
+        add_source(store, "two", "oura", config(fake))
+        enroll_person(store, "two", "oura", lambda url: requests.get(url, timeout=10), timeout_s=20)
+        person = store.person("two")
+        assert person.source == "google-health"  # connecting the ring second leaves the watch first
+        ring = next(s for s in sources_for(person, store) if s.name == "oura")
+    fake.revoke_refresh_tokens()
+    fetched = steps.fetch_window(ring, PersonContext("two", "Europe/London"), date(2026, 10, 1), date(2026, 10, 1))
+    for _ in range(2):  # the writer twice over the same outcome: one note
+        with Store(settings.db_path) as store:
+            assert set(steps.ingest(store, [fetched]).consent_lost) == {"two"}
+    with Store(settings.db_path) as store:
+        person = store.person("two")
+        # The watch still counts: the person stays active (their notes go on) and only the watch syncs now.
+        assert person.status == "active"
+        assert [s.name for s in sources_for(person, store)] == ["google-health"]
+        assert [r[0] for r in store.query_rows("SELECT kind FROM email_ledger WHERE person_id = 'two'")] \
+            == ["reconnect-device"]
+        # delivered in the person's window (any day a week on is past it), to the outbox (no SMTP host set)
+        week_on = datetime.now(timezone.utc) + timedelta(days=7)
+        assert steps.deliver_queued(store, steps.transport_for(settings), week_on).sent == 1
+    [eml] = (home / "outbox").glob("*.eml")
+    note = email.message_from_bytes(eml.read_bytes(), policy=email.policy.default)
+    text = note.get_body(("plain",)).get_content()
+    assert note["Subject"] == "Please reconnect your Oura ring to emberwatch"
+    assert "Your other device's nights still count meanwhile" in text
+    connect = re.search(r"http://127\.0\.0\.1:\d+/me/\S+/connect\?source=oura", text)[0]
+    with serve(create_app(settings), port=port):
+        answer = requests.get(connect, timeout=30)
+        refused = requests.get(connect.replace("source=oura", "source=fitbit-web"), timeout=30)
+    # the ring's own consent page (the fake Oura's), then back connected; a device not theirs is refused
+    assert answer.status_code == 200 and answer.history[0].headers["Location"].startswith(fake.base_url)
+    assert refused.status_code == 404 and "does not list" in refused.text
+    with Store(settings.db_path) as store:
+        person = store.person("two")
+        assert person.source == "google-health" and person.status == "active"
+        assert [s.name for s in sources_for(person, store)] == ["google-health", "oura"]
 
 
 def test_the_demo_cohort_adds_an_apple_an_oura_and_a_switching_wearer_and_leaves_everyone_else_as_before():

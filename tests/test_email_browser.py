@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from alerts.compose import compose_alert, compose_digest, to_email_message
+from alerts.compose import DOOR_NOTES, compose_alert, compose_digest, compose_door_note, to_email_message
 from alerts.message_types import MessageSettings, Recipient
 from alerts.transport import viewable_html
 from tests.test_charts import builder as chart_builder
@@ -99,6 +99,16 @@ def replayed_week_html(detail: str) -> str:
     return viewable_html(msg)
 
 
+def door_note_html(kind: str) -> str:
+    """A door note as a mail client gets it (no health value at any level, so one detail level)."""
+    recipient = Recipient(person_id="c01", email="ana@example.org", tz_name="Europe/London", detail_level="minimal",
+                          links=LINKS)
+    composed = compose_door_note(kind, recipient, LINKS.page + "/connect?source=oura", SETTINGS, "Oura ring")
+    msg = to_email_message(composed, recipient, SETTINGS, f"<door.{kind}@emberwatch.local>",
+                           datetime(2024, 5, 3, 6, 30, tzinfo=UTC))
+    return viewable_html(msg)
+
+
 def all_variants() -> dict[str, str]:
     out = {}
     for detail in DETAILS:
@@ -106,6 +116,8 @@ def all_variants() -> dict[str, str]:
             out[f"alert/{name}/{detail}"] = variant_html("alert", name, detail)
         for name in sorted(DIGESTS):
             out[f"digest/{name}/{detail}"] = variant_html("digest", name, detail)
+    for kind in sorted(DOOR_NOTES):
+        out[f"door/{kind}"] = door_note_html(kind)
     return out
 
 
@@ -155,7 +167,7 @@ def test_every_variant_fits_375_and_800_px_without_horizontal_overflow(tmp_path)
     match = re.search(r"RESULT(.*?)END", html_lib.unescape(dom), re.S)
     assert match, "the measuring script did not run: " + dom[-500:]
     rows = json.loads(match.group(1))
-    assert len(rows) == len(variants) * len(WIDTHS) == 60
+    assert len(rows) == len(variants) * len(WIDTHS) == (30 + 7) * 2  # 30 alerts and digests, 7 door notes
     for row in rows:
         width = int(row["id"].split(":")[0])
         assert row["width"] == width, row

@@ -307,6 +307,13 @@ def create_app(settings: Settings | None = None, *, clock: Callable[[], datetime
         if person is None:
             raise PageError(410, "This link cannot be used", "This link no longer leads to a page.")
         source = person.source if person.source in LIVE_SOURCES else DEFAULT_LIVE_SOURCE
+        asked = request.query_params.get("source")
+        if asked:  # one of their several devices (a reconnect note names it)
+            if asked not in LIVE_SOURCES or asked not in person.sources:
+                raise PageError(404, "This device is not yours here",
+                                "This link asks to connect a device your page does not list. Your page shows "
+                                "the devices emberwatch reads for you.")
+            source = asked
         app_config = _oauth_app_or_page(source, person.config_for(source))
         state = signer.sign("oauth-state", person.person_id, clock(), source=source)
         url, _, verifier = start_consent(app_config, callback_url, state=state)
