@@ -146,6 +146,8 @@ class Overview:
     # per data type (features/devices.py: DATA_TYPES): (data type, the source that counts, whether the person
     # chose it rather than the default order)
     counting: tuple[tuple[str, str, bool], ...] = ()
+    # the person's other live devices (beside `source`), each with whether it is connected now
+    other_live: tuple[tuple[str, bool], ...] = ()
 
 
 def overview(store: Store, person_id: str, now_utc: datetime, thresholds: Thresholds = Thresholds()) -> Overview:
@@ -161,6 +163,11 @@ def overview(store: Store, person_id: str, now_utc: datetime, thresholds: Thresh
     nights_left = max(thresholds.warmup_nights + thresholds.baseline_end_days - valid_nights, 1) if warming_up else 0
     next_from = None if person.status != "active" else next_delivery_utc(now_utc, person.tz_name, window,
                                                                         working_days=days)
+    from pipelines.sources import LIVE_SOURCES, connected_live_sources
+
+    connected_now = connected_live_sources(store, person)
+    other_live = tuple((source, source in connected_now) for source in person.sources
+                       if source in LIVE_SOURCES and source != person.source)
     granted = None
     if str(store.path) != ":memory:":
         rows = token_rows(store, "SELECT granted_scopes FROM oauth_tokens WHERE person_id = ? AND source = ?",
@@ -173,7 +180,7 @@ def overview(store: Store, person_id: str, now_utc: datetime, thresholds: Thresh
                     int(valid_nights or 0), bool(warming_up), nights_left,
                     "stopped" if person.status == "stopped" else "paused" if person.status == "paused" else "active",
                     person.paused_until, person.detail_level, window, days, next_from, granted, person.sources,
-                    counting)
+                    counting, other_live)
 
 
 def forget(store: Store, person_id: str, outbox_dir: Path) -> tuple[int, int]:

@@ -321,9 +321,16 @@ def test_a_lost_ring_never_stops_the_watch_and_its_note_reconnects_the_ring(live
     assert note["Subject"] == "Please reconnect your Oura ring to emberwatch"
     assert "Your other device's nights still count meanwhile" in text
     connect = re.search(r"http://127\.0\.0\.1:\d+/me/\S+/connect\?source=oura", text)[0]
+    my_page = connect.split("/connect")[0]
+
+    def page_words() -> str:
+        return " ".join(re.sub(r"<[^>]+>", " ", requests.get(my_page, timeout=30).text).split())
+
     with serve(create_app(settings), port=port):
+        assert "Connect your Oura ring Which device counts" in page_words()  # the page offers the same
         answer = requests.get(connect, timeout=30)
         refused = requests.get(connect.replace("source=oura", "source=fitbit-web"), timeout=30)
+        assert "Connect your Oura ring again or change what you share" in page_words()
     # the ring's own consent page (the fake Oura's), then back connected; a device not theirs is refused
     assert answer.status_code == 200 and answer.history[0].headers["Location"].startswith(fake.base_url)
     assert refused.status_code == 404 and "does not list" in refused.text

@@ -219,6 +219,9 @@ def create_app(settings: Settings | None = None, *, clock: Callable[[], datetime
                     words=_status_words(status), detail_levels=validate.DETAIL_LEVELS,
                     shared=shared_in_words(status.granted_scopes) if status.granted_scopes else None,
                     devices=_devices(status),
+                    other_devices=[(source, SOURCE_WORDS.get(source, source), connected)
+                                   for source, connected in status.other_live],
+                    primary_device=SOURCE_WORDS.get(status.source, status.source),
                     days_choices=_days_choices(status.days), window_start=status.window.split("-")[0],
                     window_end=status.window.split("-")[1], today=_local_today(status, clock()).isoformat())
 
