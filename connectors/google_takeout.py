@@ -69,7 +69,7 @@ from zoneinfo import ZoneInfo
 
 from connectors.base import ParseResult, PersonContext, RawPayload, Rejected
 from connectors.fitbit_sleep_log import sleep_session
-from connectors.parse_helpers import FieldsByDay, load_json_list, shown, zone_unknown
+from connectors.parse_helpers import FieldsByDay, add, load_json_list, shown, zone_unknown
 from connectors.records import EARLIEST_PLAUSIBLE_DATE, LATEST_PLAUSIBLE_DATE, DailyActivity
 from connectors.records import DailyRestingHeartRate, NightlyHrv, NightlyVitals, RecordError, SleepSession
 from connectors.records import build_record
@@ -478,12 +478,8 @@ def _parse_sleep_score(texts: dict[str, str], person: PersonContext, tz: ZoneInf
         by_day[day] = (locator, bpm)
     for day in sorted(by_day):
         locator, bpm = by_day[day]
-        try:
-            result.records.append(build_record(DailyRestingHeartRate, {
-                "person_id": person.person_id, "source": SOURCE_NAME, "day": day, "resting_hr_bpm": bpm,
-            }, source=SOURCE_NAME, locator=locator))
-        except RecordError as exc:
-            result.rejected.append(Rejected(locator, str(exc)))
+        add(SOURCE_NAME, result, DailyRestingHeartRate,
+            {"person_id": person.person_id, "day": day, "resting_hr_bpm": bpm}, locator)
 
 
 # --- nightly HRV and vitals (the summary CSVs) --------------------------------------------------------------
@@ -545,12 +541,8 @@ def _parse_hrv(texts: dict[str, str], person: PersonContext, tz: ZoneInfo, resul
     for locator, night, rmssd_ms in _summary_rows(texts, HRV_SUMMARY, "rmssd", tz, result):
         nights.offer(result, night, rmssd_ms, locator, "RMSSD")
     for night, (locator, rmssd_ms) in sorted(nights.kept.items()):
-        try:
-            result.records.append(build_record(NightlyHrv, {
-                "person_id": person.person_id, "source": SOURCE_NAME, "night_date": night, "rmssd_ms": rmssd_ms,
-            }, source=SOURCE_NAME, locator=locator))
-        except RecordError as exc:
-            result.rejected.append(Rejected(locator, str(exc)))
+        add(SOURCE_NAME, result, NightlyHrv, {"person_id": person.person_id, "night_date": night,
+                                             "rmssd_ms": rmssd_ms}, locator)
 
 
 def _parse_vitals(texts: dict[str, str], person: PersonContext, tz: ZoneInfo, result: ParseResult) -> None:
