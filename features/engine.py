@@ -14,6 +14,7 @@ from datetime import date, timedelta
 from importlib import resources
 
 import duckdb
+import numpy as np
 import pandas as pd
 
 from storage.crash_points import crash_point
@@ -47,10 +48,14 @@ class FeatureRun:
 
 
 def _targets_df(ranges: dict[str, NightRange]) -> pd.DataFrame:
-    return pd.DataFrame(
+    """The targets as a table, sorted by person; person_index is a person's place in it (the signal step's
+    kernels name people by it, not by their id strings)."""
+    frame = pd.DataFrame(
         [(pid, r.first, r.last) for pid, r in sorted(ranges.items())],
         columns=["person_id", "first_night", "last_night"],
     ).astype({"first_night": "datetime64[us]", "last_night": "datetime64[us]"})
+    frame["person_index"] = np.arange(len(frame), dtype=np.int32)
+    return frame
 
 
 def _replace_rows(store: Store, table: str, targets_name: str, targets: pd.DataFrame, sql: str,
@@ -105,13 +110,19 @@ def _replace_rows(store: Store, table: str, targets_name: str, targets: pd.DataF
 
 def _signal_stages(cur: duckdb.DuckDBPyConnection, params: dict[str, object],
                    read: list[int] | None = None) -> dict[str, object]:
-    """The signal step's first stages: read the nights the targets need (night_signal_inputs.sql) and compute
-    their context, sliding windows and baselines in compiled kernels (features/windows.py). The number of
-    nights read is appended to `read`."""
+    """The signal step's first stages: read the nights the targets need (night_signal_inputs.sql) and their SRI
+    day pairs (sri_day_pairs.sql), and compute their context, sliding windows and baselines in compiled kernels
+    (features/windows.py). The number of nights read is appended to `read`."""
     from features import windows  # numba loads its compiled kernels on first use: only the signal step pays
 
-    sql = load_sql("night_signal_inputs")
-    return windows.signal_windows(cur, sql, _params_for(sql, params), params, read)
+    def query(name: str):
+        sql = load_sql(name)
+        return cur.sql(sql, params=_params_for(sql, params)).to_arrow_table()
+
+    nights = query("night_signal_inputs")
+    if read is not None:
+        read.append(nights.num_rows)
+    return windows.signal_windows(nights, query("sri_day_pairs"), params)
 
 
 @contextmanager

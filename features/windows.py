@@ -13,10 +13,14 @@ agree to floating-point rounding (DuckDB sums windows through a segment tree, in
 
 Inputs are columns of one table sorted by group and night; NaN stands for NULL (a value that does not count);
 `day` is the night as an integer day number; `group_start` marks the first row of each group (a person, or a
-person's baseline of one kind and one device); statistics are written only for rows marked `wanted`.
+person's baseline of one kind and one device); statistics are written only for rows marked `wanted` (for the
+baselines: nights with an output slot). The baselines read the nights through an index (a night holding values
+from two devices is in two baselines), so no per-baseline copy of the nights is made.
 """
 
 from __future__ import annotations
+
+from datetime import date
 
 import numpy as np
 from numba import njit
@@ -103,53 +107,165 @@ def _mad(buf, n, med):
 
 
 @njit(cache=True)
-def baselines(group_start, day, values, mad_of, wanted, end_days, span_days):
-    """Per row: over the same group's rows whose day lies in [day - end_days - span_days + 1, day - end_days]:
-    the count of non-NULL values of column 0, the median of every column, and the MAD of the columns with
-    mad_of[c]. Returns (count, medians (rows x columns), mads (rows x columns)) for the wanted rows, in order
-    (NaN: no value, or a column without a MAD)."""
-    n_rows, n_cols = values.shape
-    n_out = np.count_nonzero(wanted)
+def runs_are_groups(group_start, run_start, key):
+    """Whether, within each group, every value of `key` (>= -1) lies in one run (runs start at run_start): then
+    the rows as they are form the (group, key) groups, with no reordering."""
+    if key.shape[0] == 0:
+        return True
+    seen = np.zeros(max(key.max(), -1) + 2, np.bool_)
+    for i in range(key.shape[0]):
+        if group_start[i]:
+            seen[:] = False
+        if run_start[i]:
+            if seen[key[i] + 1]:
+                return False
+            seen[key[i] + 1] = True
+    return True
+
+
+# A night's kind of sleep, as the baselines and the HRV week group it: night sleep, daytime (shift) sleep, or no
+# main sleep to tell (such a night is in no baseline, and its own baseline is empty).
+NIGHT_SLEEP, DAY_SLEEP, NO_MAIN_SLEEP = 0, 1, 2
+
+
+@njit(cache=True, inline="always")
+def _gives_new_device(sources, s, i):
+    """Whether data type s of night i has a device that no earlier data type of the night had."""
+    code = sources[s, i]
+    if code < 0:
+        return False
+    for earlier in range(s):
+        if sources[earlier, i] == code:
+            return False
+    return True
+
+
+@njit(cache=True)
+def baseline_rows(person_start, kind, sources):
+    """The baselines' input rows: one per night and device the night holds a value from (`sources`: data types x
+    nights, device codes, -1 for none), for nights with a main sleep (kind NIGHT_SLEEP or DAY_SLEEP). Grouped by
+    person, kind and device, nights in order within a group: each group is one baseline. Returns (night row,
+    device, group_start) per input row; built here rather than with a global sort, one person at a time."""
+    n_types, n_rows = sources.shape
+    n_devices = 0
+    total = 0
+    for i in range(n_rows):
+        for s in range(n_types):
+            n_devices = max(n_devices, sources[s, i] + 1)
+            if kind[i] != NO_MAIN_SLEEP and _gives_new_device(sources, s, i):
+                total += 1
+    night = np.empty(total, np.int64)
+    device = np.empty(total, np.int64)
+    group_start = np.zeros(total, np.bool_)
+    present = np.zeros(2 * n_devices, np.bool_)  # (kind, device) pairs of the person at hand
+    j = 0
+    first = 0
+    while first < n_rows:
+        stop = first + 1
+        while stop < n_rows and not person_start[stop]:
+            stop += 1
+        for i in range(first, stop):
+            if kind[i] != NO_MAIN_SLEEP:
+                for s in range(n_types):
+                    if sources[s, i] >= 0:
+                        present[kind[i] * n_devices + sources[s, i]] = True
+        for key in range(2 * n_devices):
+            if not present[key]:
+                continue
+            present[key] = False
+            key_kind, key_device = key // n_devices, key % n_devices
+            opens = True
+            for i in range(first, stop):
+                if kind[i] != key_kind:
+                    continue
+                for s in range(n_types):
+                    if sources[s, i] == key_device:
+                        night[j] = i
+                        device[j] = key_device
+                        group_start[j] = opens
+                        opens = False
+                        j += 1
+                        break
+        first = stop
+    return night, device, group_start
+
+
+@njit(cache=True)
+def _group_values(features, column_source, sources, in_baseline, night, device, first, stop, values):
+    """The columns of input rows [first, stop) (one group) as they count in the group's baseline, into
+    values[:stop - first]: NaN (does not count) unless the night is in baselines and the column's data type came
+    from the group's device. Gathered once per group: a helper called per value cost more than the windows."""
+    for c in range(len(features)):
+        column = features[c]
+        data_type = column_source[c]
+        for k in range(first, stop):
+            r = night[k]
+            values[k - first, c] = column[r] if in_baseline[r] and sources[data_type, r] == device[k] else NAN
+
+
+@njit(cache=True)
+def baselines(group_start, night, device, day, features, column_source, sources, in_baseline, mad_of, slot, n_out,
+              end_days, span_days):
+    """Per input row k (night[k] from device[k], rows as baseline_rows gives them) of a wanted night (slot[night]
+    >= 0: its output row), over the same group's rows whose day lies in [day - end_days - span_days + 1,
+    day - end_days]: the median of every column of `features` (a tuple of columns over the nights: no copy of
+    them is made) and the MAD of the columns with mad_of[c], each value counted as _group_values says, and the
+    count of column 0's values. A night takes each column's statistics from the baseline of the device its value
+    came from (the column's data type: column_source[c], a row of `sources`), or with no value from the device of
+    its sleep (data type 0), and the count from its sleep device. Returns (count (n_out), medians, MADs (n_out x
+    columns); 0 or NaN where none)."""
+    n_rows = night.shape[0]
+    n_cols = len(features)
     count = np.zeros(n_out, np.int64)
     med = np.full((n_out, n_cols), NAN)
     mad = np.full((n_out, n_cols), NAN)
-    j = -1
     buf = np.empty((n_cols, span_days + 1))
     size = np.zeros(n_cols, np.int64)
-    g_end = 0
+    values = np.empty((0, n_cols))  # the group's values, row k at k - g0
+    g0 = g_end = 0
+    gathered = False
     enter = leave = 0  # rows [leave, enter) are inside the window
     for i in range(n_rows):
         if group_start[i]:
+            g0 = i
             g_end = i + 1
             while g_end < n_rows and not group_start[g_end]:
                 g_end += 1
             enter = leave = i
             size[:] = 0
-        if not wanted[i]:
+            gathered = False
+        out = slot[night[i]]
+        if out < 0:
             continue
+        if not gathered:  # a group without a wanted night is never gathered
+            if values.shape[0] < g_end - g0:
+                values = np.empty((2 * (g_end - g0), n_cols))
+            _group_values(features, column_source, sources, in_baseline, night, device, g0, g_end, values)
+            gathered = True
         # slide to [day - end_days - span_days + 1, day - end_days]: rows that left go, rows never entered that
         # are already too old are skipped, new rows enter (so the buffer never holds more than the window)
-        last_in = day[i] - end_days
+        last_in = day[night[i]] - end_days
         first_in = last_in - span_days + 1
-        while leave < enter and day[leave] < first_in:
+        while leave < enter and day[night[leave]] < first_in:
             for c in range(n_cols):
-                size[c] = _drop(buf[c], size[c], values[leave, c])
+                size[c] = _drop(buf[c], size[c], values[leave - g0, c])
             leave += 1
         if leave == enter:
             # an empty window (a group's first wanted night): skip what is too old, then load the frame in one
             # pass per column
-            while enter < g_end and day[enter] < first_in:
+            while enter < g_end and day[night[enter]] < first_in:
                 enter += 1
             leave = enter
             stop = enter
-            while stop < g_end and day[stop] <= last_in:
+            while stop < g_end and day[night[stop]] <= last_in:
                 stop += 1
             for c in range(n_cols):
                 m = 0
                 for k in range(enter, stop):
-                    v = values[k, c]
+                    v = values[k - g0, c]
                     if v == v:
-                        # insertion into the sorted prefix: the frame is <= span_days values, mostly in order
+                        # insertion into the sorted prefix (<= span_days values: at that size it beats numba's
+                        # sort, measured)
                         p = m
                         while p > 0 and buf[c, p - 1] > v:
                             buf[c, p] = buf[c, p - 1]
@@ -158,32 +274,34 @@ def baselines(group_start, day, values, mad_of, wanted, end_days, span_days):
                         m += 1
                 size[c] = m
             enter = stop
-        while enter < g_end and day[enter] <= last_in:
+        while enter < g_end and day[night[enter]] <= last_in:
             for c in range(n_cols):
-                size[c] = _add(buf[c], size[c], values[enter, c])
+                size[c] = _add(buf[c], size[c], values[enter - g0, c])
             enter += 1
-        j += 1
-        count[j] = size[0]
+        # only the statistics this night takes from this device's baseline
+        sleep_device = sources[0, night[i]]
+        if sleep_device == device[i]:
+            count[out] = size[0]
         for c in range(n_cols):
+            follows = sources[column_source[c], night[i]]
+            if follows < 0:
+                follows = sleep_device
+            if follows != device[i]:
+                continue
             m = _median(buf[c], size[c])
-            med[j, c] = m
+            med[out, c] = m
             if mad_of[c]:
-                mad[j, c] = _mad(buf[c], size[c], m)
+                mad[out, c] = _mad(buf[c], size[c], m)
     return count, med, mad
 
 
-_POPCOUNT = np.array([bin(b).count("1") for b in range(256)], dtype=np.int64)
-
-
 @njit(cache=True)
-def context(group_start, day, travel_tonight, short_tonight, state, has_state, jet_lag_nights, popcount):
+def context(group_start, day, travel_tonight, short_tonight, jet_lag_nights):
     """Per row, person by person in night order: travel context (away from home or tagged travel tonight or
-    on one of the jet_lag_nights calendar nights before, among the rows read), the SRI day-pair agreement with
-    the calendar night before (share of the 1,440 minutes in the same state: 1 - popcount(xor) / 1440; NaN
-    without both states), and the first night of the short-sleep run the night belongs to (else its own)."""
+    on one of the jet_lag_nights calendar nights before, among the rows read), and the first night of the
+    short-sleep run the night belongs to (else its own)."""
     n_rows = day.shape[0]
     travel = np.zeros(n_rows, np.bool_)
-    pair = np.full(n_rows, NAN)
     run_start = np.empty(n_rows, np.int64)
     last_travel = 0
     seen_travel = False
@@ -196,15 +314,10 @@ def context(group_start, day, travel_tonight, short_tonight, state, has_state, j
             seen_travel = True
         travel[i] = seen_travel and day[i] - last_travel <= jet_lag_nights
         consecutive = (not group_start[i]) and day[i - 1] == day[i] - 1
-        if consecutive and has_state[i] and has_state[i - 1]:
-            differ = 0
-            for k in range(state.shape[1]):
-                differ += popcount[state[i, k] ^ state[i - 1, k]]
-            pair[i] = 1.0 - differ / 1440.0
         if not (short_tonight[i] and consecutive and short_tonight[i - 1]):
             start = day[i]
         run_start[i] = start
-    return travel, pair, run_start
+    return travel, run_start
 
 
 @njit(cache=True)
@@ -231,8 +344,9 @@ def _window_sum_sq(values, lo, hi):
 @njit(cache=True)
 def rolling(group_start, day, tst, bed, pair, mid_free, mid_work, waso_long, onset_long, ewma_valid, ewma_bed,
             ewma_mid, wanted, ewma_lambda, ewma_span_days):
-    """Per wanted row, over the same person's rows in the last 7 / 14 / 28 / ewma_span_days calendar days
-    (calendar-day windows ending at the row; SDs need 2 values, the EWMA a valid night). Columns, in order:
+    """Per wanted row, over the same group's rows (a person's nights from one device) in the last 7 / 14 / 28 /
+    ewma_span_days calendar days (calendar-day windows ending at the row; SDs need 2 values, the EWMA a valid
+    night). Columns, in order:
     var_nights, tst_sd_raw, bed_sd_raw, sri_pairs, sri_agreement, free_nights, work_nights, mid_free_med,
     mid_work_med, waso_long_nights_7n, onset_long_nights_7n, bedtime_ewma_min, midsleep_ewma_min; one row per
     wanted row, in order."""
@@ -341,8 +455,8 @@ def hrv_week(group_start, day, rmssd, ln_rmssd, wanted):
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# Driver: read the nights (night_signal_inputs.sql), derive what each window reads, run the kernels, and hand
-# back one Arrow table, a row per target night, for night_signals.sql to join.
+# Driver: from the nights read (night_signal_inputs.sql, sri_day_pairs.sql), derive what each window reads, run the
+# kernels, and hand back one Arrow table, a row per target night, for night_signals.sql to join.
 
 # The baseline's columns in kernel order: (feature, its source column, median's name, MAD's name or None). Each
 # value counts only toward the baseline of the device it came from.
@@ -360,10 +474,12 @@ BASELINE_COLUMNS = (
     ("midsleep_min", "sleep_source", "mid_med", None),
 )
 SOURCE_COLUMNS = ("sleep_source", "resting_hr_source", "hrv_source", "breathing_rate_source", "spo2_source")
-# Tonight's statistic comes from the baseline of the device that gave tonight's value, or, with no value
-# tonight, of the device whose sleep counts (baseline_valid_nights and warm-up follow the sleep source).
-_STATISTIC_SOURCE = {"baseline_valid_nights": "sleep_source"} | {
-    name: src for _, src, med, mad in BASELINE_COLUMNS for name in (med, mad) if name}
+# Each column's data type (a row of the source codes), and which columns have a MAD: the baselines kernel's view
+# of BASELINE_COLUMNS. Tonight's statistic comes from the baseline of the device that gave tonight's value, or,
+# with no value tonight, of the device whose sleep counts (baseline_valid_nights and warm-up follow the sleep
+# source).
+_COLUMN_SOURCE = np.array([SOURCE_COLUMNS.index(src) for _, src, _, _ in BASELINE_COLUMNS], dtype=np.int64)
+_HAS_MAD = np.array([mad is not None for *_, mad in BASELINE_COLUMNS])
 
 ROLLING_COLUMNS = ("var_nights", "tst_sd_raw", "bed_sd_raw", "sri_pairs", "sri_agreement", "free_nights",
                    "work_nights", "mid_free_med", "mid_work_med", "waso_long_nights_7n", "onset_long_nights_7n",
@@ -373,11 +489,25 @@ _COUNT_COLUMNS = {"var_nights", "sri_pairs", "free_nights", "work_nights", "waso
 _BOOL_COLUMNS = {"travel_context", "usable", "baseline_excluded"}
 
 
+# night_signal_inputs.sql numbers days from 2000-01-01, Arrow's dates count them from 1970-01-01
+_DAY_NUMBER_EPOCH = (date(2000, 1, 1) - date(1970, 1, 1)).days
+
+
 def _floats(table, name: str) -> np.ndarray:
     """An Arrow column as float64 with NaN for NULL."""
     import pyarrow.compute as pc
 
     return pc.fill_null(table.column(name).cast("double"), np.nan).to_numpy()
+
+
+def _float_columns(table, names) -> tuple[np.ndarray, ...]:
+    """The named columns as a tuple of float64 arrays (NaN for NULL), all read-only, so that a kernel sees one
+    array type (a tuple it can index by column) whether or not a column needed a copy. Not one 2-D array: a copy
+    into it cost more (fresh pages for 11 x 700k values at 10k people) than the kernel that reads it."""
+    columns = tuple(_floats(table, name) for name in names)
+    for column in columns:
+        column.flags.writeable = False
+    return columns
 
 
 def _bools(table, name: str, null: bool = False) -> np.ndarray:
@@ -386,18 +516,17 @@ def _bools(table, name: str, null: bool = False) -> np.ndarray:
     return pc.fill_null(table.column(name), null).to_numpy(zero_copy_only=False)
 
 
-def _codes(table, names: tuple[str, ...]) -> tuple[np.ndarray, ...]:
-    """The named string columns as integer codes over one shared dictionary (-1 for NULL)."""
+def _codes(table, names: tuple[str, ...]) -> np.ndarray:
+    """The named string columns as integer codes over one shared dictionary (-1 for NULL), a row per name."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
     n = table.num_rows
-    joined = pa.chunked_array([table.column(c).combine_chunks() for c in names]) if n else None
-    if joined is None:
-        return tuple(np.empty(0, np.int64) for _ in names)
+    if n == 0:
+        return np.empty((len(names), 0), np.int64)
+    joined = pa.chunked_array([table.column(c).combine_chunks() for c in names])
     encoded = pc.dictionary_encode(joined).combine_chunks()
-    codes = pc.fill_null(encoded.indices, -1).to_numpy().astype(np.int64)
-    return tuple(codes[k * n:(k + 1) * n] for k in range(len(names)))
+    return pc.fill_null(encoded.indices, -1).to_numpy().astype(np.int64).reshape(len(names), n)
 
 
 def _starts(*keys: np.ndarray) -> np.ndarray:
@@ -419,159 +548,115 @@ def _last_device(group_start: np.ndarray, source: np.ndarray) -> np.ndarray:
     return np.where(last_with_source >= group_first, source[np.maximum(last_with_source, 0)], -1)
 
 
-def _state_bytes(table) -> tuple[np.ndarray, np.ndarray]:
-    """The 1,440-minute sleep states as a (rows x 180) byte matrix, and which rows have one (read from the
-    Arrow buffers: a Python object per row costs more than the whole kernel)."""
-    import pyarrow.compute as pc
-
-    column = table.column("sleep_state_bytes").combine_chunks()
-    has = pc.fill_null(pc.equal(pc.binary_length(column), 180), False).to_numpy(zero_copy_only=False)
-    state = np.zeros((len(column), 180), dtype=np.uint8)
-    if has.any():
-        offsets = np.frombuffer(column.buffers()[1], dtype=np.int32)[column.offset:column.offset + len(column) + 1]
-        data = np.frombuffer(column.buffers()[2], dtype=np.uint8)
-        lengths = np.diff(offsets)
-        if np.all((lengths == 0) | (lengths == 180)):
-            # the states lie back to back in row order (a NULL takes no bytes)
-            state[has] = data[offsets[0]:offsets[-1]].reshape(-1, 180)
-        else:  # a state of another length (never written by nightly_features.sql) does not count
-            for r in np.flatnonzero(has):
-                state[r] = data[offsets[r]:offsets[r] + 180]
-    return state, has
+def _pairs_by_row(day_pairs, person: np.ndarray, day: np.ndarray) -> np.ndarray:
+    """The SRI day pairs placed on the rows of the nights they belong to (rows sorted by person and day; every
+    pair's night is among them), NaN elsewhere."""
+    row_key = person.astype(np.int64) << 32 | day
+    pair_key = day_pairs.column("person_index").to_numpy().astype(np.int64) << 32 | \
+        day_pairs.column("day_number").to_numpy().astype(np.int64)
+    pair = np.full(len(day), np.nan)
+    pair[np.searchsorted(row_key, pair_key)] = _floats(day_pairs, "sri_pair")
+    return pair
 
 
-def signal_windows(cur, sql: str, sql_params: dict[str, object], params: dict[str, object],
-                   read: list[int] | None = None) -> dict[str, object]:
-    """Read the nights for the targets and compute their windows; returns {"night_windows": Arrow table}, a row
-    per target night: its context (travel, short-sleep run), rolling windows, HRV week and baseline. `sql_params`:
-    the SQL's own parameters; `params`: every threshold. The number of nights read is appended to `read`."""
+def signal_windows(nights, day_pairs, params: dict[str, object]) -> dict[str, object]:
+    """Compute the windows of the target nights from the nights read for them (night_signal_inputs.sql, in
+    person and night order) and their SRI day pairs (sri_day_pairs.sql), both Arrow tables; returns
+    {"night_windows": Arrow table}, a row per target night (person_index, night_date): its context (travel,
+    short-sleep run), rolling windows, HRV week and baseline. `params`: every threshold."""
     import pyarrow as pa
 
-    t = cur.sql(sql, params=sql_params).to_arrow_table()
-    n = t.num_rows
-    if read is not None:
-        read.append(n)
-    person = _codes(t, ("person_id",))[0]
-    day = t.column("day_number").to_numpy().astype(np.int64)
-    target = _bools(t, "is_target")
-    valid = _bools(t, "valid_night")
-    tst = _floats(t, "tst_min")
+    person = nights.column("person_index").to_numpy()
+    day = nights.column("day_number").to_numpy().astype(np.int64)
+    target = _bools(nights, "is_target")
+    valid = _bools(nights, "valid_night")
+    tst = _floats(nights, "tst_min")
     short = valid & (tst < float(params["short_sleep_min"]))
-    state, has_state = _state_bytes(t)
     starts = _starts(person)
-    travel, pair, run_start = context(starts, day, _bools(t, "travel_tonight"), short, state, has_state,
-                                      int(params["jet_lag_nights"]), _POPCOUNT)
+    travel, run_start = context(starts, day, _bools(nights, "travel_tonight"), short, int(params["jet_lag_nights"]))
 
     # a run that was going before the first target began where the stored run of the night before says
-    first_target = t.column("first_target_day").to_numpy().astype(np.int64)
-    before = t.column("run_before_targets").to_numpy().astype(np.int64)
+    first_target = nights.column("first_target_day").to_numpy().astype(np.int64)
+    before = nights.column("run_before_targets").to_numpy().astype(np.int64)
     carried = (run_start < first_target) & (before > 0)
     run_start = np.where(carried, first_target - before, run_start)
     short_run = np.where(short, day - run_start + 1, 0)
 
     # what each window reads (NaN: does not count)
-    day_sleep_known = ~np.asarray(t.column("day_sleep").is_null().to_numpy(zero_copy_only=False))
-    day_sleep = _bools(t, "day_sleep")
+    day_sleep_known = ~np.asarray(nights.column("day_sleep").is_null().to_numpy(zero_copy_only=False))
+    day_sleep = _bools(nights, "day_sleep")
+    kind = np.where(day_sleep_known, day_sleep.astype(np.int64), NO_MAIN_SLEEP)
     usable = valid & ~travel
-    excluded = travel | _bools(t, "tag_illness") | _bools(t, "tag_travel") | _bools(t, "tag_on_call")
-    in_baseline = valid & ~excluded
-    bed, mid = _floats(t, "bedtime_min"), _floats(t, "midsleep_min")
-    night_sleep = valid & day_sleep_known & ~day_sleep
-    free = _bools(t, "free_day")
+    excluded = travel | _bools(nights, "tag_illness") | _bools(nights, "tag_travel") | _bools(nights, "tag_on_call")
+    bed, mid = _floats(nights, "bedtime_min"), _floats(nights, "midsleep_min")
+    night_sleep = valid & (kind == NIGHT_SLEEP)
+    free = _bools(nights, "free_day")
     long_min = float(params["continuity_long_min"])
-    sleep_src, rhr_src, hrv_src, br_src, spo2_src = _codes(t, SOURCE_COLUMNS)
-    # results are kept for the target rows only: slot[r] is target row r's place among them
+    # results are kept for the target rows only: slot[r] is target row r's place among them (-1: not a target)
     targets = np.flatnonzero(target)
-    slot = np.full(n, -1, dtype=np.int64)
+    slot = np.full(nights.num_rows, -1, dtype=np.int64)
     slot[targets] = np.arange(len(targets))
+    sources = _codes(nights, SOURCE_COLUMNS)  # data types x nights
+    sleep_src, hrv_src = sources[SOURCE_COLUMNS.index("sleep_source")], sources[SOURCE_COLUMNS.index("hrv_source")]
 
     # The rolling windows hold one device's nights, like the baselines: sleep time, timing and regularity are
     # measured by each device's own algorithm (a ring's night is not a watch's), so after a switch the spread, the
     # regularity and the drift start afresh rather than read the change of device as a change of sleep.
     # A night with no sleep follows the device of the person's last night with some.
     device = _last_device(starts, sleep_src)
-    # the rolling windows reach 27 days back from a target (ewma_span_days - 1 at most): only those rows
-    reach = max(27, int(params["ewma_span_days"]) - 1)
-    near = np.flatnonzero(day >= first_target - reach)
-    near = near[np.lexsort((day[near], device[near], person[near]))]
     # an SRI pair compares a night with the one before it: with two devices it compares their algorithms
-    same_device_pair = np.where(np.r_[False, (person[1:] == person[:-1]) & (day[1:] == day[:-1] + 1)]
-                                & (device != np.r_[-1, device[:-1]]), np.nan, pair)
-    rolling_out = np.full((len(targets), len(ROLLING_COLUMNS)), np.nan)
-    rolling_out[slot[near[target[near]]]] = rolling(
-        _starts(person[near], device[near]), day[near], np.where(valid, tst, np.nan)[near],
-        np.where(valid, bed, np.nan)[near], same_device_pair[near],
-        np.where(night_sleep & free, mid, np.nan)[near], np.where(night_sleep & ~free, mid, np.nan)[near],
-        (valid & (_floats(t, "waso_min") >= long_min)).astype(np.int64)[near],
-        (valid & (_floats(t, "onset_latency_min") >= long_min)).astype(np.int64)[near],
-        valid[near], bed[near], mid[near], target[near], float(params["ewma_lambda"]),
-        int(params["ewma_span_days"]))
+    pair = np.where(np.r_[False, (person[1:] == person[:-1]) & (day[1:] == day[:-1] + 1)]
+                    & (device != np.r_[-1, device[:-1]]), np.nan, _pairs_by_row(day_pairs, person, day))
+    inputs = (day, np.where(valid, tst, np.nan), np.where(valid, bed, np.nan), pair,
+              np.where(night_sleep & free, mid, np.nan), np.where(night_sleep & ~free, mid, np.nan),
+              (valid & (_floats(nights, "waso_min") >= long_min)).astype(np.int64),
+              (valid & (_floats(nights, "onset_latency_min") >= long_min)).astype(np.int64), valid, bed, mid, target)
+    device_start = starts | np.r_[True, device[1:] != device[:-1]]
+    if runs_are_groups(starts, device_start, device):
+        # each device's nights lie in one run (the usual case: one device, or a switch for good): the rows as
+        # read are grouped already, and the kernel skips those no target's window reaches (27 days back at most)
+        rolling_out = rolling(device_start, *inputs, float(params["ewma_lambda"]), int(params["ewma_span_days"]))
+    else:  # a person went back to an earlier device: its nights are gathered into one group
+        order = np.lexsort((day, device, person))
+        rolling_out = np.full((len(targets), len(ROLLING_COLUMNS)), np.nan)
+        rolling_out[slot[order[target[order]]]] = rolling(
+            _starts(person[order], device[order]), *(column[order] for column in inputs),
+            float(params["ewma_lambda"]), int(params["ewma_span_days"]))
 
     # the HRV week: one kind of sleep from one device, like the baseline it meets (6 days back from a target)
     hrv_key = np.where(hrv_src >= 0, hrv_src, sleep_src)
-    kind = np.where(day_sleep_known, day_sleep.astype(np.int64), 2)
     week = np.flatnonzero(day >= first_target - 6)
     order = week[np.lexsort((day[week], hrv_key[week], kind[week], person[week]))]
     hrv_out = np.full((len(targets), 3), np.nan)
     hrv_out[slot[order[target[order]]]] = hrv_week(
         _starts(person[order], kind[order], hrv_key[order]), day[order],
-        np.where(usable, _floats(t, "rmssd_ms"), np.nan)[order],
-        np.where(usable, _floats(t, "ln_rmssd"), np.nan)[order], target[order])
+        np.where(usable, _floats(nights, "rmssd_ms"), np.nan)[order],
+        np.where(usable, _floats(nights, "ln_rmssd"), np.nan)[order], target[order])
 
-    # baselines: one input row per night and device it holds values from (nights with no kind of sleep, no
-    # main sleep, are in no baseline and their own is empty), in order of person, kind, device and night
-    source_of = dict(zip(SOURCE_COLUMNS, (sleep_src, rhr_src, hrv_src, br_src, spo2_src)))
-    rows, devices = [], []
-    for k, name in enumerate(SOURCE_COLUMNS):
-        code = source_of[name]
-        keep = day_sleep_known & (code >= 0)
-        for earlier in SOURCE_COLUMNS[:k]:
-            keep &= code != source_of[earlier]
-        rows.append(np.flatnonzero(keep))
-        devices.append(code[keep])
-    row, device = np.concatenate(rows), np.concatenate(devices)
-    order = np.lexsort((day[row], device, kind[row], person[row]))
-    row, device = row[order], device[order]
-    values = np.column_stack([
-        np.where(in_baseline[row] & (source_of[src][row] == device), _floats(t, col)[row], np.nan)
-        for col, src, _, _ in BASELINE_COLUMNS]) if len(row) else np.empty((0, len(BASELINE_COLUMNS)))
-    count, med, mad = baselines(_starts(person[row], kind[row], device), day[row], np.ascontiguousarray(values),
-                                np.array([m is not None for *_, m in BASELINE_COLUMNS]), target[row],
+    # baselines: one input row per night and device it holds values from, grouped by person, kind and device;
+    # the kernel hands each target night the statistics of the device each of its values came from
+    night, device, group_start = baseline_rows(starts, kind, sources)
+    count, med, mad = baselines(group_start, night, device, day,
+                                _float_columns(nights, [col for col, *_ in BASELINE_COLUMNS]), _COLUMN_SOURCE,
+                                sources, valid & ~excluded, _HAS_MAD, slot, len(targets),
                                 int(params["baseline_end_days"]), int(params["baseline_span_days"]))
-    computed = {"baseline_valid_nights": count.astype(np.float64)}
-    for k, (_, _, med_name, mad_name) in enumerate(BASELINE_COLUMNS):
-        computed[med_name] = med[:, k]
-        if mad_name:
-            computed[mad_name] = mad[:, k]
-    # each target night's statistic from the input row of (that night, the device it follows): the kernel gave
-    # one result per target input row, in order; find each by its (night row, device) key
-    n_devices = int(max(device.max(initial=-1), sleep_src.max(initial=-1))) + 2
-    wanted_rows = target[row]
-    keys = row[wanted_rows] * n_devices + device[wanted_rows]
-    by_key = np.argsort(keys)
-    sorted_keys = keys[by_key]
-    nights = np.flatnonzero(target & day_sleep_known)
-    stats = {name: np.full(len(targets), np.nan) for name in _STATISTIC_SOURCE}
-    for name, src in _STATISTIC_SOURCE.items():
-        wanted_device = np.where(source_of[src] >= 0, source_of[src], sleep_src)[nights]
-        lookup = nights * n_devices + wanted_device
-        pos = np.minimum(np.searchsorted(sorted_keys, lookup), max(len(sorted_keys) - 1, 0))
-        found = (wanted_device >= 0) & (sorted_keys[pos] == lookup) if len(sorted_keys) else \
-            np.zeros(len(nights), dtype=np.bool_)
-        stats[name][slot[nights[found]]] = computed[name][by_key[pos[found]]]
-    stats["baseline_valid_nights"] = np.nan_to_num(stats["baseline_valid_nights"], nan=0.0)
 
     columns = {"travel_context": travel[targets], "usable": usable[targets], "baseline_excluded": excluded[targets],
-               "short_sleep_run_nights": short_run[targets].astype(np.float64)}
+               "short_sleep_run_nights": short_run[targets]}
     columns |= {name: rolling_out[:, k] for k, name in enumerate(ROLLING_COLUMNS)}
     columns |= {"hrv_nights": hrv_out[:, 0], "lnrmssd_7n_raw": hrv_out[:, 1], "rmssd_cv_raw": hrv_out[:, 2]}
-    columns |= stats
-    out = t.select(["person_id", "night_date"]).filter(pa.array(target))
+    columns["baseline_valid_nights"] = count
+    for k, (_, _, med_name, mad_name) in enumerate(BASELINE_COLUMNS):
+        columns[med_name] = med[:, k]
+        if mad_name:
+            columns[mad_name] = mad[:, k]
+    out = {"person_index": pa.array(person[targets]),
+           "night_date": pa.array((day[targets] + _DAY_NUMBER_EPOCH).astype(np.int32), type=pa.date32())}
     for name, v in columns.items():
         if name in _BOOL_COLUMNS:
-            out = out.append_column(name, pa.array(v.astype(np.bool_)))
+            out[name] = pa.array(v.astype(np.bool_))
         elif name in _COUNT_COLUMNS:
-            out = out.append_column(name, pa.array(v.astype(np.int64)))
+            out[name] = pa.array(v.astype(np.int64))
         else:
-            out = out.append_column(name, pa.array(v, mask=np.isnan(v)))
-    return {"night_windows": out}
+            out[name] = pa.array(v, mask=np.isnan(v))
+    return {"night_windows": pa.table(out)}

@@ -29,10 +29,16 @@ def test_baseline_medians_and_mads_equal_duckdb(wanted_from):
     rows = _random_groups(seed=wanted_from + 3)
     group = np.array([r[0] for r in rows])
     day = np.array([r[1] for r in rows], dtype=np.int32)
-    values = np.ascontiguousarray(np.array([[r[2], r[3]] for r in rows]))
+    values = np.array([[r[2], r[3]] for r in rows])
     starts = np.r_[True, group[1:] != group[:-1]]
     wanted = day >= wanted_from
-    count, med, mad = windows.baselines(starts, day, values, np.array([True, True]), wanted, 7, 60)
+    # one device, every night in baselines: each row is its own night, and every value counts
+    n = len(rows)
+    slot = np.where(wanted, np.cumsum(wanted) - 1, -1)
+    count, med, mad = windows.baselines(starts, np.arange(n), np.zeros(n, np.int64), day.astype(np.int64),
+                                        (values[:, 0].copy(), values[:, 1].copy()), np.zeros(2, np.int64),
+                                        np.zeros((1, n), np.int64), np.ones(n, np.bool_), np.array([True, True]),
+                                        slot, int(wanted.sum()), 7, 60)
 
     con = duckdb.connect()
     con.execute("CREATE TABLE t (g INTEGER, d INTEGER, a DOUBLE, b DOUBLE)")
@@ -92,3 +98,32 @@ def test_rolling_windows_equal_duckdb():
         assert (np.isnan(out[j, 1]) if sd14 is None else out[j, 1] == pytest.approx(sd14, rel=1e-12))
         assert (np.isnan(out[j, 7]) if med28 is None else out[j, 7] == med28)
         assert out[j, 9] == n7
+
+
+def test_baseline_rows_group_each_device_and_kind_and_a_night_takes_each_value_from_its_own_device():
+    """One person, nights alternating between two devices (sleep from device 0 or 1, HRV always from device 1),
+    one daytime sleep and one night without a main sleep: each (kind, device) pair is one baseline, and a night's
+    statistics come from the baseline of the device that gave that value."""
+    kind = np.array([0, 0, 0, 1, 2, 0, 0, 0])
+    sleep = np.array([0, 1, 0, 1, 0, 1, 0, 1])
+    hrv = np.full(8, 1)
+    sources = np.stack([sleep, hrv])
+    night, device, group_start = windows.baseline_rows(np.r_[True, np.zeros(7, np.bool_)], kind, sources)
+    # night sleep from device 0, night sleep from device 1, daytime sleep from device 1; the night without a
+    # main sleep (row 4) is in none
+    groups = np.split(np.c_[night, device], np.flatnonzero(group_start)[1:])
+    assert [g.tolist() for g in groups] == [
+        [[0, 0], [2, 0], [6, 0]],
+        [[0, 1], [1, 1], [2, 1], [5, 1], [6, 1], [7, 1]],
+        [[3, 1]],
+    ]
+    # features: sleep time (data type 0) and lnRMSSD (data type 1); a one-night frame ending the night before
+    day = np.arange(8, dtype=np.int64)
+    features = (100.0 + day, 1.0 + day / 10)
+    slot = np.where(day == 7, 0, -1)
+    count, med, _ = windows.baselines(group_start, night, device, day, features, np.array([0, 1]), sources,
+                                      np.ones(8, np.bool_), np.array([False, False]), slot, 1, 1, 2)
+    # night 7 (sleep from device 1): sleep time over device 1's nights 5-6 -> only night 5 (night 6 is device
+    # 0's); lnRMSSD over device 1's nights 5 and 6
+    assert count.tolist() == [1]
+    assert med[0].tolist() == [105.0, (1.5 + 1.6) / 2]

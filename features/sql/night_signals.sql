@@ -1,10 +1,11 @@
 -- night_signals: each night's rolling features, its comparison with the person's own usual, and the domain flags.
--- The last stage of the signal step (features/engine.py) for `signal_targets(person_id, first_night, last_night)`:
--- `night_windows` holds, for each target night, what features/windows.py computed from the nights read by
--- night_signal_inputs.sql: the travel context and short-sleep run, the rolling windows, the HRV week and the
--- baseline statistics (how each is defined: below and in windows.py). Only target rows are computed and kept.
--- The rules that look back at earlier nights' results (resting HR on consecutive nights, domain and illness
--- flags) read the nights before a person's first target from night_signals, where they are already final.
+-- The last stage of the signal step (features/engine.py) for `signal_targets(person_id, person_index, first_night,
+-- last_night)`: `night_windows` holds, for each target night (by person_index and night_date), what
+-- features/windows.py computed from the nights read by night_signal_inputs.sql: the travel context and short-sleep
+-- run, the rolling windows, the HRV week and the baseline statistics (how each is defined: below and in
+-- windows.py). Only target rows are computed and kept. The rules that look back at earlier nights' results
+-- (resting HR on consecutive nights, domain and illness flags) read the nights before a person's first target from
+-- night_signals, where they are already final.
 -- $first_target_night / $last_target_night: the targets' overall span (for skipping row groups).
 --
 -- Baseline (ours; Oura's long-term baseline is ~2 months): the usable nights of the same kind (night sleep /
@@ -40,15 +41,17 @@
 with
 
 targets as (
-    select person_id, first_night::date as first_night, last_night::date as last_night from signal_targets
+    select person_id, person_index, first_night::date as first_night, last_night::date as last_night
+    from signal_targets
 ),
 
 baselines as (
-    -- each target night's features beside its context, windows and baseline statistics (features/windows.py)
-    select f.* exclude (sleep_state_bits), t.first_night as first_target, w.* exclude (person_id, night_date)
+    -- each target night's features beside its context, windows and baseline statistics (features/windows.py,
+    -- which names a person by their place among the targets)
+    select f.* exclude (sleep_state_bits), t.first_night as first_target, w.* exclude (person_index, night_date)
     from nightly_features f
     join targets t on f.person_id = t.person_id and f.night_date between t.first_night and t.last_night
-    join night_windows w on w.person_id = f.person_id and w.night_date = f.night_date
+    join night_windows w on w.person_index = t.person_index and w.night_date = f.night_date
     where f.night_date between $first_target_night and $last_target_night
 ),
 
