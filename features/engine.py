@@ -6,6 +6,7 @@ The nightly cost grows with the new nights, not with the history: each step read
 
 from __future__ import annotations
 
+import gc
 import re
 from contextlib import contextmanager, suppress
 from collections.abc import Callable
@@ -159,6 +160,21 @@ def latest_nights(store: Store, person_ids: list[str], since: date | None = None
     return {r[0]: r[1] for r in rows}
 
 
+@contextmanager
+def _cyclic_gc_paused():
+    """Pause Python's cycle collector, then restore it as it was. A run holds a few objects per person (ranges,
+    target rows, result tuples) until it ends and makes no reference cycles; at 10k people they were enough to
+    set off a full collection of every object in the process in every run (~90 ms of a 1.1 s nightly run, more in
+    a bigger process), which freed nothing. Freed by reference counting as usual, they leave no debt behind."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def compute_features(
     store: Store, touched: dict[str, NightRange], thresholds: Thresholds = Thresholds()
 ) -> FeatureRun:
@@ -168,7 +184,7 @@ def compute_features(
         return FeatureRun(0, 0, 0)
     params = thresholds.sql_params() | {"read_from_days": thresholds.signal_lookback_days,
                                           "flag_reach_days": thresholds.flag_reach_days}
-    with _engine_settings(store, ENGINE_SETTINGS):
+    with _cyclic_gc_paused(), _engine_settings(store, ENGINE_SETTINGS):
         # A night's noon-to-noon sleep-state window (SRI) holds the afternoon of the night before, so a
         # touched night also changes the next night's features.
         feature_ranges = {pid: NightRange(r.first, r.last + timedelta(days=1)) for pid, r in touched.items()}
