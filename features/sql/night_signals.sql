@@ -48,7 +48,8 @@ targets as (
 baselines as (
     -- each target night's features beside its context, windows and baseline statistics (features/windows.py,
     -- which names a person by their place among the targets)
-    select f.* exclude (sleep_state_bits), t.first_night as first_target, w.* exclude (person_index, night_date)
+    select f.* exclude (sleep_state_bits), t.person_index, t.first_night as first_target,
+        w.* exclude (person_index, night_date)
     from nightly_features f
     join targets t on f.person_id = t.person_id and f.night_date between t.first_night and t.last_night
     join night_windows w on w.person_index = t.person_index and w.night_date = f.night_date
@@ -86,7 +87,7 @@ scored as (
 -- them from night_signals, as far back as the lookback allows row windows over comparable nights to reach
 -- ($flag_reach_days: Thresholds.flag_reach_days); a rebuild has none.
 stored_before as (
-    select s.person_id, s.night_date, s.resting_hr_delta_bpm,
+    select t.person_index, s.night_date, t.first_night as first_target, s.resting_hr_delta_bpm,
         s.valid_night and not s.travel_context and not s.warming_up as comparable,
         s.sleep_deviates, s.recovery_deviates, s.illness_deviates,
         (coalesce(f.skin_temp_deviation_c >= $skin_temp_delta_c, false)::int
@@ -102,17 +103,19 @@ stored_before as (
 ),
 
 rhr_chain as (
-    -- the night before's resting-HR rule, whether that night is a target or stored
-    select person_id, night_date,
+    -- the night before's resting-HR rule, whether that night is a target or stored; of the stored nights only the
+    -- one before the first target can be it (an older one is not the night before: it reads as no night)
+    select person_index, night_date,
         lag(resting_hr_delta_bpm >= $rhr_delta_bpm) over by_night as prev_rhr_elevated,
         lag(night_date) over by_night as prev_night,
         is_target
     from (
-        select person_id, night_date, resting_hr_delta_bpm, true as is_target from scored
+        select person_index, night_date, resting_hr_delta_bpm, true as is_target from scored
         union all
-        select person_id, night_date, resting_hr_delta_bpm, false from stored_before
+        select person_index, night_date, resting_hr_delta_bpm, false from stored_before
+        where night_date = first_target - 1
     )
-    window by_night as (partition by person_id order by night_date)
+    window by_night as (partition by person_index order by night_date)
     qualify is_target
 ),
 
@@ -129,7 +132,7 @@ banded as (
         bedtime_ewma_min - bed_med as bedtime_drift_min,
         midsleep_ewma_min - mid_med as midsleep_drift_min
     from scored
-    join rhr_chain using (person_id, night_date)
+    join rhr_chain using (person_index, night_date)
 ),
 
 calibrated as (
@@ -173,17 +176,17 @@ deviations as (
 ),
 
 flag_rows as (
-    select person_id, night_date, comparable, sleep_deviates, recovery_deviates, illness_deviates, illness_two_signs,
-        tag_illness
+    select person_index, night_date, first_target, comparable, sleep_deviates, recovery_deviates, illness_deviates,
+        illness_two_signs, tag_illness
     from deviations
     union all
-    select person_id, night_date, comparable, sleep_deviates, recovery_deviates, illness_deviates, illness_two_signs,
-        tag_illness
+    select person_index, night_date, first_target, comparable, sleep_deviates, recovery_deviates, illness_deviates,
+        illness_two_signs, tag_illness
     from stored_before
 ),
 
 flags as (
-    select person_id, night_date,
+    select person_index, night_date,
         -- a flag marks the present: the night itself deviates, and did on >= $flag_min_nights of the last
         -- $flag_window_nights (with $flag_needs_tonight; without it a night back in range stays flagged)
         (not $flag_needs_tonight or coalesce(sleep_deviates, false))
@@ -198,17 +201,19 @@ flags as (
     from flag_rows
     where comparable
     window
-        last_n as (partition by person_id order by night_date rows between $flag_window_nights - 1 preceding and current row),
-        last_strong as (partition by person_id order by night_date
+        last_n as (partition by person_index order by night_date rows between $flag_window_nights - 1 preceding and current row),
+        last_strong as (partition by person_index order by night_date
                         rows between $strong_window_nights - 1 preceding and current row)
 ),
 
 illness as (
-    select person_id, night_date,
+    -- (stored nights older than a window of days before the first target are in no target's window)
+    select person_index, night_date,
         sum(coalesce(illness_deviates, false)::int) over last_illness >= $illness_min_nights
             or bool_or(illness_two_signs or tag_illness) over last_illness as illness_flag
     from flag_rows
-    window last_illness as (partition by person_id order by night_date
+    where night_date > first_target - $illness_window_days
+    window last_illness as (partition by person_index order by night_date
                             range between $illness_window_days - 1 preceding and current row)
 ),
 
@@ -230,8 +235,8 @@ final as (
         coalesce(f.recovery_strong_flag, false) as recovery_strong_flag,
         coalesce(i.illness_flag, false) as illness_flag
     from deviations d
-    left join flags f using (person_id, night_date)
-    left join illness i using (person_id, night_date)
+    left join flags f using (person_index, night_date)
+    left join illness i using (person_index, night_date)
 )
 
 select * from final
