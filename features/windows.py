@@ -23,7 +23,7 @@ from __future__ import annotations
 from datetime import date
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 NAN = np.nan
 
@@ -204,42 +204,19 @@ def _group_values(features, column_source, sources, in_baseline, night, device, 
 
 
 @njit(cache=True)
-def baselines(group_start, night, device, day, features, column_source, sources, in_baseline, mad_of, slot, n_out,
-              end_days, span_days):
-    """Per input row k (night[k] from device[k], rows as baseline_rows gives them) of a wanted night (slot[night]
-    >= 0: its output row), over the same group's rows whose day lies in [day - end_days - span_days + 1,
-    day - end_days]: the median of every column of `features` (a tuple of columns over the nights: no copy of
-    them is made) and the MAD of the columns with mad_of[c], each value counted as _group_values says, and the
-    count of column 0's values. A night takes each column's statistics from the baseline of the device its value
-    came from (the column's data type: column_source[c], a row of `sources`), or with no value from the device of
-    its sleep (data type 0), and the count from its sleep device. Returns (count (n_out), medians, MADs (n_out x
-    columns); 0 or NaN where none)."""
-    n_rows = night.shape[0]
+def _baseline_group(g0, g_end, night, device, day, features, column_source, sources, in_baseline, mad_of, slot,
+                    end_days, span_days, buf, size, values, count, med, mad):
+    """baselines for one group, input rows [g0, g_end): `buf`, `size` and `values` are scratch space (values holds
+    >= g_end - g0 rows)."""
     n_cols = len(features)
-    count = np.zeros(n_out, np.int64)
-    med = np.full((n_out, n_cols), NAN)
-    mad = np.full((n_out, n_cols), NAN)
-    buf = np.empty((n_cols, span_days + 1))
-    size = np.zeros(n_cols, np.int64)
-    values = np.empty((0, n_cols))  # the group's values, row k at k - g0
-    g0 = g_end = 0
+    size[:] = 0
     gathered = False
-    enter = leave = 0  # rows [leave, enter) are inside the window
-    for i in range(n_rows):
-        if group_start[i]:
-            g0 = i
-            g_end = i + 1
-            while g_end < n_rows and not group_start[g_end]:
-                g_end += 1
-            enter = leave = i
-            size[:] = 0
-            gathered = False
+    enter = leave = g0  # rows [leave, enter) are inside the window
+    for i in range(g0, g_end):
         out = slot[night[i]]
         if out < 0:
             continue
         if not gathered:  # a group without a wanted night is never gathered
-            if values.shape[0] < g_end - g0:
-                values = np.empty((2 * (g_end - g0), n_cols))
             _group_values(features, column_source, sources, in_baseline, night, device, g0, g_end, values)
             gathered = True
         # slide to [day - end_days - span_days + 1, day - end_days]: rows that left go, rows never entered that
@@ -265,7 +242,7 @@ def baselines(group_start, night, device, day, features, column_source, sources,
                     v = values[k - g0, c]
                     if v == v:
                         # insertion into the sorted prefix (<= span_days values: at that size it beats numba's
-                        # sort, measured)
+                        # sort and a quickselect, measured)
                         p = m
                         while p > 0 and buf[c, p - 1] > v:
                             buf[c, p] = buf[c, p - 1]
@@ -292,6 +269,46 @@ def baselines(group_start, night, device, day, features, column_source, sources,
             med[out, c] = m
             if mad_of[c]:
                 mad[out, c] = _mad(buf[c], size[c], m)
+
+
+# Blocks of groups the baselines kernel shares out among the cores: enough to balance a few cores (a block's groups
+# differ in size), few enough that each block's scratch space is allocated rarely.
+_BASELINE_BLOCKS = 64
+
+
+@njit(cache=True, parallel=True)
+def baselines(group_start, night, device, day, features, column_source, sources, in_baseline, mad_of, slot, n_out,
+              end_days, span_days):
+    """Per input row k (night[k] from device[k], rows as baseline_rows gives them) of a wanted night (slot[night]
+    >= 0: its output row), over the same group's rows whose day lies in [day - end_days - span_days + 1,
+    day - end_days]: the median of every column of `features` (a tuple of columns over the nights: no copy of
+    them is made) and the MAD of the columns with mad_of[c], each value counted as _group_values says, and the
+    count of column 0's values. A night takes each column's statistics from the baseline of the device its value
+    came from (the column's data type: column_source[c], a row of `sources`), or with no value from the device of
+    its sleep (data type 0), and the count from its sleep device. Returns (count (n_out), medians, MADs (n_out x
+    columns); 0 or NaN where none). Groups are independent and write disjoint results, so blocks of them run on
+    all cores (the sorts of the 60-night frames are most of a nightly run's kernel time)."""
+    n_cols = len(features)
+    count = np.zeros(n_out, np.int64)
+    med = np.full((n_out, n_cols), NAN)
+    mad = np.full((n_out, n_cols), NAN)
+    firsts = np.flatnonzero(group_start)
+    n_groups = firsts.shape[0]
+    ends = np.empty(n_groups, np.int64)
+    ends[:-1] = firsts[1:]
+    if n_groups:
+        ends[-1] = night.shape[0]
+    longest = 0
+    for g in range(n_groups):
+        longest = max(longest, ends[g] - firsts[g])
+    n_blocks = min(n_groups, _BASELINE_BLOCKS)
+    for b in prange(n_blocks):
+        buf = np.empty((n_cols, span_days + 1))
+        size = np.zeros(n_cols, np.int64)
+        values = np.empty((longest, n_cols))  # the group's values, row k at k - g0
+        for g in range(b * n_groups // n_blocks, (b + 1) * n_groups // n_blocks):
+            _baseline_group(firsts[g], ends[g], night, device, day, features, column_source, sources, in_baseline,
+                            mad_of, slot, end_days, span_days, buf, size, values, count, med, mad)
     return count, med, mad
 
 
@@ -473,6 +490,8 @@ BASELINE_COLUMNS = (
     ("bedtime_min", "sleep_source", "bed_med", None),
     ("midsleep_min", "sleep_source", "mid_med", None),
 )
+# Each data type's device, read as a code (night_signal_inputs.sql: a device's place among those named in the
+# span read; -1 for none): codes are only ever compared with each other.
 SOURCE_COLUMNS = ("sleep_source", "resting_hr_source", "hrv_source", "breathing_rate_source", "spo2_source")
 # Each column's data type (a row of the source codes), and which columns have a MAD: the baselines kernel's view
 # of BASELINE_COLUMNS. Tonight's statistic comes from the baseline of the device that gave tonight's value, or,
