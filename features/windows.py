@@ -107,6 +107,20 @@ def _mad(buf, n, med):
 
 
 @njit(cache=True)
+def last_device(group_start, source):
+    """Each row's source code or, where it has none (-1), the last earlier one in its group (-1 before any)."""
+    device = np.empty(source.shape[0], np.int64)
+    last = -1
+    for i in range(source.shape[0]):
+        if group_start[i]:
+            last = -1
+        if source[i] >= 0:
+            last = source[i]
+        device[i] = last
+    return device
+
+
+@njit(cache=True)
 def runs_are_groups(group_start, run_start, key):
     """Whether, within each group, every value of `key` (>= -1) lies in one run (runs start at run_start): then
     the rows as they are form the (group, key) groups, with no reordering."""
@@ -513,10 +527,20 @@ _DAY_NUMBER_EPOCH = (date(2000, 1, 1) - date(1970, 1, 1)).days
 
 
 def _floats(table, name: str) -> np.ndarray:
-    """An Arrow column as float64 with NaN for NULL."""
+    """An Arrow column as float64 with NaN for NULL (night_signal_inputs.sql writes NaN for NULL already: then
+    only DuckDB's batches are joined)."""
+    import pyarrow as pa
     import pyarrow.compute as pc
 
-    return pc.fill_null(table.column(name).cast("double"), np.nan).to_numpy()
+    column = table.column(name)
+    if column.null_count or column.type != pa.float64():
+        column = pc.fill_null(column.cast(pa.float64()), np.nan)
+    return column.to_numpy()
+
+
+def _ints(table, name: str) -> np.ndarray:
+    """An integer Arrow column without NULLs, in its own width."""
+    return table.column(name).to_numpy()
 
 
 def _float_columns(table, names) -> tuple[np.ndarray, ...]:
@@ -535,19 +559,6 @@ def _bools(table, name: str, null: bool = False) -> np.ndarray:
     return pc.fill_null(table.column(name), null).to_numpy(zero_copy_only=False)
 
 
-def _codes(table, names: tuple[str, ...]) -> np.ndarray:
-    """The named string columns as integer codes over one shared dictionary (-1 for NULL), a row per name."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    n = table.num_rows
-    if n == 0:
-        return np.empty((len(names), 0), np.int64)
-    joined = pa.chunked_array([table.column(c).combine_chunks() for c in names])
-    encoded = pc.dictionary_encode(joined).combine_chunks()
-    return pc.fill_null(encoded.indices, -1).to_numpy().astype(np.int64).reshape(len(names), n)
-
-
 def _starts(*keys: np.ndarray) -> np.ndarray:
     """Where a run of equal keys begins (the rows are sorted by them)."""
     n = len(keys[0])
@@ -559,20 +570,11 @@ def _starts(*keys: np.ndarray) -> np.ndarray:
     return starts
 
 
-def _last_device(group_start: np.ndarray, source: np.ndarray) -> np.ndarray:
-    """Each row's source code or, where it has none (-1), the last earlier one in its group (-1 before any)."""
-    rows = np.arange(len(source))
-    last_with_source = np.maximum.accumulate(np.where(source >= 0, rows, -1))
-    group_first = np.maximum.accumulate(np.where(group_start, rows, 0))
-    return np.where(last_with_source >= group_first, source[np.maximum(last_with_source, 0)], -1)
-
-
 def _pairs_by_row(day_pairs, person: np.ndarray, day: np.ndarray) -> np.ndarray:
     """The SRI day pairs placed on the rows of the nights they belong to (rows sorted by person and day; every
     pair's night is among them), NaN elsewhere."""
     row_key = person.astype(np.int64) << 32 | day
-    pair_key = day_pairs.column("person_index").to_numpy().astype(np.int64) << 32 | \
-        day_pairs.column("day_number").to_numpy().astype(np.int64)
+    pair_key = _ints(day_pairs, "person_index").astype(np.int64) << 32 | _ints(day_pairs, "day_number")
     pair = np.full(len(day), np.nan)
     pair[np.searchsorted(row_key, pair_key)] = _floats(day_pairs, "sri_pair")
     return pair
@@ -585,8 +587,8 @@ def signal_windows(nights, day_pairs, params: dict[str, object]) -> dict[str, ob
     short-sleep run), rolling windows, HRV week and baseline. `params`: every threshold."""
     import pyarrow as pa
 
-    person = nights.column("person_index").to_numpy()
-    day = nights.column("day_number").to_numpy().astype(np.int64)
+    person = _ints(nights, "person_index")
+    day = _ints(nights, "day_number")
     target = _bools(nights, "is_target")
     valid = _bools(nights, "valid_night")
     tst = _floats(nights, "tst_min")
@@ -595,8 +597,8 @@ def signal_windows(nights, day_pairs, params: dict[str, object]) -> dict[str, ob
     travel, run_start = context(starts, day, _bools(nights, "travel_tonight"), short, int(params["jet_lag_nights"]))
 
     # a run that was going before the first target began where the stored run of the night before says
-    first_target = nights.column("first_target_day").to_numpy().astype(np.int64)
-    before = nights.column("run_before_targets").to_numpy().astype(np.int64)
+    first_target = _ints(nights, "first_target_day")
+    before = _ints(nights, "run_before_targets")
     carried = (run_start < first_target) & (before > 0)
     run_start = np.where(carried, first_target - before, run_start)
     short_run = np.where(short, day - run_start + 1, 0)
@@ -615,14 +617,14 @@ def signal_windows(nights, day_pairs, params: dict[str, object]) -> dict[str, ob
     targets = np.flatnonzero(target)
     slot = np.full(nights.num_rows, -1, dtype=np.int64)
     slot[targets] = np.arange(len(targets))
-    sources = _codes(nights, SOURCE_COLUMNS)  # data types x nights
+    sources = np.stack([_ints(nights, name) for name in SOURCE_COLUMNS])  # device codes, data types x nights
     sleep_src, hrv_src = sources[SOURCE_COLUMNS.index("sleep_source")], sources[SOURCE_COLUMNS.index("hrv_source")]
 
     # The rolling windows hold one device's nights, like the baselines: sleep time, timing and regularity are
     # measured by each device's own algorithm (a ring's night is not a watch's), so after a switch the spread, the
     # regularity and the drift start afresh rather than read the change of device as a change of sleep.
     # A night with no sleep follows the device of the person's last night with some.
-    device = _last_device(starts, sleep_src)
+    device = last_device(starts, sleep_src)
     # an SRI pair compares a night with the one before it: with two devices it compares their algorithms
     pair = np.where(np.r_[False, (person[1:] == person[:-1]) & (day[1:] == day[:-1] + 1)]
                     & (device != np.r_[-1, device[:-1]]), np.nan, _pairs_by_row(day_pairs, person, day))

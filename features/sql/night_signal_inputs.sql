@@ -24,6 +24,26 @@ runs_before as (
     from night_signals s
     join targets t on s.person_id = t.person_id and s.night_date = t.first_night - 1
     where s.night_date between $first_target_night - 1 and $last_target_night
+),
+
+devices as (
+    -- every device named in the span read (each column's distinct values: a few ms): the nights carry each source
+    -- as its place in this list (from 0; -1: none), a small integer instead of a string in every row the read sorts
+    -- and hands over, and that the kernels compare
+    select list(source order by source) as names
+    from (
+        select sleep_source as source from nightly_features
+        where night_date between $first_target_night - $read_from_days and $last_target_night
+        union select resting_hr_source from nightly_features
+        where night_date between $first_target_night - $read_from_days and $last_target_night
+        union select hrv_source from nightly_features
+        where night_date between $first_target_night - $read_from_days and $last_target_night
+        union select breathing_rate_source from nightly_features
+        where night_date between $first_target_night - $read_from_days and $last_target_night
+        union select spo2_source from nightly_features
+        where night_date between $first_target_night - $read_from_days and $last_target_night
+    )
+    where source is not null
 )
 
 select t.person_index, (t.first_night - date '2000-01-01')::integer as first_target_day,
@@ -31,14 +51,25 @@ select t.person_index, (t.first_night - date '2000-01-01')::integer as first_tar
     f.night_date >= t.first_night as is_target,
     f.away_from_home or f.tag_travel as travel_tonight,
     f.valid_night, f.day_sleep, f.free_day, f.tag_illness, f.tag_travel, f.tag_on_call,
-    f.tst_min, f.efficiency_pct, f.waso_min, f.onset_latency_min, f.awakenings_count::double as awakenings_count,
-    f.resting_hr_bpm, f.ln_rmssd, f.rmssd_ms, f.breathing_rate_brpm, f.spo2_avg_pct, f.bedtime_min, f.midsleep_min,
-    f.sleep_source, f.resting_hr_source, f.hrv_source, f.breathing_rate_source, f.spo2_source,
+    -- measurements with NaN for NULL, what the kernels count as no value (Python has no NULLs to fill)
+    coalesce(f.tst_min, 'nan') as tst_min, coalesce(f.efficiency_pct, 'nan') as efficiency_pct,
+    coalesce(f.waso_min, 'nan') as waso_min, coalesce(f.onset_latency_min, 'nan') as onset_latency_min,
+    coalesce(f.awakenings_count::double, 'nan') as awakenings_count,
+    coalesce(f.resting_hr_bpm, 'nan') as resting_hr_bpm, coalesce(f.ln_rmssd, 'nan') as ln_rmssd,
+    coalesce(f.rmssd_ms, 'nan') as rmssd_ms, coalesce(f.breathing_rate_brpm, 'nan') as breathing_rate_brpm,
+    coalesce(f.spo2_avg_pct, 'nan') as spo2_avg_pct, coalesce(f.bedtime_min, 'nan') as bedtime_min,
+    coalesce(f.midsleep_min, 'nan') as midsleep_min,
+    coalesce(list_position(d.names, f.sleep_source) - 1, -1)::smallint as sleep_source,
+    coalesce(list_position(d.names, f.resting_hr_source) - 1, -1)::smallint as resting_hr_source,
+    coalesce(list_position(d.names, f.hrv_source) - 1, -1)::smallint as hrv_source,
+    coalesce(list_position(d.names, f.breathing_rate_source) - 1, -1)::smallint as breathing_rate_source,
+    coalesce(list_position(d.names, f.spo2_source) - 1, -1)::smallint as spo2_source,
     coalesce(r.run_before_targets, 0) as run_before_targets
 from nightly_features f
 join targets t on f.person_id = t.person_id
     and f.night_date between t.first_night - $read_from_days and t.last_night
 left join runs_before r on r.person_id = f.person_id
+cross join devices d
 -- the same span as constants, so DuckDB skips row groups by their min/max
 where f.night_date between $first_target_night - $read_from_days and $last_target_night
 order by t.person_index, f.night_date
