@@ -20,6 +20,7 @@ from two devices is in two baselines), so no per-baseline copy of the nights is 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date
 
 import numpy as np
@@ -580,99 +581,124 @@ def _pairs_by_row(day_pairs, person: np.ndarray, day: np.ndarray) -> np.ndarray:
     return pair
 
 
-def signal_windows(nights, day_pairs, params: dict[str, object]) -> dict[str, object]:
-    """Compute the windows of the target nights from the nights read for them (night_signal_inputs.sql, in
-    person and night order) and their SRI day pairs (sri_day_pairs.sql), both Arrow tables; returns
-    {"night_windows": Arrow table}, a row per target night (person_index, night_date): its context (travel,
-    short-sleep run), rolling windows, HRV week and baseline. `params`: every threshold."""
-    import pyarrow as pa
+@dataclass(frozen=True)
+class _Nights:
+    """The nights read (night_signal_inputs.sql, an Arrow table in person and night order) and the arrays every
+    window needs: person, day, where each person's rows start, and the target rows. Results are kept for the
+    target rows only: slot[r] is target row r's place among them (-1: not a target)."""
 
-    person = _ints(nights, "person_index")
-    day = _ints(nights, "day_number")
-    target = _bools(nights, "is_target")
-    valid = _bools(nights, "valid_night")
-    tst = _floats(nights, "tst_min")
-    short = valid & (tst < float(params["short_sleep_min"]))
-    starts = _starts(person)
-    travel, run_start = context(starts, day, _bools(nights, "travel_tonight"), short, int(params["jet_lag_nights"]))
+    table: object
+    person: np.ndarray
+    day: np.ndarray
+    starts: np.ndarray
+    target: np.ndarray
+    targets: np.ndarray
+    slot: np.ndarray
 
-    # a run that was going before the first target began where the stored run of the night before says
-    first_target = _ints(nights, "first_target_day")
-    before = _ints(nights, "run_before_targets")
+    @classmethod
+    def of(cls, table) -> "_Nights":
+        person, target = _ints(table, "person_index"), _bools(table, "is_target")
+        targets = np.flatnonzero(target)
+        slot = np.full(table.num_rows, -1, dtype=np.int64)
+        slot[targets] = np.arange(len(targets))
+        return cls(table, person, _ints(table, "day_number"), _starts(person), target, targets, slot)
+
+    def floats(self, name: str) -> np.ndarray:
+        return _floats(self.table, name)
+
+    def bools(self, name: str) -> np.ndarray:
+        return _bools(self.table, name)
+
+    def ints(self, name: str) -> np.ndarray:
+        return _ints(self.table, name)
+
+
+def _short_sleep_runs(nights: _Nights, short: np.ndarray, run_start: np.ndarray) -> np.ndarray:
+    """Each night's short-sleep run length (0 for a night that is not short). A run that was going before the
+    first target began where the stored run of the night before says."""
+    first_target, before = nights.ints("first_target_day"), nights.ints("run_before_targets")
     carried = (run_start < first_target) & (before > 0)
     run_start = np.where(carried, first_target - before, run_start)
-    short_run = np.where(short, day - run_start + 1, 0)
+    return np.where(short, nights.day - run_start + 1, 0)
 
-    # what each window reads (NaN: does not count)
-    day_sleep_known = ~np.asarray(nights.column("day_sleep").is_null().to_numpy(zero_copy_only=False))
-    day_sleep = _bools(nights, "day_sleep")
-    kind = np.where(day_sleep_known, day_sleep.astype(np.int64), NO_MAIN_SLEEP)
-    usable = valid & ~travel
-    excluded = travel | _bools(nights, "tag_illness") | _bools(nights, "tag_travel") | _bools(nights, "tag_on_call")
-    bed, mid = _floats(nights, "bedtime_min"), _floats(nights, "midsleep_min")
-    night_sleep = valid & (kind == NIGHT_SLEEP)
-    free = _bools(nights, "free_day")
-    long_min = float(params["continuity_long_min"])
-    # results are kept for the target rows only: slot[r] is target row r's place among them (-1: not a target)
-    targets = np.flatnonzero(target)
-    slot = np.full(nights.num_rows, -1, dtype=np.int64)
-    slot[targets] = np.arange(len(targets))
-    sources = np.stack([_ints(nights, name) for name in SOURCE_COLUMNS])  # device codes, data types x nights
-    sleep_src, hrv_src = sources[SOURCE_COLUMNS.index("sleep_source")], sources[SOURCE_COLUMNS.index("hrv_source")]
 
-    # The rolling windows hold one device's nights, like the baselines: sleep time, timing and regularity are
-    # measured by each device's own algorithm (a ring's night is not a watch's), so after a switch the spread, the
-    # regularity and the drift start afresh rather than read the change of device as a change of sleep.
-    # A night with no sleep follows the device of the person's last night with some.
-    device = last_device(starts, sleep_src)
+def _rolling_windows(nights: _Nights, day_pairs, params: dict[str, object], valid: np.ndarray, tst: np.ndarray,
+                     kind: np.ndarray, sleep_src: np.ndarray) -> np.ndarray:
+    """The rolling windows of the target nights (ROLLING_COLUMNS), a row per target.
+
+    The rolling windows hold one device's nights, like the baselines: sleep time, timing and regularity are
+    measured by each device's own algorithm (a ring's night is not a watch's), so after a switch the spread, the
+    regularity and the drift start afresh rather than read the change of device as a change of sleep. A night with
+    no sleep follows the device of the person's last night with some."""
+    person, day, starts = nights.person, nights.day, nights.starts
+    sleep_device = last_device(starts, sleep_src)
     # an SRI pair compares a night with the one before it: with two devices it compares their algorithms
     pair = np.where(np.r_[False, (person[1:] == person[:-1]) & (day[1:] == day[:-1] + 1)]
-                    & (device != np.r_[-1, device[:-1]]), np.nan, _pairs_by_row(day_pairs, person, day))
+                    & (sleep_device != np.r_[-1, sleep_device[:-1]]), np.nan, _pairs_by_row(day_pairs, person, day))
+    bed, mid = nights.floats("bedtime_min"), nights.floats("midsleep_min")
+    night_sleep, free = valid & (kind == NIGHT_SLEEP), nights.bools("free_day")
+    long_min = float(params["continuity_long_min"])
     inputs = (day, np.where(valid, tst, np.nan), np.where(valid, bed, np.nan), pair,
               np.where(night_sleep & free, mid, np.nan), np.where(night_sleep & ~free, mid, np.nan),
-              (valid & (_floats(nights, "waso_min") >= long_min)).astype(np.int64),
-              (valid & (_floats(nights, "onset_latency_min") >= long_min)).astype(np.int64), valid, bed, mid, target)
-    device_start = starts | np.r_[True, device[1:] != device[:-1]]
-    if runs_are_groups(starts, device_start, device):
+              (valid & (nights.floats("waso_min") >= long_min)).astype(np.int64),
+              (valid & (nights.floats("onset_latency_min") >= long_min)).astype(np.int64), valid, bed, mid,
+              nights.target)
+    ewma = (float(params["ewma_lambda"]), int(params["ewma_span_days"]))
+    device_start = starts | np.r_[True, sleep_device[1:] != sleep_device[:-1]]
+    if runs_are_groups(starts, device_start, sleep_device):
         # each device's nights lie in one run (the usual case: one device, or a switch for good): the rows as
         # read are grouped already, and the kernel skips those no target's window reaches (27 days back at most)
-        rolling_out = rolling(device_start, *inputs, float(params["ewma_lambda"]), int(params["ewma_span_days"]))
-    else:  # a person went back to an earlier device: its nights are gathered into one group
-        order = np.lexsort((day, device, person))
-        rolling_out = np.full((len(targets), len(ROLLING_COLUMNS)), np.nan)
-        rolling_out[slot[order[target[order]]]] = rolling(
-            _starts(person[order], device[order]), *(column[order] for column in inputs),
-            float(params["ewma_lambda"]), int(params["ewma_span_days"]))
+        return rolling(device_start, *inputs, *ewma)
+    # a person went back to an earlier device: its nights are gathered into one group
+    order = np.lexsort((day, sleep_device, person))
+    out = np.full((len(nights.targets), len(ROLLING_COLUMNS)), np.nan)
+    out[nights.slot[order[nights.target[order]]]] = rolling(
+        _starts(person[order], sleep_device[order]), *(column[order] for column in inputs), *ewma)
+    return out
 
-    # the HRV week: one kind of sleep from one device, like the baseline it meets (6 days back from a target)
+
+def _hrv_weeks(nights: _Nights, usable: np.ndarray, kind: np.ndarray, sleep_src: np.ndarray,
+               hrv_src: np.ndarray) -> np.ndarray:
+    """The HRV week of the target nights (count, mean lnRMSSD, RMSSD CV), a row per target: one kind of sleep
+    from one device, like the baseline it meets (6 days back from a target)."""
+    person, day, target = nights.person, nights.day, nights.target
     hrv_key = np.where(hrv_src >= 0, hrv_src, sleep_src)
-    week = np.flatnonzero(day >= first_target - 6)
+    week = np.flatnonzero(day >= nights.ints("first_target_day") - 6)
     order = week[np.lexsort((day[week], hrv_key[week], kind[week], person[week]))]
-    hrv_out = np.full((len(targets), 3), np.nan)
-    hrv_out[slot[order[target[order]]]] = hrv_week(
+    out = np.full((len(nights.targets), 3), np.nan)
+    out[nights.slot[order[target[order]]]] = hrv_week(
         _starts(person[order], kind[order], hrv_key[order]), day[order],
-        np.where(usable, _floats(nights, "rmssd_ms"), np.nan)[order],
-        np.where(usable, _floats(nights, "ln_rmssd"), np.nan)[order], target[order])
+        np.where(usable, nights.floats("rmssd_ms"), np.nan)[order],
+        np.where(usable, nights.floats("ln_rmssd"), np.nan)[order], target[order])
+    return out
 
-    # baselines: one input row per night and device it holds values from, grouped by person, kind and device;
-    # the kernel hands each target night the statistics of the device each of its values came from
-    night, device, group_start = baseline_rows(starts, kind, sources)
-    count, med, mad = baselines(group_start, night, device, day,
-                                _float_columns(nights, [col for col, *_ in BASELINE_COLUMNS]), _COLUMN_SOURCE,
-                                sources, valid & ~excluded, _HAS_MAD, slot, len(targets),
+
+def _baseline_statistics(nights: _Nights, params: dict[str, object], kind: np.ndarray, sources: np.ndarray,
+                         in_baseline: np.ndarray) -> dict[str, np.ndarray]:
+    """The baseline statistics of the target nights by name (baseline_valid_nights, each median and MAD). One
+    input row per night and device it holds values from, grouped by person, kind and device; the kernel hands each
+    target night the statistics of the device each of its values came from."""
+    night, device, group_start = baseline_rows(nights.starts, kind, sources)
+    count, med, mad = baselines(group_start, night, device, nights.day,
+                                _float_columns(nights.table, [col for col, *_ in BASELINE_COLUMNS]),
+                                _COLUMN_SOURCE, sources, in_baseline, _HAS_MAD, nights.slot, len(nights.targets),
                                 int(params["baseline_end_days"]), int(params["baseline_span_days"]))
-
-    columns = {"travel_context": travel[targets], "usable": usable[targets], "baseline_excluded": excluded[targets],
-               "short_sleep_run_nights": short_run[targets]}
-    columns |= {name: rolling_out[:, k] for k, name in enumerate(ROLLING_COLUMNS)}
-    columns |= {"hrv_nights": hrv_out[:, 0], "lnrmssd_7n_raw": hrv_out[:, 1], "rmssd_cv_raw": hrv_out[:, 2]}
-    columns["baseline_valid_nights"] = count
+    stats = {"baseline_valid_nights": count}
     for k, (_, _, med_name, mad_name) in enumerate(BASELINE_COLUMNS):
-        columns[med_name] = med[:, k]
+        stats[med_name] = med[:, k]
         if mad_name:
-            columns[mad_name] = mad[:, k]
-    out = {"person_index": pa.array(person[targets]),
-           "night_date": pa.array((day[targets] + _DAY_NUMBER_EPOCH).astype(np.int32), type=pa.date32())}
+            stats[mad_name] = mad[:, k]
+    return stats
+
+
+def _night_windows_table(nights: _Nights, columns: dict[str, np.ndarray]):
+    """The target nights' results as the Arrow table night_signals.sql joins (person_index, night_date, ...):
+    counts as integers, flags as booleans, the rest as doubles with NULL for NaN."""
+    import pyarrow as pa
+
+    day = nights.day[nights.targets]
+    out = {"person_index": pa.array(nights.person[nights.targets]),
+           "night_date": pa.array((day + _DAY_NUMBER_EPOCH).astype(np.int32), type=pa.date32())}
     for name, v in columns.items():
         if name in _BOOL_COLUMNS:
             out[name] = pa.array(v.astype(np.bool_))
@@ -680,4 +706,32 @@ def signal_windows(nights, day_pairs, params: dict[str, object]) -> dict[str, ob
             out[name] = pa.array(v.astype(np.int64))
         else:
             out[name] = pa.array(v, mask=np.isnan(v))
-    return {"night_windows": pa.table(out)}
+    return pa.table(out)
+
+
+def signal_windows(table, day_pairs, params: dict[str, object]) -> dict[str, object]:
+    """Compute the windows of the target nights from the nights read for them (`table`: night_signal_inputs.sql,
+    in person and night order) and their SRI day pairs (sri_day_pairs.sql), both Arrow tables; returns
+    {"night_windows": Arrow table}, a row per target night (person_index, night_date): its context (travel,
+    short-sleep run), rolling windows, HRV week and baseline. `params`: every threshold."""
+    nights = _Nights.of(table)
+    valid, tst = nights.bools("valid_night"), nights.floats("tst_min")
+    short = valid & (tst < float(params["short_sleep_min"]))
+    travel, run_start = context(nights.starts, nights.day, nights.bools("travel_tonight"), short,
+                                int(params["jet_lag_nights"]))
+    day_sleep_known = ~np.asarray(table.column("day_sleep").is_null().to_numpy(zero_copy_only=False))
+    kind = np.where(day_sleep_known, nights.bools("day_sleep").astype(np.int64), NO_MAIN_SLEEP)
+    usable = valid & ~travel
+    excluded = travel | nights.bools("tag_illness") | nights.bools("tag_travel") | nights.bools("tag_on_call")
+    sources = np.stack([nights.ints(name) for name in SOURCE_COLUMNS])  # device codes, data types x nights
+    sleep_src, hrv_src = sources[SOURCE_COLUMNS.index("sleep_source")], sources[SOURCE_COLUMNS.index("hrv_source")]
+
+    targets = nights.targets
+    columns = {"travel_context": travel[targets], "usable": usable[targets], "baseline_excluded": excluded[targets],
+               "short_sleep_run_nights": _short_sleep_runs(nights, short, run_start)[targets]}
+    rolling_out = _rolling_windows(nights, day_pairs, params, valid, tst, kind, sleep_src)
+    columns |= {name: rolling_out[:, k] for k, name in enumerate(ROLLING_COLUMNS)}
+    hrv_out = _hrv_weeks(nights, usable, kind, sleep_src, hrv_src)
+    columns |= {"hrv_nights": hrv_out[:, 0], "lnrmssd_7n_raw": hrv_out[:, 1], "rmssd_cv_raw": hrv_out[:, 2]}
+    columns |= _baseline_statistics(nights, params, kind, sources, valid & ~excluded)
+    return {"night_windows": _night_windows_table(nights, columns)}
