@@ -9,6 +9,7 @@ from __future__ import annotations
 import gc
 import re
 from contextlib import contextmanager, suppress
+from functools import cache
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -28,6 +29,23 @@ _PARAM = re.compile(r"\$([a-z][a-z0-9_]*)")
 
 def load_sql(name: str) -> str:
     return resources.files("features").joinpath("sql", f"{name}.sql").read_text(encoding="utf-8")
+
+
+@cache
+def minute_mask_bytes():
+    """For every minute m of the 1,440-minute noon-to-noon window (m = 0..1440): from_m, ones from minute m to the
+    end, and before_m, ones before minute m, as 180 bytes each, minute 0 the first byte's highest bit (DuckDB's
+    BIT order): the masks nightly_features.sql ORs a night's sleep state from. An Arrow table (m, from_m,
+    before_m), built once per process."""
+    import pyarrow as pa
+
+    m = np.arange(1441)[:, None]
+    minute = np.arange(1440)[None, :]
+    return pa.table({
+        "m": pa.array(np.arange(1441, dtype=np.int64)),
+        "from_m": pa.array([row.tobytes() for row in np.packbits(minute >= m, axis=1)], pa.binary()),
+        "before_m": pa.array([row.tobytes() for row in np.packbits(minute < m, axis=1)], pa.binary()),
+    })
 
 
 def _params_for(sql: str, values: dict[str, object]) -> dict[str, object]:
@@ -60,7 +78,7 @@ def _targets_df(ranges: dict[str, NightRange]) -> pd.DataFrame:
 
 
 def _replace_rows(store: Store, table: str, targets_name: str, targets: pd.DataFrame, sql: str,
-                  params: dict[str, object], lookups: dict[str, pd.DataFrame] | None = None,
+                  params: dict[str, object], lookups: dict[str, object] | None = None,
                   prepare: Callable[[duckdb.DuckDBPyConnection, dict[str, object]], dict[str, object]] | None = None
                   ) -> int:
     """Compute `sql` for the targets and replace exactly their rows of `table`. `lookups`: small tables the SQL
@@ -193,7 +211,8 @@ def compute_features(
         for chunk in _date_chunks(feature_ranges):
             feature_rows += _replace_rows(
                 store, "nightly_features", "feature_targets", _targets_df(chunk),
-                load_sql("nightly_features"), params, lookups={"default_source_rank": default_ranks()},
+                load_sql("nightly_features"), params,
+                lookups={"default_source_rank": default_ranks(), "minute_mask_bytes": minute_mask_bytes()},
             )
         crash_point("features")  # features written, signals not yet: a rerun must recompute both
         # a night before the first touched one cannot extend a signal range
