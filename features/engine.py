@@ -17,7 +17,8 @@ from importlib import resources
 
 import duckdb
 import numpy as np
-import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from storage.crash_points import crash_point
 from storage.store import NightRange, Store
@@ -37,8 +38,6 @@ def minute_mask_bytes():
     end, and before_m, ones before minute m, as 180 bytes each, minute 0 the first byte's highest bit (DuckDB's
     BIT order): the masks nightly_features.sql ORs a night's sleep state from. An Arrow table (m, from_m,
     before_m), built once per process."""
-    import pyarrow as pa
-
     m = np.arange(1441)[:, None]
     minute = np.arange(1440)[None, :]
     return pa.table({
@@ -66,27 +65,29 @@ class FeatureRun:
     signal_nights_read: int = 0
 
 
-def _targets_df(ranges: dict[str, NightRange]) -> pd.DataFrame:
-    """The targets as a table, sorted by person; person_index is a person's place in it (the signal step's
-    kernels name people by it, not by their id strings)."""
-    frame = pd.DataFrame(
-        [(pid, r.first, r.last) for pid, r in sorted(ranges.items())],
-        columns=["person_id", "first_night", "last_night"],
-    ).astype({"first_night": "datetime64[us]", "last_night": "datetime64[us]"})
-    frame["person_index"] = np.arange(len(frame), dtype=np.int32)
-    return frame
+def _targets_df(ranges: dict[str, NightRange]):
+    """The targets as an Arrow table (person_id, first_night, last_night as dates, person_index), sorted by
+    person; person_index is a person's place in it (the signal step's kernels name people by it, not by their id
+    strings). Arrow, not pandas: built and registered in a fraction of the time (~1 ms against ~4 at 10k people)."""
+    items = sorted(ranges.items())
+    return pa.table({
+        "person_id": pa.array([pid for pid, _ in items], pa.string()),
+        "first_night": pa.array([r.first for _, r in items], pa.date32()),
+        "last_night": pa.array([r.last for _, r in items], pa.date32()),
+        "person_index": pa.array(np.arange(len(items), dtype=np.int32)),
+    })
 
 
-def _replace_rows(store: Store, table: str, targets_name: str, targets: pd.DataFrame, sql: str,
+def _replace_rows(store: Store, table: str, targets_name: str, targets, sql: str,
                   params: dict[str, object], lookups: dict[str, object] | None = None,
                   prepare: Callable[[duckdb.DuckDBPyConnection, dict[str, object]], dict[str, object]] | None = None
                   ) -> int:
-    """Compute `sql` for the targets and replace exactly their rows of `table`. `lookups`: small tables the SQL
-    reads by name, registered for the statement only; `prepare`: an earlier stage run in the same transaction,
-    returning more such tables."""
+    """Compute `sql` for the targets (a _targets_df table) and replace exactly their rows of `table`. `lookups`:
+    small tables the SQL reads by name, registered for the statement only; `prepare`: an earlier stage run in the
+    same transaction, returning more such tables."""
     # The targets' overall span as constants: the SQL repeats its joins on the targets as plain range filters,
     # and so does the DELETE, so DuckDB skips row groups by their min/max instead of reading the history.
-    first, last = targets["first_night"].min().date(), targets["last_night"].max().date()
+    first, last = pc.min(targets["first_night"]).as_py(), pc.max(targets["last_night"]).as_py()
     params = params | {"first_target_night": first, "last_target_night": last}
     with store.transaction() as cur:
         frames = {targets_name: targets} | (lookups or {})
