@@ -69,14 +69,6 @@ def _replace_rows(store: Store, table: str, targets_name: str, targets: pd.DataF
         for name, frame in frames.items():
             cur.register(name, frame)
         try:
-            if "$segments_from_utc" in sql:
-                # a log's segments lie inside it (connectors.records checks; a day of margin for rows stored
-                # before it did), so none starts before the earliest log the features can read (the night
-                # before the first target's) or after the latest one ends
-                params["segments_from_utc"], params["segments_to_utc"] = cur.execute(
-                    "SELECT min(start_utc) - INTERVAL 1 DAY, max(end_utc) + INTERVAL 1 DAY FROM sleep_sessions "
-                    "WHERE night_date BETWEEN ? AND ?",
-                    [first - timedelta(days=1), last]).fetchall()[0]
             if prepare is not None:
                 staged = prepare(cur, params)
                 for name, frame in staged.items():
@@ -112,6 +104,28 @@ def _signal_stages(cur: duckdb.DuckDBPyConnection, params: dict[str, object],
 
     sql = load_sql("night_signal_inputs")
     return windows.signal_windows(cur, sql, _params_for(sql, params), params, read)
+
+
+def _sleep_stage(cur: duckdb.DuckDBPyConnection, params: dict[str, object]) -> dict[str, object]:
+    """The feature step's first stage: the continuity and sleep state of every sleep log of the target nights (and
+    the night before), from their segments read once, in a compiled kernel (features/sleep_state.py); registered
+    as `sleep_log_detail` for nightly_features.sql."""
+    from features import sleep_state  # numba loads its compiled kernel on first use
+
+    # a log's segments lie inside it (connectors.records checks; a day of margin for rows stored before it did),
+    # so none starts before the earliest log the features can read (the night before the first target's) or after
+    # the latest one ends: constant bounds let the segment scan skip the row groups of other dates
+    first, last = params["first_target_night"], params["last_target_night"]
+    bounds = cur.execute(
+        "SELECT min(start_utc) - INTERVAL 1 DAY, max(end_utc) + INTERVAL 1 DAY FROM sleep_sessions "
+        "WHERE night_date BETWEEN ? AND ?", [first - timedelta(days=1), last]).fetchall()[0]
+    params = params | {"segments_from_utc": bounds[0], "segments_to_utc": bounds[1]}
+
+    def query(name: str):
+        sql = load_sql(name)
+        return cur.sql(sql, params=_params_for(sql, params)).to_arrow_table()
+
+    return {"sleep_log_detail": sleep_state.sleep_log_detail(cur, query)}
 
 
 @contextmanager
@@ -166,6 +180,7 @@ def compute_features(
             feature_rows += _replace_rows(
                 store, "nightly_features", "feature_targets", _targets_df(chunk),
                 load_sql("nightly_features"), params, lookups={"default_source_rank": default_ranks()},
+                prepare=_sleep_stage,
             )
         crash_point("features")  # features written, signals not yet: a rerun must recompute both
         # a night before the first touched one cannot extend a signal range
