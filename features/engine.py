@@ -202,8 +202,9 @@ def compute_features(
 # fit in the memory cap (a 10k x 365 rebuild in one statement spilled 12 GB to disk). A nightly run for 10k
 # people is one chunk.
 CHUNK_NIGHTS = 400_000
-# The feature step holds each night's segments as a list (SRI): at 400,000 nights it spilled 2.6 GB under the
-# 1 GB cap and took 4x as long per night as at 200,000, which fit (10k people, 40 vs 20 days).
+# The feature step holds a window's segments in numpy for its kernel (features/sleep_state.py; ~30 a night, ~100 MB
+# at 200,000 nights). Measured on 1k x 365: windows of 400,000 nights were no faster and peaked ~300 MB higher;
+# of 100,000, ~1.6x slower (fewer rows than a row group per commit go through the WAL and its checkpoints).
 FEATURE_CHUNK_NIGHTS = 200_000
 
 

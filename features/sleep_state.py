@@ -181,6 +181,17 @@ def _device_starts(logs) -> np.ndarray:
     return starts
 
 
+def _numbers(table, name: str, dtype) -> np.ndarray:
+    return table.column(name).to_numpy().astype(dtype, copy=False)
+
+
+def _segment_arrays(segments) -> tuple[np.ndarray, ...]:
+    """The kernel's segment inputs, as numpy arrays (the Arrow table can then be freed before the kernel runs:
+    a chunk of 200,000 nights reads ~6 M segments)."""
+    return (_numbers(segments, "log_key", np.int32), _numbers(segments, "start_us", np.int64),
+            _numbers(segments, "duration_s", np.int32), _numbers(segments, "stage_kind", np.uint8))
+
+
 def sleep_log_detail(cur, query: Callable[[str], object]) -> object:
     """The continuity and sleep state of every log on a target night, as an Arrow table keyed by the log's
     (person_id, source, source_session_id); nightly_features.sql takes the main sleep's. `query(name)` runs
@@ -193,25 +204,28 @@ def sleep_log_detail(cur, query: Callable[[str], object]) -> object:
     cur.register("sleep_logs", logs.select(["person_id", "source", "source_session_id"]).append_column(
         "log_key", log_key))
     try:
-        segments = query("sleep_log_segments")
+        segments = _segment_arrays(query("sleep_log_segments"))
     finally:
         cur.unregister("sleep_logs")
-
-    def numbers(table, name, dtype):
-        return table.column(name).to_numpy().astype(dtype, copy=False)
-
-    wanted = numbers(logs, "on_target_night", np.bool_)
+    wanted = _numbers(logs, "on_target_night", np.bool_)
     waso_min, awakenings, onset_latency_min, state, has_state = sleep_detail(
-        _device_starts(logs), numbers(logs, "day_number", np.int64), numbers(logs, "start_us", np.int64),
-        numbers(logs, "state_window_start_us", np.int64), numbers(logs, "opens_state_window", np.bool_), wanted,
-        numbers(segments, "log_key", np.int32), numbers(segments, "start_us", np.int64),
-        numbers(segments, "duration_s", np.int32), numbers(segments, "stage_kind", np.uint8))
-    kept = logs.filter(pa.array(wanted)).select(["person_id", "source", "source_session_id"])
+        _device_starts(logs), _numbers(logs, "day_number", np.int64), _numbers(logs, "start_us", np.int64),
+        _numbers(logs, "state_window_start_us", np.int64), _numbers(logs, "opens_state_window", np.bool_), wanted,
+        *segments)
+    del segments
+    return _detail_table(logs.filter(pa.array(wanted)).select(["person_id", "source", "source_session_id"]),
+                         waso_min, awakenings, onset_latency_min, state, has_state)
+
+
+def _detail_table(keys, waso_min, awakenings, onset_latency_min, state, has_state):
+    """The kernel's results beside the logs' keys, as an Arrow table (NaN and -1 become NULL)."""
+    import pyarrow as pa
+
     # 180 bytes a row, back to back; NULL (an Arrow validity bit of 0) where the log opens no window
     state_column = pa.FixedSizeBinaryArray.from_buffers(
         pa.binary(STATE_BYTES), len(has_state),
         [pa.py_buffer(np.packbits(has_state, bitorder="little")), pa.py_buffer(state)])
-    return kept.append_column("waso_min", pa.array(waso_min, from_pandas=True)) \
+    return keys.append_column("waso_min", pa.array(waso_min, from_pandas=True)) \
         .append_column("awakenings_count", pa.array(awakenings, mask=awakenings < 0)) \
         .append_column("onset_latency_min", pa.array(onset_latency_min, from_pandas=True)) \
         .append_column("sleep_state_bytes", state_column)
