@@ -106,20 +106,24 @@ def _signal_stages(cur: duckdb.DuckDBPyConnection, params: dict[str, object],
     return windows.signal_windows(cur, sql, _params_for(sql, params), params, read)
 
 
+def segment_bounds(cur: duckdb.DuckDBPyConnection, first_night: date, last_night: date) -> dict[str, object]:
+    """$segments_from_utc / $segments_to_utc for target nights first_night..last_night: a log's segments lie inside
+    it (connectors.records checks; a day of margin for rows stored before it did), so none starts before the
+    earliest log the features can read (the night before the first target's) or after the latest one ends.
+    Constant bounds let the segment scan skip the row groups of other dates."""
+    from_utc, to_utc = cur.execute(
+        "SELECT min(start_utc) - INTERVAL 1 DAY, max(end_utc) + INTERVAL 1 DAY FROM sleep_sessions "
+        "WHERE night_date BETWEEN ? AND ?", [first_night - timedelta(days=1), last_night]).fetchall()[0]
+    return {"segments_from_utc": from_utc, "segments_to_utc": to_utc}
+
+
 def _sleep_stage(cur: duckdb.DuckDBPyConnection, params: dict[str, object]) -> dict[str, object]:
     """The feature step's first stage: the continuity and sleep state of every sleep log of the target nights (and
     the night before), from their segments read once, in a compiled kernel (features/sleep_state.py); registered
     as `sleep_log_detail` for nightly_features.sql."""
     from features import sleep_state  # numba loads its compiled kernel on first use
 
-    # a log's segments lie inside it (connectors.records checks; a day of margin for rows stored before it did),
-    # so none starts before the earliest log the features can read (the night before the first target's) or after
-    # the latest one ends: constant bounds let the segment scan skip the row groups of other dates
-    first, last = params["first_target_night"], params["last_target_night"]
-    bounds = cur.execute(
-        "SELECT min(start_utc) - INTERVAL 1 DAY, max(end_utc) + INTERVAL 1 DAY FROM sleep_sessions "
-        "WHERE night_date BETWEEN ? AND ?", [first - timedelta(days=1), last]).fetchall()[0]
-    params = params | {"segments_from_utc": bounds[0], "segments_to_utc": bounds[1]}
+    params = params | segment_bounds(cur, params["first_target_night"], params["last_target_night"])
 
     def query(name: str):
         sql = load_sql(name)
