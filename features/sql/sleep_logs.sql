@@ -9,7 +9,8 @@ select s.person_id, s.source, s.source_session_id,
     epoch_us(s.start_utc) as start_us,
     -- the window of the sleep state (SRI) this log would open as its night's main sleep: noon to noon, local
     -- time at waking
-    epoch_us((s.night_date - 1)::timestamp + interval 12 hour - to_minutes(s.end_utc_offset_min)) as state_window_start_us,
+    epoch_us((s.night_date - 1)::timestamp + interval 12 hour - to_minutes(s.end_utc_offset_min))
+        as state_window_start_us,
     -- only a main sleep long enough to count opens a sleep-state window
     s.time_in_bed_min >= $min_main_sleep_min as opens_state_window
 from sleep_sessions s
