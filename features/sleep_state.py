@@ -83,8 +83,8 @@ def _mark_runs(state, row, window_start_us, segments, seg_start_us, seg_duration
 @njit(cache=True)
 def _segments_by_log(n_logs, seg_log, seg_start_us):
     """The order that groups the segments by log (a counting sort), each log's in time order: log k's segments
-    are order[first[k]:first[k + 1]]. A log's segments mostly arrive in time order already, so the insertion sort
-    inside a log is about one pass."""
+    are order[first[k]:first[k + 1]]. A log's segments arrive in time order as a rule (they are stored as the
+    source lists them), so a log is sorted only when a pass finds it out of order."""
     first = np.zeros(n_logs + 1, np.int64)
     for k in seg_log:
         first[k + 1] += 1
@@ -96,13 +96,11 @@ def _segments_by_log(n_logs, seg_log, seg_start_us):
         order[fill[seg_log[i]]] = i
         fill[seg_log[i]] += 1
     for k in range(n_logs):
-        for a in range(first[k] + 1, first[k + 1]):
-            i = order[a]
-            b = a
-            while b > first[k] and seg_start_us[order[b - 1]] > seg_start_us[i]:
-                order[b] = order[b - 1]
-                b -= 1
-            order[b] = i
+        segments = order[first[k]:first[k + 1]]
+        for a in range(1, len(segments)):
+            if seg_start_us[segments[a]] < seg_start_us[segments[a - 1]]:
+                segments[:] = segments[np.argsort(seg_start_us[segments])]
+                break
     return first, order
 
 

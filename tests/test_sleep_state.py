@@ -64,3 +64,28 @@ def test_time_arithmetic_rounds_as_duckdb_does():
         "FROM unnest(?::BIGINT[]) t(s)", [spans.tolist()]).fetchnumpy()
     ours = np.array([sleep_state._epoch_s(s) for s in spans])
     assert np.array_equal(ours, next(iter(theirs.values())))
+
+
+def test_segments_in_any_order_give_the_same_detail():
+    # two logs of one device on consecutive nights (a nap, then a main sleep), segments of 10-30 min
+    rng = np.random.default_rng(3)
+    minute_us = 60_000_000
+    day = np.array([20_000, 20_001], np.int64)
+    start_us = np.array([(20_000 * 1440 + 780) * minute_us, (20_000 * 1440 + 1380) * minute_us], np.int64)
+    kinds = np.array([0, 0, 1, 0, 2, 0, 0, 1, 1, 0, 0, 0], np.uint8)
+    durations_s = rng.integers(10, 31, len(kinds)).astype(np.int32) * 60
+    seg_log = np.array([0, 0, 0] + [1] * 9, np.int32)
+    seg_start_us = np.empty(len(kinds), np.int64)
+    for log in (0, 1):
+        mine = np.flatnonzero(seg_log == log)
+        seg_start_us[mine] = start_us[log] + np.r_[0, np.cumsum(durations_s[mine][:-1])].astype(np.int64) * 1_000_000
+    logs = (np.array([True, False]), day, start_us, start_us - 600 * minute_us, np.array([False, True]),
+            np.array([True, True]))
+
+    in_order = sleep_state.sleep_detail(*logs, seg_log, seg_start_us, durations_s, kinds)
+    shuffled = rng.permutation(len(kinds))[::-1].copy()
+    in_any_order = sleep_state.sleep_detail(*logs, seg_log[shuffled], seg_start_us[shuffled],
+                                            durations_s[shuffled], kinds[shuffled])
+    for ours, theirs in zip(in_order, in_any_order):
+        np.testing.assert_array_equal(ours, theirs)
+    assert in_order[3][1].any()  # the night's state holds something to compare
