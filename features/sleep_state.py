@@ -104,6 +104,44 @@ def _segments_by_log(n_logs, seg_log, seg_start_us):
     return first, order
 
 
+@njit(cache=True, inline="always")
+def _continuity(segments, log_start_us, seg_start_us, seg_duration_s, seg_kind):
+    """WASO (minutes), awakenings and onset latency (minutes; NaN without an asleep segment) of one log, whose
+    segments are `segments`. The sleep period runs from the first asleep segment's start to the latest asleep
+    end; wake segments starting inside it are WASO, and those of 5 minutes or more awakenings."""
+    asleep = False
+    sleep_from = sleep_to = 0
+    for i in segments:
+        if seg_kind[i] == ASLEEP:
+            end_us = _end_us(seg_start_us, seg_duration_s, i)
+            sleep_from = seg_start_us[i] if not asleep else min(sleep_from, seg_start_us[i])
+            sleep_to = end_us if not asleep else max(sleep_to, end_us)
+            asleep = True
+    if not asleep:  # no sleep period, so no wake inside one
+        return 0.0, 0, NAN
+    awake_s = 0
+    awakenings = 0
+    for i in segments:
+        if seg_kind[i] == AWAKE and sleep_from <= seg_start_us[i] < sleep_to:
+            awake_s += seg_duration_s[i]
+            if seg_duration_s[i] >= AWAKENING_MIN_S:
+                awakenings += 1
+    return awake_s / MINUTE_S, awakenings, _epoch_s(sleep_from - log_start_us) / MINUTE_S
+
+
+@njit(cache=True, inline="always")
+def _window_logs(device_start, day, k):
+    """The logs [a, b) whose asleep runs log k's sleep-state window holds: its device's logs of its night and of
+    the night before, which are its neighbours in the sort by device and night."""
+    a = k
+    while a > 0 and not device_start[a] and day[a - 1] >= day[k] - 1:
+        a -= 1
+    b = k + 1
+    while b < len(day) and not device_start[b] and day[b] == day[k]:
+        b += 1
+    return a, b
+
+
 @njit(cache=True)
 def sleep_detail(device_start, day, start_us, state_window_start_us, opens_state_window, wanted,
                  seg_log, seg_start_us, seg_duration_s, seg_kind):
@@ -129,36 +167,11 @@ def sleep_detail(device_start, day, start_us, state_window_start_us, opens_state
         row += 1
         segments = order[first[k]:first[k + 1]]
         if len(segments):
-            # the sleep period: from the first asleep segment's start to the latest asleep end
-            # (none without an asleep segment: then no wake segment lies inside it)
-            asleep = False
-            sleep_from = sleep_to = 0
-            for i in segments:
-                if seg_kind[i] == ASLEEP:
-                    end_us = _end_us(seg_start_us, seg_duration_s, i)
-                    sleep_from = seg_start_us[i] if not asleep else min(sleep_from, seg_start_us[i])
-                    sleep_to = end_us if not asleep else max(sleep_to, end_us)
-                    asleep = True
-            awake_s = 0
-            count = 0
-            for i in segments:
-                if asleep and seg_kind[i] == AWAKE and sleep_from <= seg_start_us[i] < sleep_to:
-                    awake_s += seg_duration_s[i]
-                    if seg_duration_s[i] >= AWAKENING_MIN_S:
-                        count += 1
-            waso_min[row] = awake_s / MINUTE_S
-            awakenings[row] = count
-            if asleep:
-                onset_latency_min[row] = _epoch_s(sleep_from - start_us[k]) / MINUTE_S
+            waso_min[row], awakenings[row], onset_latency_min[row] = _continuity(
+                segments, start_us[k], seg_start_us, seg_duration_s, seg_kind)
         if opens_state_window[k]:
             has_state[row] = True
-            # the device's logs of this night and the night before are this log's neighbours
-            a = k
-            while a > 0 and not device_start[a] and day[a - 1] >= day[k] - 1:
-                a -= 1
-            b = k + 1
-            while b < n_logs and not device_start[b] and day[b] == day[k]:
-                b += 1
+            a, b = _window_logs(device_start, day, k)
             for j in range(a, b):
                 _mark_runs(state, row, state_window_start_us[k], order[first[j]:first[j + 1]], seg_start_us,
                            seg_duration_s, seg_kind)
