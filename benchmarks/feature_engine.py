@@ -287,8 +287,15 @@ def check_sql_against(commit: str, people: int, nights: int, folder: Path, real_
         params = th.sql_params() | {"read_from_days": th.signal_lookback_days}
         started = time.perf_counter()
         feature_ranges = {pid: NightRange(r.first, r.last + timedelta(days=1)) for pid, r in ranges.items()}
+        feature_params = params
+        if "$segments_from_utc" in old_sql["nightly_features"]:
+            # COMMIT's SQL reads the segments itself (before features/sleep_state.py), within these bounds
+            with store.cursor() as cur:
+                feature_params = params | engine.segment_bounds(
+                    cur, min(r.first for r in feature_ranges.values()), max(r.last for r in feature_ranges.values()))
         engine._replace_rows(store, "nightly_features", "feature_targets", engine._targets_df(feature_ranges),
-                             old_sql["nightly_features"], params, lookups={"default_source_rank": default_ranks()})
+                             old_sql["nightly_features"], feature_params,
+                             lookups={"default_source_rank": default_ranks()})
         # COMMIT's night_signals.sql as one statement, as it ran before the windows moved to compiled kernels
         # (issue 17): a rebuild took its window path for baselines. A commit from then on needs its own engine
         # (its night_signals.sql reads the kernels' night_windows), which this check does not run.

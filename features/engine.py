@@ -9,7 +9,6 @@ from __future__ import annotations
 import gc
 import re
 from contextlib import contextmanager, suppress
-from functools import cache
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -30,21 +29,6 @@ _PARAM = re.compile(r"\$([a-z][a-z0-9_]*)")
 
 def load_sql(name: str) -> str:
     return resources.files("features").joinpath("sql", f"{name}.sql").read_text(encoding="utf-8")
-
-
-@cache
-def minute_mask_bytes():
-    """For every minute m of the 1,440-minute noon-to-noon window (m = 0..1440): from_m, ones from minute m to the
-    end, and before_m, ones before minute m, as 180 bytes each, minute 0 the first byte's highest bit (DuckDB's
-    BIT order): the masks nightly_features.sql ORs a night's sleep state from. An Arrow table (m, from_m,
-    before_m), built once per process."""
-    m = np.arange(1441)[:, None]
-    minute = np.arange(1440)[None, :]
-    return pa.table({
-        "m": pa.array(np.arange(1441, dtype=np.int64)),
-        "from_m": pa.array([row.tobytes() for row in np.packbits(minute >= m, axis=1)], pa.binary()),
-        "before_m": pa.array([row.tobytes() for row in np.packbits(minute < m, axis=1)], pa.binary()),
-    })
 
 
 def _params_for(sql: str, values: dict[str, object]) -> dict[str, object]:
@@ -94,14 +78,6 @@ def _replace_rows(store: Store, table: str, targets_name: str, targets, sql: str
         for name, frame in frames.items():
             cur.register(name, frame)
         try:
-            if "$segments_from_utc" in sql:
-                # a log's segments lie inside it (connectors.records checks; a day of margin for rows stored
-                # before it did), so none starts before the earliest log the features can read (the night
-                # before the first target's) or after the latest one ends
-                params["segments_from_utc"], params["segments_to_utc"] = cur.execute(
-                    "SELECT min(start_utc) - INTERVAL 1 DAY, max(end_utc) + INTERVAL 1 DAY FROM sleep_sessions "
-                    "WHERE night_date BETWEEN ? AND ?",
-                    [first - timedelta(days=1), last]).fetchall()[0]
             if prepare is not None:
                 staged = prepare(cur, params)
                 for name, frame in staged.items():
@@ -146,6 +122,32 @@ def _signal_stages(cur: duckdb.DuckDBPyConnection, params: dict[str, object],
     return windows.signal_windows(nights, query("sri_day_pairs"), params)
 
 
+def segment_bounds(cur: duckdb.DuckDBPyConnection, first_night: date, last_night: date) -> dict[str, object]:
+    """$segments_from_utc / $segments_to_utc for target nights first_night..last_night: a log's segments lie inside
+    it (connectors.records checks; a day of margin for rows stored before it did), so none starts before the
+    earliest log the features can read (the night before the first target's) or after the latest one ends.
+    Constant bounds let the segment scan skip the row groups of other dates."""
+    from_utc, to_utc = cur.execute(
+        "SELECT min(start_utc) - INTERVAL 1 DAY, max(end_utc) + INTERVAL 1 DAY FROM sleep_sessions "
+        "WHERE night_date BETWEEN ? AND ?", [first_night - timedelta(days=1), last_night]).fetchall()[0]
+    return {"segments_from_utc": from_utc, "segments_to_utc": to_utc}
+
+
+def _sleep_stage(cur: duckdb.DuckDBPyConnection, params: dict[str, object]) -> dict[str, object]:
+    """The feature step's first stage: the continuity and sleep state of every sleep log of the target nights (and
+    the night before), from their segments read once, in a compiled kernel (features/sleep_state.py); registered
+    as `sleep_log_detail` for nightly_features.sql."""
+    from features import sleep_state  # numba loads its compiled kernel on first use
+
+    params = params | segment_bounds(cur, params["first_target_night"], params["last_target_night"])
+
+    def query(name: str):
+        sql = load_sql(name)
+        return cur.sql(sql, params=_params_for(sql, params)).to_arrow_table()
+
+    return {"sleep_log_detail": sleep_state.sleep_log_detail(cur, query)}
+
+
 @contextmanager
 def _engine_settings(store: Store, settings: dict[str, str]):
     """Run with DuckDB settings for big feature runs, then put the previous values back (the store's
@@ -165,8 +167,12 @@ def _engine_settings(store: Store, settings: dict[str, str]):
 # Memory: without a cap DuckDB may take 80 % of RAM (a 1k-person rebuild peaked at 4.1 GB, 10k would not fit);
 # with one it spills sorts and joins to the database's temp folder (1k x 365: 1.2 GB instead of 2.3 GB at a 6 GB
 # cap, for ~25 % more CPU). Feature rows are keyed (person, night), so their order inside a statement does not
-# matter, and not keeping it lets DuckDB stream instead of buffering.
-ENGINE_SETTINGS = {"memory_limit": "1GB", "preserve_insertion_order": "false"}
+# matter, and not keeping it lets DuckDB stream instead of buffering. DuckDB's allocator keeps the pages a big
+# statement freed until later allocations purge them; its background threads purge them meanwhile, so the numpy
+# and Arrow arrays of the kernels that follow can use that memory (1k x 365 rebuild: peak 1.31 GB -> 1.16-1.19 GB,
+# time unchanged).
+ENGINE_SETTINGS = {"memory_limit": "1GB", "preserve_insertion_order": "false",
+                   "allocator_background_threads": "true"}
 # A step over fewer target nights than this runs without the memory cap. It stays far below it (a 10k-person
 # nightly run, 20k feature and 10k signal target nights, peaks at ~0.9 GB RSS in all, with or without the cap), and
 # each change of DuckDB's memory limit flushes its allocator, whose memory the run then faults back in: setting
@@ -228,8 +234,8 @@ def compute_features(
             for chunk in _date_chunks(feature_ranges):
                 feature_rows += _replace_rows(
                     store, "nightly_features", "feature_targets", _targets_df(chunk),
-                    load_sql("nightly_features"), params,
-                    lookups={"default_source_rank": default_ranks(), "minute_mask_bytes": minute_mask_bytes()},
+                    load_sql("nightly_features"), params, lookups={"default_source_rank": default_ranks()},
+                    prepare=_sleep_stage,
                 )
         crash_point("features")  # features written, signals not yet: a rerun must recompute both
         # a night before the first touched one cannot extend a signal range
@@ -252,8 +258,9 @@ def compute_features(
 # fit in the memory cap (a 10k x 365 rebuild in one statement spilled 12 GB to disk). A nightly run for 10k
 # people is one chunk.
 CHUNK_NIGHTS = 400_000
-# The feature step holds each night's segments as a list (SRI): at 400,000 nights it spilled 2.6 GB under the
-# 1 GB cap and took 4x as long per night as at 200,000, which fit (10k people, 40 vs 20 days).
+# The feature step holds a window's segments in numpy for its kernel (features/sleep_state.py; ~30 a night, ~100 MB
+# at 200,000 nights). Measured on 1k x 365: windows of 400,000 nights were no faster and peaked ~300 MB higher;
+# of 100,000, ~1.6x slower (fewer rows than a row group per commit go through the WAL and its checkpoints).
 FEATURE_CHUNK_NIGHTS = 200_000
 
 

@@ -1,10 +1,9 @@
 -- nightly_features: one row per person-night. The night is the local date of waking (Fitbit's dateOfSleep).
 -- Reads the normalized tables for the nights listed in `feature_targets(person_id, first_night, last_night)`;
 -- the caller deletes and re-inserts exactly those nights, so re-running is idempotent.
--- $first_target_night / $last_target_night (the targets' overall span) and $segments_from_utc / $segments_to_utc (a
--- day before the earliest start and after the latest end of a log in it; a log's segments lie inside it) repeat
--- the targets as constants: DuckDB can then skip whole row groups by their min/max (a nightly run reads the last
--- few nights, not the history; a rebuild's window of dates, only that window's segments).
+-- $first_target_night / $last_target_night (the targets' overall span) repeat the targets as constants: DuckDB can
+-- then skip whole row groups by their min/max (a nightly run reads the last few nights, not the history). The
+-- segments are read before this statement (features/sleep_state.py, `sleep_log_detail`), with the same bounds.
 --
 -- Several devices: for each data type and night exactly one source counts (`chosen`, by the person's own choice
 -- in `source_choices`, else the default order registered as `default_source_rank`: features/devices.py), and
@@ -92,121 +91,17 @@ naps as (
     group by person_id, night_date
 ),
 
-segments as (
-    select g.person_id, m.night_date, g.seg_start_utc, g.duration_s,
-        g.stage in ('wake', 'awake') as is_wake,
-        g.stage <> 'restless' and g.stage not in ('wake', 'awake') as is_sleep,
-        m.start_utc as session_start_utc
-    from sleep_segments g
-    join main_sleep m using (person_id, source, source_session_id)
-    where g.seg_start_utc between $segments_from_utc and $segments_to_utc
-),
-
-sleep_bounds as (
-    select person_id, night_date,
-        min(seg_start_utc) filter (where is_sleep) as first_sleep_utc,
-        max(seg_start_utc + to_seconds(duration_s)) filter (where is_sleep) as last_sleep_end_utc,
-        any_value(session_start_utc) as session_start_utc
-    from segments
-    group by person_id, night_date
-),
-
-continuity as (
-    select g.person_id, g.night_date,
-        sum(g.duration_s) filter (
-            where g.is_wake and g.seg_start_utc >= b.first_sleep_utc and g.seg_start_utc < b.last_sleep_end_utc
-        ) / 60.0 as waso_min,
-        count(*) filter (
-            where g.is_wake and g.duration_s >= 300
-              and g.seg_start_utc >= b.first_sleep_utc and g.seg_start_utc < b.last_sleep_end_utc
-        ) as awakenings_count,
-        epoch(any_value(b.first_sleep_utc) - any_value(b.session_start_utc)) / 60.0 as onset_latency_min
-    from segments g
-    join sleep_bounds b using (person_id, night_date)
-    group by g.person_id, g.night_date
-),
-
-window_sessions as (
-    -- every log that can fall in a night's noon-to-noon window: the night's own, and the night before's;
-    -- log_key is a plain integer name for the log, so sorting its segments compares one number, not three strings
-    select s.person_id, s.source, s.source_session_id, s.night_date, row_number() over () as log_key
-    from sleep_sessions s
-    join targets t on s.person_id = t.person_id and s.night_date between t.first_night - 1 and t.last_night
-    where s.night_date between $first_target_night - 1 and $last_target_night
-),
-
-state_windows as (
-    select person_id, night_date, source,
-        (night_date - 1)::timestamp + interval 12 hour - to_minutes(end_utc_offset_min) as window_start_utc
-    from main_sleep
-    where time_in_bed_min >= $min_main_sleep_min
-),
-
-log_segments as (
-    -- each log's segments as one list in time order (a 30-item sort per log: far cheaper than a window that
-    -- sorts every segment of the cohort at once); log_key is a plain integer name for the log
-    select ws.log_key,
-        list_sort(list(struct_pack(start_utc := g.seg_start_utc,
-                                   end_utc := g.seg_start_utc + to_seconds(g.duration_s),
-                                   is_break := g.stage in ('wake', 'awake', 'restless')))) as segs
-    from sleep_segments g
-    join window_sessions ws using (person_id, source, source_session_id)
-    where g.seg_start_utc between $segments_from_utc and $segments_to_utc
-    group by ws.log_key
-),
-
-sleep_runs as (
-    -- consecutive asleep segments of one log form one run (a log's segments tile it in time order), so the
-    -- windows below meet a few runs a night instead of every segment. Runs by gaps and islands: the k-th asleep
-    -- segment of a log at position p has p - k constant along a run of consecutive asleep segments.
-    select log_key, min(segs[p].start_utc) as run_start_utc, max(segs[p].end_utc) as run_end_utc
-    from (
-        select log_key, segs, unnest(asleep_at) as p, unnest(range(1, len(asleep_at) + 1)) as k
-        from (
-            select log_key, segs, list_filter(range(1, len(segs) + 1), lambda i: not segs[i].is_break) as asleep_at
-            from log_segments
-        )
-    )
-    group by log_key, p - k
-),
-
-sleep_intervals as (
-    -- asleep stretches as minute offsets into the window [s_min, e_min); a minute touched by sleep counts as
-    -- asleep. A window holds the logs of its own night and of the night before: two equality joins on the
-    -- date (one per night back) instead of a range condition, which paired every night of a person with all
-    -- of that person's logs.
-    select w.person_id, w.night_date,
-        greatest(0, floor(epoch(r.run_start_utc - w.window_start_utc) / 60))::bigint as s_min,
-        least(1440, ceil(epoch(r.run_end_utc - w.window_start_utc) / 60))::bigint as e_min
-    from state_windows w
-    cross join (values (0), (1)) back(days)
-    join window_sessions ws on ws.person_id = w.person_id and ws.night_date = w.night_date - back.days
-        and ws.source = w.source  -- the device whose sleep counts tonight
-    join sleep_runs r using (log_key)
-),
-
-minute_masks as (
-    -- for every minute m of a 1,440-minute window: ones from m to the end, and ones before m. A stretch
-    -- [s_min, e_min) is then from_m[s_min] AND before_m[e_min], a bytewise AND of two looked-up bit strings
-    -- (building a mask per stretch from characters or bit shifts costs ~1,440 steps each). The masks are the
-    -- same every run: `minute_mask_bytes` holds them as bytes, built once per process (features/engine.py;
-    -- spelled out here from characters, the 2,882 of them cost ~10-20 ms of every run's statement)
-    select m, from_m::bit as from_m, before_m::bit as before_m
-    from minute_mask_bytes
-),
-
-sleep_state as (
-    -- a night's state is the OR of its stretches' masks: overlapping stretches need no merging and nothing is
-    -- built character by character (string building made the rebuild 2x slower; one row per minute, 40x)
-    select w.person_id, w.night_date,
-        coalesce(bit_or(f.from_m & b.before_m), repeat('0', 1440)::bit) as sleep_state_bits
-    from state_windows w
-    left join (
-        sleep_intervals i
-        join minute_masks f on f.m = i.s_min
-        join minute_masks b on b.m = i.e_min
-    ) on i.person_id = w.person_id and i.night_date = w.night_date and i.e_min > i.s_min
-    group by w.person_id, w.night_date
+sleep_detail as (
+    -- the main sleep's continuity (WASO, awakenings, onset latency) and its night's 1,440-minute noon-to-noon
+    -- sleep state (SRI input), computed from the segments by features/sleep_state.py for every log of a target
+    -- night and registered as `sleep_log_detail`: read once with an integer log key, not aggregated into lists
+    -- and joined on the log's three strings twice (~75 % of this statement's time when done here). The state
+    -- holds the asleep runs of the chosen source's logs of the night and of the night before; it is NULL when the
+    -- main sleep is too short to open a window, all zeros when nothing in the window is asleep.
+    select m.person_id, m.night_date, d.waso_min, d.awakenings_count, d.onset_latency_min,
+        d.sleep_state_bytes::bit as sleep_state_bits
+    from main_sleep m
+    join sleep_log_detail d using (person_id, source, source_session_id)
 ),
 
 activity as (
@@ -303,9 +198,9 @@ final as (
         -- one formula for every source: Fitbit's own stage-log "efficiency" uses another and is not used
         100.0 * m.minutes_asleep / nullif(m.time_in_bed_min, 0) as efficiency_pct,
         -- a log without segments (some exports) has only the source's own totals
-        case when c.person_id is not null then coalesce(c.waso_min, 0.0) else m.minutes_awake::double end as waso_min,
-        coalesce(c.onset_latency_min, m.minutes_to_fall_asleep::double) as onset_latency_min,
-        c.awakenings_count::integer as awakenings_count,
+        coalesce(sd.waso_min, m.minutes_awake::double) as waso_min,
+        coalesce(sd.onset_latency_min, m.minutes_to_fall_asleep::double) as onset_latency_min,
+        sd.awakenings_count::integer as awakenings_count,
         tm.bedtime_min,
         tm.wake_min,
         -- one continuous axis across midnight: averaging 23:50 and 00:10 gives 00:00, never noon
@@ -326,7 +221,7 @@ final as (
         case when a.steps_count is not null then
             a.steps_count >= $min_valid_steps and coalesce(a.sedentary_min, 0) < 1440
         end as valid_activity_day,
-        st.sleep_state_bits,
+        sd.sleep_state_bits,
         coalesce(tg.tag_illness, false) as tag_illness,
         coalesce(tg.tag_travel, false) as tag_travel,
         coalesce(tg.tag_on_call, false) as tag_on_call,
@@ -347,13 +242,12 @@ final as (
     from nights n
     left join main_sleep m using (person_id, night_date)
     left join timing tm using (person_id, night_date)
-    left join continuity c using (person_id, night_date)
+    left join sleep_detail sd using (person_id, night_date)
     left join naps using (person_id, night_date)
     left join resting_hr r using (person_id, night_date)
     left join hrv h using (person_id, night_date)
     left join vitals v using (person_id, night_date)
     left join activity a using (person_id, night_date)
-    left join sleep_state st using (person_id, night_date)
     left join night_tags tg using (person_id, night_date)
     left join rosters ro using (person_id)
     left join home using (person_id)
