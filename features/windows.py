@@ -286,12 +286,35 @@ def _baseline_group(g0, g_end, night, device, day, features, column_source, sour
                 mad[out, c] = _mad(buf[c], size[c], m)
 
 
-# Blocks of groups the baselines kernel shares out among the cores: enough to balance a few cores (a block's groups
-# differ in size), few enough that each block's scratch space is allocated rarely.
-_BASELINE_BLOCKS = 64
+@njit(cache=True)
+def _baseline_groups(group_start, n_rows):
+    """Each group's first row and end, and the longest group's length."""
+    firsts = np.flatnonzero(group_start)
+    ends = np.empty(firsts.shape[0], np.int64)
+    ends[:-1] = firsts[1:]
+    if firsts.shape[0]:
+        ends[-1] = n_rows
+    longest = 0
+    for g in range(firsts.shape[0]):
+        longest = max(longest, ends[g] - firsts[g])
+    return firsts, ends, longest
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
+def _baseline_block(b, n_blocks, firsts, ends, longest, night, device, day, features, column_source, sources,
+                    in_baseline, mad_of, slot, end_days, span_days, count, med, mad):
+    """Block b of n_blocks of the groups, with scratch space of its own."""
+    n_cols = len(features)
+    buf = np.empty((n_cols, span_days + 1))
+    size = np.zeros(n_cols, np.int64)
+    values = np.empty((longest, n_cols))  # the group's values, row k at k - g0
+    n_groups = firsts.shape[0]
+    for g in range(b * n_groups // n_blocks, (b + 1) * n_groups // n_blocks):
+        _baseline_group(firsts[g], ends[g], night, device, day, features, column_source, sources, in_baseline,
+                        mad_of, slot, end_days, span_days, buf, size, values, count, med, mad)
+
+
+@njit(cache=True)
 def baselines(group_start, night, device, day, features, column_source, sources, in_baseline, mad_of, slot, n_out,
               end_days, span_days):
     """Per input row k (night[k] from device[k], rows as baseline_rows gives them) of a wanted night (slot[night]
@@ -301,29 +324,37 @@ def baselines(group_start, night, device, day, features, column_source, sources,
     count of column 0's values. A night takes each column's statistics from the baseline of the device its value
     came from (the column's data type: column_source[c], a row of `sources`), or with no value from the device of
     its sleep (data type 0), and the count from its sleep device. Returns (count (n_out), medians, MADs (n_out x
-    columns); 0 or NaN where none). Groups are independent and write disjoint results, so blocks of them run on
-    all cores (the sorts of the 60-night frames are most of a nightly run's kernel time)."""
-    n_cols = len(features)
+    columns); 0 or NaN where none)."""
     count = np.zeros(n_out, np.int64)
-    med = np.full((n_out, n_cols), NAN)
-    mad = np.full((n_out, n_cols), NAN)
-    firsts = np.flatnonzero(group_start)
-    n_groups = firsts.shape[0]
-    ends = np.empty(n_groups, np.int64)
-    ends[:-1] = firsts[1:]
-    if n_groups:
-        ends[-1] = night.shape[0]
-    longest = 0
-    for g in range(n_groups):
-        longest = max(longest, ends[g] - firsts[g])
-    n_blocks = min(n_groups, _BASELINE_BLOCKS)
+    med = np.full((n_out, len(features)), NAN)
+    mad = np.full((n_out, len(features)), NAN)
+    firsts, ends, longest = _baseline_groups(group_start, night.shape[0])
+    _baseline_block(0, 1, firsts, ends, longest, night, device, day, features, column_source, sources, in_baseline,
+                    mad_of, slot, end_days, span_days, count, med, mad)
+    return count, med, mad
+
+
+# Blocks of groups baselines_parallel shares out among the cores: enough to balance a few cores (a block's groups
+# differ in size), few enough that each block's scratch space is allocated rarely.
+_BASELINE_BLOCKS = 64
+
+
+@njit(cache=True, parallel=True)
+def baselines_parallel(group_start, night, device, day, features, column_source, sources, in_baseline, mad_of, slot,
+                       n_out, end_days, span_days):
+    """baselines on all cores: groups are independent and write disjoint results (a night with two devices gets
+    each column from one of them), so blocks of them run in parallel. For big runs only: the sorts of the 60-night
+    frames are most of a 10k-person nightly run's kernel time (0.09 s on one core, 0.05 s on two), but while
+    other work holds a core the blocks wait for it, and a small run lost more than it gained (1k people: 3 ms
+    serial, 7-27 ms in parallel under load)."""
+    count = np.zeros(n_out, np.int64)
+    med = np.full((n_out, len(features)), NAN)
+    mad = np.full((n_out, len(features)), NAN)
+    firsts, ends, longest = _baseline_groups(group_start, night.shape[0])
+    n_blocks = min(firsts.shape[0], _BASELINE_BLOCKS)
     for b in prange(n_blocks):
-        buf = np.empty((n_cols, span_days + 1))
-        size = np.zeros(n_cols, np.int64)
-        values = np.empty((longest, n_cols))  # the group's values, row k at k - g0
-        for g in range(b * n_groups // n_blocks, (b + 1) * n_groups // n_blocks):
-            _baseline_group(firsts[g], ends[g], night, device, day, features, column_source, sources, in_baseline,
-                            mad_of, slot, end_days, span_days, buf, size, values, count, med, mad)
+        _baseline_block(b, n_blocks, firsts, ends, longest, night, device, day, features, column_source, sources,
+                        in_baseline, mad_of, slot, end_days, span_days, count, med, mad)
     return count, med, mad
 
 
@@ -525,6 +556,8 @@ _BOOL_COLUMNS = {"travel_context", "usable", "baseline_excluded"}
 
 # night_signal_inputs.sql numbers days from 2000-01-01, Arrow's dates count them from 1970-01-01
 _DAY_NUMBER_EPOCH = (date(2000, 1, 1) - date(1970, 1, 1)).days
+# Target nights from which the baselines run on all cores (baselines_parallel): a 10k-person nightly run, not 1k.
+PARALLEL_BASELINES_FROM = 5_000
 
 
 def _floats(table, name: str) -> np.ndarray:
@@ -679,10 +712,11 @@ def _baseline_statistics(nights: _Nights, params: dict[str, object], kind: np.nd
     input row per night and device it holds values from, grouped by person, kind and device; the kernel hands each
     target night the statistics of the device each of its values came from."""
     night, device, group_start = baseline_rows(nights.starts, kind, sources)
-    count, med, mad = baselines(group_start, night, device, nights.day,
-                                _float_columns(nights.table, [col for col, *_ in BASELINE_COLUMNS]),
-                                _COLUMN_SOURCE, sources, in_baseline, _HAS_MAD, nights.slot, len(nights.targets),
-                                int(params["baseline_end_days"]), int(params["baseline_span_days"]))
+    kernel = baselines_parallel if len(nights.targets) >= PARALLEL_BASELINES_FROM else baselines
+    count, med, mad = kernel(group_start, night, device, nights.day,
+                             _float_columns(nights.table, [col for col, *_ in BASELINE_COLUMNS]),
+                             _COLUMN_SOURCE, sources, in_baseline, _HAS_MAD, nights.slot, len(nights.targets),
+                             int(params["baseline_end_days"]), int(params["baseline_span_days"]))
     stats = {"baseline_valid_nights": count}
     for k, (_, _, med_name, mad_name) in enumerate(BASELINE_COLUMNS):
         stats[med_name] = med[:, k]

@@ -35,10 +35,13 @@ def test_baseline_medians_and_mads_equal_duckdb(wanted_from):
     # one device, every night in baselines: each row is its own night, and every value counts
     n = len(rows)
     slot = np.where(wanted, np.cumsum(wanted) - 1, -1)
-    count, med, mad = windows.baselines(starts, np.arange(n), np.zeros(n, np.int64), day.astype(np.int64),
-                                        (values[:, 0].copy(), values[:, 1].copy()), np.zeros(2, np.int64),
-                                        np.zeros((1, n), np.int64), np.ones(n, np.bool_), np.array([True, True]),
-                                        slot, int(wanted.sum()), 7, 60)
+    inputs = (starts, np.arange(n), np.zeros(n, np.int64), day.astype(np.int64),
+              (values[:, 0].copy(), values[:, 1].copy()), np.zeros(2, np.int64), np.zeros((1, n), np.int64),
+              np.ones(n, np.bool_), np.array([True, True]), slot, int(wanted.sum()), 7, 60)
+    count, med, mad = windows.baselines(*inputs)
+    # the same on all cores (blocks of groups), result for result
+    for serial, parallel in zip((count, med, mad), windows.baselines_parallel(*inputs)):
+        np.testing.assert_array_equal(parallel, serial)
 
     con = duckdb.connect()
     con.execute("CREATE TABLE t (g INTEGER, d INTEGER, a DOUBLE, b DOUBLE)")
