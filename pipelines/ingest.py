@@ -61,13 +61,14 @@ def ingest(store: Store, batch: Iterable[Fetched]) -> IngestReport:
     reason, good records are upserted in bulk (one statement per table for the whole batch). A lost consent is
     acted on here (ask_to_reconnect), never in the fetch."""
     batch = list(batch)
-    lost = {f.person.person_id: f.consent_lost for f in batch if f.consent_lost is not None}
-    if lost:
+    lost_consents = [f.consent_lost for f in batch if f.consent_lost is not None]
+    if lost_consents:
         # Emails, settings and links are loaded only when a consent is lost: an import never pays for them.
         from pipelines.steps import ask_to_reconnect
 
-        for consent in lost.values():
+        for consent in lost_consents:  # each device's, when a person lost two in one run
             ask_to_reconnect(store, consent)
+    lost = {consent.person_id: consent for consent in lost_consents}
     batch = [f for f in batch if f.consent_lost is None]
     results = {f.person.person_id: SyncResult(f.person.person_id) for f in batch}
     raws = [raw for f in batch for raw in f.payloads]

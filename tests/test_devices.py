@@ -363,6 +363,32 @@ def test_a_lost_ring_never_stops_the_watch_and_its_note_reconnects_the_ring(live
         assert [s.name for s in sources_for(person, store)] == ["google-health", "oura"]
 
 
+def test_two_devices_lost_in_one_run_are_both_acted_on(live_env, tmp_path, monkeypatch):  # noqa: F811
+    from connectors.token_vault import ConsentRequired, TokenCipher
+    from pipelines.ingest import Fetched
+    from pipelines.settings import load_settings
+    from storage.tokens import DbTokenStore
+
+    monkeypatch.setenv("EMBERWATCH_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("EMBERWATCH_LINK_KEY", "two-lost-devices-link-key-0123456789")
+    with Store(load_settings().db_path) as store:
+        store.add_person("two", "two@example.org", "Europe/London", "google-health")
+        add_source(store, "two", "oura")
+        tokens = DbTokenStore(store, TokenCipher())
+        for source in ("google-health", "oura"):
+            tokens.save("two", source, {"access_token": "a", "refresh_token": "r"}, ("sleep",), new_consent=True)
+        ctx = PersonContext("two", "Europe/London")
+        steps.ingest(store, [Fetched(ctx, None, [], consent_lost=ConsentRequired("two", source, "revoked"))
+                             for source in ("google-health", "oura")])
+        # Both dead tokens are gone. The first loss left the ring, so it named the watch in a note; the second left
+        # nothing, so the person waits for their reconnect note and nothing syncs meanwhile.
+        assert [tokens.load("two", source) for source in ("google-health", "oura")] == [None, None]
+        assert store.person("two").status == "needs_reconsent"
+        assert sources_for(store.person("two"), store) == []
+        assert sorted(r[0] for r in store.query_rows("SELECT kind FROM email_ledger WHERE person_id = 'two'")) \
+            == ["reconnect", "reconnect-device"]
+
+
 def test_the_demo_cohort_adds_an_apple_an_oura_and_a_switching_wearer_and_leaves_everyone_else_as_before():
     from connectors.records import NightlyHrv
     from connectors.synthetic import SyntheticCohort, record_civil_date
