@@ -55,29 +55,25 @@ def fetch_person(person: Person, source: Source, night: date, refetch_nights: in
 
 
 def ask_to_reconnect(store: Store, lost: ConsentRequired) -> None:
-    """The writer's side of a lost consent: forget the dead token, mark the person needs_reconsent and queue
-    exactly one kind "please reconnect" email (none when they were marked already)."""
+    """The writer's side of a lost consent: forget the dead token and queue exactly one kind "please reconnect"
+    email. With another device still connected, the person stays active (their notes go on from it) and the note
+    names the device that stopped; the lost one is no longer synced (no token), so its loss is not found again.
+    Otherwise the person is marked needs_reconsent (no email when they were marked already)."""
     from pipelines.sources import connected_live_sources
 
     DbTokenStore(store, None).delete(lost.person_id, lost.source)  # a dead token is no use, and keeps nothing safer
     person = store.person(lost.person_id)
-    if connected_live_sources(store, person):
-        # Another device of theirs still syncs: the person stays active (their notes go on from it) and gets one
-        # note naming the device that stopped, whose link reconnects that one. The lost device is no longer synced
-        # (no token), so the loss is not found again tomorrow.
-        now = datetime.now(timezone.utc)
-        queue_door_note(store, person, "reconnect-device", f"{now.date().isoformat()} {lost.source}",
-                        load_settings(), now, to_connect=True, source=lost.source)
-        log.warning("Person %s must reconnect %s (their other device still syncs); a note is queued.",
-                    lost.person_id, lost.source)
-        return
-    if person.status == NEEDS_RECONSENT:
-        return
-    person = store.set_person(lost.person_id, status=NEEDS_RECONSENT)
     now = datetime.now(timezone.utc)
+    if connected_live_sources(store, person):
+        kind, period, device = "reconnect-device", f"{now.date().isoformat()} {lost.source}", lost.source
+    elif person.status == NEEDS_RECONSENT:
+        return
+    else:
+        person = store.set_person(lost.person_id, status=NEEDS_RECONSENT)
+        kind, period, device = "reconnect", now.date().isoformat(), ""
     # Like every note, it waits for the person's delivery window rather than arriving at 3 a.m. (queue_email).
-    queue_door_note(store, person, "reconnect", now.date().isoformat(), load_settings(), now, to_connect=True)
-    log.warning("Person %s must reconnect %s; a reconnect email is queued.", lost.person_id, lost.source)
+    queue_door_note(store, person, kind, period, load_settings(), now, to_connect=True, source=device)
+    log.warning("Person %s must reconnect %s; a %s note is queued.", lost.person_id, lost.source, kind)
 
 
 def message_settings(settings: Settings) -> MessageSettings:
