@@ -100,7 +100,8 @@ _APPEND = {
     "segments": "INSERT INTO sleep_segments SELECT person_id, 'bench', source_session_id, seg_start_utc, "
                 "duration_s, stage FROM batch",
     "resting_hr": "INSERT INTO daily_resting_hr SELECT person_id, 'bench', day, bpm FROM batch",
-    "hrv": "INSERT INTO nightly_hrv SELECT person_id, 'bench', night_date, rmssd_ms, NULL FROM batch",
+    "hrv": "INSERT INTO nightly_hrv (person_id, source, night_date, rmssd_ms) SELECT person_id, 'bench', night_date, "
+           "rmssd_ms FROM batch",
 }
 
 

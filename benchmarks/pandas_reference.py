@@ -80,7 +80,7 @@ def _read_inputs(store) -> dict[str, pd.DataFrame]:
                       "start_utc_offset_min, end_utc_offset_min, is_main_sleep, log_type, minutes_asleep, "
                       "minutes_awake, minutes_to_fall_asleep, time_in_bed_min FROM sleep_sessions"),
         "rhr": q("SELECT person_id, source, day AS night_date, resting_hr_bpm FROM daily_resting_hr"),
-        "hrv": q("SELECT person_id, source, night_date, rmssd_ms FROM nightly_hrv"),
+        "hrv": q("SELECT person_id, source, night_date, rmssd_ms, sdnn_ms FROM nightly_hrv"),
         "vitals": q("SELECT person_id, source, night_date, breathing_rate_brpm, skin_temp_deviation_c, "
                     "spo2_avg_pct FROM nightly_vitals"),
         "activity": q("SELECT person_id, source, day AS night_date, steps, sedentary_min, moderately_active_min, "
@@ -287,6 +287,8 @@ def nightly_features_pandas(store, th: Thresholds = Thresholds()) -> tuple[pd.Da
     hrv, hrv_row = f["hrv"], rows_of(f["hrv"])
     out["ln_rmssd"] = put(np.log(hrv["rmssd_ms"].to_numpy(float)), hrv_row)
     out["rmssd_ms"] = put(hrv["rmssd_ms"].to_numpy(float), hrv_row)
+    out["ln_sdnn"] = put(np.log(hrv["sdnn_ms"].to_numpy(float)), hrv_row)
+    out["sdnn_ms"] = put(hrv["sdnn_ms"].to_numpy(float), hrv_row)
     vitals = f["vitals"]
     vital_sources = {}
     for col, source_name in (("breathing_rate_brpm", "breathing_rate_source"),
@@ -435,7 +437,7 @@ def night_signals_pandas(feats: pd.DataFrame, state_bits: np.ndarray, state_vali
     valid = flag("valid_night")
     tst, eff, waso, onset, awak = col("tst_min"), col("efficiency_pct"), col("waso_min"), \
         col("onset_latency_min"), col("awakenings_count")
-    rhr, ln_rmssd, rmssd = col("resting_hr_bpm"), col("ln_rmssd"), col("rmssd_ms")
+    rhr, ln_rmssd, rmssd, ln_sdnn = col("resting_hr_bpm"), col("ln_rmssd"), col("rmssd_ms"), col("ln_sdnn")
     br, spo2, skin = col("breathing_rate_brpm"), col("spo2_avg_pct"), col("skin_temp_deviation_c")
     bed, mid = col("bedtime_min"), col("midsleep_min")
     day_sleep = feats["day_sleep"].to_numpy(dtype=float, na_value=np.nan)  # 1.0, 0.0 or NaN (no main sleep)
@@ -496,7 +498,8 @@ def night_signals_pandas(feats: pd.DataFrame, state_bits: np.ndarray, state_vali
     # has no kind and an empty baseline
     base = {k: nan.copy() for k in ("tst_med", "tst_mad", "eff_med", "eff_mad", "waso_med", "waso_mad",
                                     "onset_med", "onset_mad", "awak_med", "awak_mad", "rhr_med", "lnrmssd_med",
-                                    "lnrmssd_mad", "br_med", "spo2_med", "bed_med", "mid_med")}
+                                    "lnrmssd_mad", "lnsdnn_med", "lnsdnn_mad", "br_med", "spo2_med", "bed_med",
+                                    "mid_med")}
     base_nights = np.zeros(n, np.int64)
     for kind in (0.0, 1.0):
         of_kind = day_sleep == kind
@@ -511,7 +514,7 @@ def night_signals_pandas(feats: pd.DataFrame, state_bits: np.ndarray, state_vali
         keep = of_kind & in_baseline
         base_nights[rows] = cal.roll(np.where(keep, tst, nan), b_span, "count", back=b_end)[rows]
         for name, values in (("tst", tst), ("eff", eff), ("waso", waso), ("onset", onset), ("awak", awak),
-                             ("lnrmssd", ln_rmssd)):
+                             ("lnrmssd", ln_rmssd), ("lnsdnn", ln_sdnn)):
             med, mad = cal.median_and_mad(np.where(keep, values, nan), b_span, b_end, rows)
             base[f"{name}_med"][rows], base[f"{name}_mad"][rows] = med, mad
         for name, values in (("rhr", rhr), ("br", br), ("spo2", spo2), ("bed", bed), ("mid", mid)):
@@ -527,6 +530,7 @@ def night_signals_pandas(feats: pd.DataFrame, state_bits: np.ndarray, state_vali
     onset_z = robust_z(onset, "onset", "onset_latency_min")
     awak_z = robust_z(awak, "awak", "awakenings_count")
     ln_z = robust_z(ln_rmssd, "lnrmssd", "ln_rmssd")
+    ln_sdnn_z = robust_z(ln_sdnn, "lnsdnn", "ln_sdnn")
     rhr_delta = rhr - base["rhr_med"]
     br_delta = br - base["br_med"]
     spo2_delta = spo2 - base["spo2_med"]
@@ -545,8 +549,9 @@ def night_signals_pandas(feats: pd.DataFrame, state_bits: np.ndarray, state_vali
     comparable = usable & ~warming_up
     moved = ((eff_z <= -z_sleep).astype(int) + (waso_z >= z_sleep) + (onset_z >= z_sleep) + (awak_z >= z_sleep))
     sleep_dev = (tst_z <= -z_sleep) | ((tst_z <= -th.fragmented_tst_z) & (moved >= 2))
-    recovery_known = comparable & ~np.isnan(base["lnrmssd_med"]) & (~np.isnan(rhr_delta) | ~np.isnan(ln_z))
-    recovery_dev = rhr_2n | (ln_z <= -th.z_hrv) | (below_band & below_band_known)
+    recovery_known = comparable & (~np.isnan(base["lnrmssd_med"]) | ~np.isnan(base["lnsdnn_med"])) \
+        & (~np.isnan(rhr_delta) | ~np.isnan(ln_z) | ~np.isnan(ln_sdnn_z))
+    recovery_dev = rhr_2n | (ln_z <= -th.z_hrv) | (ln_sdnn_z <= -th.z_hrv) | (below_band & below_band_known)
     signs = (skin >= th.skin_temp_delta_c).astype(int) + (br_delta >= th.br_delta_brpm) \
         + (spo2_delta <= -th.spo2_drop_pct)
     illness_known = valid | tag_illness
@@ -612,6 +617,7 @@ def night_signals_pandas(feats: pd.DataFrame, state_bits: np.ndarray, state_vali
     for name, value in flags.items():
         out[name] = value
     out["illness_flag"] = illness_flag
+    out["ln_sdnn_z"] = ln_sdnn_z
     return out[list(TABLE_COLUMNS["night_signals"])]
 
 

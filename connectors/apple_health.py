@@ -29,11 +29,11 @@ Types read:
 - `HKQuantityTypeIdentifierRespiratoryRate` and `…OxygenSaturation` (a fraction 0–1, stored as %) →
   `NightlyVitals`, the mean of the night's readings (noon to noon ending on the wake date).
 - `HKQuantityTypeIdentifierStepCount` → daily steps (local date of the reading's start).
+- `HKQuantityTypeIdentifierHeartRateVariabilitySDNN` → `NightlyHrv.sdnn_ms`, the mean of the night's readings
+  (noon to noon). SDNN over ~1-minute readings is not comparable with the nightly RMSSD of other sources: it is
+  never put in the RMSSD field, and the features give it a baseline of its own.
 
 Archived but not imported (named in the import summary, `skipped`):
-- `HKQuantityTypeIdentifierHeartRateVariabilitySDNN`: SDNN over ~1-minute readings is not comparable with the
-  nightly RMSSD that `NightlyHrv` holds; it is never put in the RMSSD field. A per-metric baseline is a later
-  schema change; the archive keeps the readings for it.
 - `HKQuantityTypeIdentifierAppleSleepingWristTemperature`: absolute °C, while `NightlyVitals` holds a deviation
   from the person's baseline, which the export does not give.
 
@@ -65,7 +65,8 @@ from typing import IO, Any, Iterator
 from lxml import etree
 
 from connectors.base import ParseResult, PersonContext, RawPayload, Rejected
-from connectors.records import DailyActivity, DailyRestingHeartRate, NightlyVitals, RecordError, SleepSession
+from connectors.records import (DailyActivity, DailyRestingHeartRate, NightlyHrv, NightlyVitals, RecordError,
+                                SleepSession)
 from connectors.parse_helpers import zone_unknown
 from connectors.records import SleepStage, StageSegment, build_record, storable_text
 
@@ -89,8 +90,6 @@ KIND_OF_TYPE = {
 }
 NIGHT_KINDS = (SLEEP, VITALS, WRIST_TEMP, HRV_SDNN)  # binned by the night (noon to noon), the others by the day
 SKIP_REASONS = {
-    HRV_SDNN: ("Apple's HRV is SDNN from ~1-minute readings, not comparable with the nightly RMSSD emberwatch "
-               "holds, and is never stored as RMSSD; the readings are archived for a later per-metric baseline"),
     WRIST_TEMP: ("Apple's sleeping wrist temperature is absolute °C, and emberwatch holds a deviation from the "
                  "person's baseline, which the export does not give; the readings are archived, not imported"),
 }
@@ -259,7 +258,7 @@ class AppleHealthSource:
                 yield RawPayload(person.person_id, SOURCE_NAME, f"{key[0]}/{key[1]}", body, fetched_at)
         if broken is not None:
             yield RawPayload(person.person_id, SOURCE_NAME, broken[0], broken[1], fetched_at)
-        for kind in (HRV_SDNN, WRIST_TEMP):
+        for kind in SKIP_REASONS:
             if counts.get(kind):
                 self.skipped.append(Skipped(kind, f"{counts[kind]} reading(s) not imported: {SKIP_REASONS[kind]}."))
         if other:
@@ -314,7 +313,9 @@ def parse_chunk(raw: RawPayload, person: PersonContext, sleep_origin: dict[str, 
         _parse_resting(readings, person, result)
     elif kind == VITALS:
         _parse_vitals(readings, person, result)
-    elif kind not in (HRV_SDNN, WRIST_TEMP):  # archived on purpose, not imported (see `skipped`)
+    elif kind == HRV_SDNN:
+        _parse_sdnn(readings, person, result)
+    elif kind != WRIST_TEMP:  # archived on purpose, not imported (see `skipped`)
         result.rejected.append(Rejected(raw.resource, (
             f"'{storable_text(raw.resource)}' is not a resource of {SOURCE_NAME}; nothing was imported.")))
     return result
@@ -628,3 +629,44 @@ def _parse_vitals(readings: list[_Reading], person: PersonContext, result: Parse
             }, source=SOURCE_NAME, locator=f"vitals ({night})"))
         except RecordError as exc:
             result.rejected.append(Rejected(f"vitals ({night})", str(exc)))
+
+
+# heart-rate variability
+
+# Apple's SDNN readings are ~1-minute recordings the watch takes when the wearer is still, several a day. A night's
+# value is the mean of the readings of its noon-to-noon window from the best writer, binned as the other vitals
+# are (the chunk holds no sleep, so the readings cannot be cut to the sleep itself). The Warrior Watch study
+# (Hirten et al., JMIR 2021: 361 health-care workers) followed stress through these same Apple Watch SDNN readings.
+# Stored as SDNN, never as RMSSD: the features give it a baseline of its own (docs/signals.md).
+SDNN_PLAUSIBLE_MS = (0.0, 400.0)  # exclusive bounds, as NightlyHrv's
+
+
+def _parse_sdnn(readings: list[_Reading], person: PersonContext, result: ParseResult) -> None:
+    by_night: dict[date, list[_Reading]] = {}
+    for reading in readings:
+        by_night.setdefault(_night_of(reading.start), []).append(reading)
+    low, high = SDNN_PLAUSIBLE_MS
+    for night in sorted(by_night):
+        writer = _best_writer(by_night[night])
+        values = []
+        for reading in by_night[night]:
+            if reading.writer != writer:
+                continue
+            value = _number(reading, result)
+            if value is None:
+                continue
+            if not low < value < high:
+                result.rejected.append(Rejected(reading.locator, (
+                    f"{SOURCE_NAME} at {reading.locator}: an HRV (SDNN) of {value} ms is outside "
+                    f"{low:.0f}–{high:.0f} ms")))
+                continue
+            values.append(value)
+        if not values:
+            continue
+        try:
+            result.records.append(build_record(NightlyHrv, {
+                "person_id": person.person_id, "source": SOURCE_NAME, "night_date": night,
+                "sdnn_ms": round(sum(values) / len(values), 2),
+            }, source=SOURCE_NAME, locator=f"hrv ({night})"))
+        except RecordError as exc:
+            result.rejected.append(Rejected(f"hrv ({night})", str(exc)))

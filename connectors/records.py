@@ -223,14 +223,25 @@ class DailyRestingHeartRate(Record):
 
 
 class NightlyHrv(Record):
-    """Heart-rate variability over the main sleep of a night (RMSSD, milliseconds)."""
+    """Heart-rate variability of a night, in the metric its source measures: RMSSD over the main sleep (Fitbit,
+    Google, Oura), or SDNN from Apple's ~1-minute readings (Apple Health). The two are not comparable (SDNN holds
+    slower variation as well as beat-to-beat), so a night carries one or the other and each has its own baseline."""
 
     kind: Literal["nightly_hrv"] = "nightly_hrv"
     night_date: date
-    rmssd_ms: Annotated[float, Field(gt=0, lt=400)]
+    rmssd_ms: Annotated[float, Field(gt=0, lt=400)] | None = None
     deep_rmssd_ms: Annotated[float, Field(gt=0, lt=400)] | None = None
+    sdnn_ms: Annotated[float, Field(gt=0, lt=400)] | None = None
 
     _date = field_validator("night_date")(_require_plausible_date)
+
+    @model_validator(mode="after")
+    def _one_metric(self) -> "NightlyHrv":
+        if (self.rmssd_ms is None) == (self.sdnn_ms is None):
+            raise ValueError("a night's HRV is either rmssd_ms or sdnn_ms, exactly one of them")
+        if self.deep_rmssd_ms is not None and self.rmssd_ms is None:
+            raise ValueError("deep_rmssd_ms comes only with rmssd_ms")
+        return self
 
 
 class NightlyVitals(Record):

@@ -130,6 +130,11 @@ _NIGHTLY_FEATURES: tuple[_Row, ...] = (
     ("skin_temp_source", "VARCHAR", "text", "features/devices.py", "The device whose skin temperature counts"),
     ("steps_source", "VARCHAR", "text", "features/devices.py",
      "The device whose steps and active minutes count for the day"),
+    ("sdnn_ms", "DOUBLE", "ms", "Hirten et al., JMIR 2021 (Warrior Watch, Apple Watch SDNN)",
+     ("HRV as SDNN, for a device that measures SDNN (Apple Watch): the mean of the night's ~1-minute readings; "
+      "never compared with RMSSD")),
+    ("ln_sdnn", "DOUBLE", "ln(ms)", "Hirten 2021; the log as for lnRMSSD (Plews 2014)",
+     "Natural log of the night's SDNN"),
 )
 
 _NIGHT_SIGNALS: tuple[_Row | str, ...] = (
@@ -206,8 +211,8 @@ _NIGHT_SIGNALS: tuple[_Row | str, ...] = (
     ("sleep_deviates", "BOOLEAN", "bool", "ours, no published source",
      "This night's sleep deviates the worse way (rule in features/sql/night_signals.sql)"),
     ("recovery_deviates", "BOOLEAN", "bool", "Alavi 2022; Plews 2014",
-     ("RHR rule, lnRMSSD z <= -1.5 or HRV below the band; measured only where the baseline holds overnight HRV "
-      "(without HRV, e.g. account exports, empty: a daily resting HR alone does not make the domain)")),
+     ("RHR rule, lnRMSSD or lnSDNN z <= -1.5, or RMSSD below the band; measured only where the baseline holds "
+      "HRV (without HRV, e.g. account exports, empty: a daily resting HR alone does not make the domain)")),
     ("illness_deviates", "BOOLEAN", "bool", "ours, no published source",
      "Skin temp / breathing rate / SpO2 deviation or tagged illness"),
     ("sleep_flag", "BOOLEAN NOT NULL", "bool",
@@ -223,6 +228,8 @@ _NIGHT_SIGNALS: tuple[_Row | str, ...] = (
     ("illness_flag", "BOOLEAN NOT NULL", "bool", "ours, no published source",
      ("Illness signs on >= 2 nights, or two signs on one night, or a tagged illness, in the last 7 "
       "days: holds an alert back")),
+    ("ln_sdnn_z", "DOUBLE", "robust z", "Hirten 2021; the z rule as for lnRMSSD",
+     "lnSDNN against the baseline of the same device's SDNN (never RMSSD's)"),
 )
 
 _EXPORT_OWN: tuple[_Row, ...] = (
@@ -245,6 +252,7 @@ _COMPARED: tuple[tuple[str, Domain, Worse, float], ...] = (
     ("midsleep_min", "timing", None, 20.0),
     ("resting_hr_bpm", "recovery", "up", 1.5),
     ("ln_rmssd", "recovery", "down", 0.08),
+    ("ln_sdnn", "recovery", "down", 0.08),  # a ratio in ln units, as lnRMSSD's: 8 % is within a reading's noise
 )
 
 

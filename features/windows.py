@@ -531,6 +531,7 @@ BASELINE_COLUMNS = (
     ("awakenings_count", "sleep_source", "awak_med", "awak_mad"),
     ("resting_hr_bpm", "resting_hr_source", "rhr_med", None),
     ("ln_rmssd", "hrv_source", "lnrmssd_med", "lnrmssd_mad"),
+    ("ln_sdnn", "hrv_source", "lnsdnn_med", "lnsdnn_mad"),  # Apple's SDNN: a baseline of its own, never RMSSD's
     ("breathing_rate_brpm", "breathing_rate_source", "br_med", None),
     ("spo2_avg_pct", "spo2_source", "spo2_med", None),
     ("bedtime_min", "sleep_source", "bed_med", None),

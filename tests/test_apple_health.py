@@ -128,13 +128,23 @@ def test_watch_and_phone_steps_are_never_summed() -> None:
     assert source.steps_origin == {"the watch": 2, "the phone": 2}
 
 
-def test_sdnn_is_never_stored_as_rmssd_and_is_skipped_with_a_reason() -> None:
+def test_sdnn_is_stored_as_sdnn_never_as_rmssd_and_wrist_temperature_is_skipped_with_a_reason() -> None:
     records, _, source = parsed()
-    assert not any(isinstance(r, NightlyHrv) for r in records)
+    hrv = {r.night_date: (r.rmssd_ms, r.sdnn_ms) for r in records if isinstance(r, NightlyHrv)}
+    # the night's readings averaged (48.2 at 02:00 and 52.0 at 04:00), each night its own; RMSSD stays empty
+    assert hrv == {date(2026, 3, 2): (None, 50.1), date(2026, 3, 3): (None, 51.0)}
     reasons = {s.folder: s.reason for s in source.skipped}
-    assert "2 reading(s) not imported" in reasons["hrv_sdnn"] and "RMSSD" in reasons["hrv_sdnn"]
+    assert "hrv_sdnn" not in reasons
     assert "absolute °C" in reasons["wrist_temperature"]
     assert "1 record(s)" in reasons["other record types"]
+
+
+def test_an_implausible_sdnn_reading_is_quarantined_and_the_nights_others_kept(tmp_path) -> None:
+    xml = XML.read_text(encoding="utf-8").replace('value="52.0"', 'value="0"')
+    records, rejected, _ = parsed(zipped(xml.encode("utf-8"), tmp_path / "export.zip"))
+    hrv = {r.night_date: r.sdnn_ms for r in records if isinstance(r, NightlyHrv)}
+    assert hrv[date(2026, 3, 2)] == 48.2
+    assert any("SDNN) of 0.0 ms is outside 0–400 ms" in r.reason for r in rejected)
 
 
 def test_spo2_fraction_becomes_percent_with_breathing_rate_in_one_nightly_vitals() -> None:
@@ -180,7 +190,7 @@ def test_reimporting_the_same_export_changes_nothing(store) -> None:
     assert first.new_payloads == 9 and again.new_payloads == 0
     assert data_rows(store) == before
     assert (before["sleep_sessions"], before["daily_activity"], before["daily_resting_hr"],
-            before["nightly_vitals"], before["nightly_hrv"]) == (7, 4, 2, 1, 0)
+            before["nightly_vitals"], before["nightly_hrv"]) == (7, 4, 2, 1, 2)
 
 
 def test_apple_health_person_has_nothing_to_fetch_nightly(store) -> None:
@@ -197,10 +207,10 @@ def test_cli_import_prints_counts_priority_skips_and_refuses_wrong_inputs(tmp_pa
     assert added.exit_code == 0, added.output
     done = runner.invoke(app, ["import", "apple-health", str(ZIP), "--person", "t1"])
     assert done.exit_code == 0, done.output
-    assert "Imported 14 records from 9 chunks" in done.output
+    assert "Imported 16 records from 9 chunks" in done.output
     assert "Sleep, one writer a night and never a sum: 1 nights from in bed only (phone)" in done.output
     assert "Steps, one writer a day and never a sum: 2 days from the phone, 2 days from the watch." in done.output
-    assert "Skipped hrv_sdnn:" in done.output and "1 item(s) could not be read" in done.output
+    assert "Skipped wrist_temperature:" in done.output and "hrv_sdnn" not in done.output and "1 item(s) could not be read" in done.output
     (tmp_path / "export.txt").write_text("not an export")
     (tmp_path / "damaged.zip").write_bytes(ZIP.read_bytes()[:200])
     for wrong in (tmp_path / "missing.zip", tmp_path / "export.txt", tmp_path / "damaged.zip"):
@@ -269,5 +279,5 @@ def test_the_import_hands_the_writer_bounded_batches_and_batching_changes_no_res
         assert [len(batch) for batch in batches[5:]] == [8, 1]  # BATCH_CHUNKS
         assert data_rows(whole_store) == data_rows(store)
     assert (small.sync.records, small.sync.rejected, small.new_payloads) == (whole.sync.records,
-                                                                             whole.sync.rejected, 9) == (14, 1, 9)
+                                                                             whole.sync.rejected, 9) == (16, 1, 9)
     assert (small.sleep_origin, small.steps_origin) == (whole.sleep_origin, whole.steps_origin)

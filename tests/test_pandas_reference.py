@@ -37,7 +37,7 @@ def test_benchmark_cohort_every_column_equal(tmp_path):
         # the comparison looked at something: baselines warmed up, z-scores and the SRI exist
         assert store.query_rows("SELECT count(tst_z), count(sri_14n) FROM night_signals WHERE NOT warming_up")[0] \
             > (0, 0)
-    assert result["columns_compared"] == feature_engine.feature_columns(db) == 79
+    assert result["columns_compared"] == feature_engine.feature_columns(db) == 82
 
 
 def test_synthetic_cohort_with_every_kind_of_night(tmp_path, monkeypatch):
@@ -76,7 +76,15 @@ def test_synthetic_cohort_with_every_kind_of_night(tmp_path, monkeypatch):
             cur.execute("INSERT INTO sleep_segments SELECT person_id, source, 'orphan-' || source_session_id, "
                         "seg_start_utc, duration_s, stage FROM sleep_segments "
                         "WHERE hash(source_session_id) % 31 = 0")
+            # a third of the people wear a device that measures SDNN (an Apple Watch): HRV of the other metric
+            cur.execute("UPDATE nightly_hrv SET sdnn_ms = rmssd_ms * 1.25, rmssd_ms = NULL, deep_rmssd_ms = NULL "
+                        "WHERE person_id IN (SELECT DISTINCT person_id FROM nightly_hrv ORDER BY 1 LIMIT 4)")
         result = _check(store, db)
+        # both metrics were compared with real values, each against its own baseline
+        rmssd_z, sdnn_z, both = store.query_rows(
+            "SELECT count(ln_rmssd_z), count(ln_sdnn_z), count(*) FILTER (WHERE ln_rmssd_z IS NOT NULL "
+            "AND ln_sdnn_z IS NOT NULL) FROM night_signals")[0]
+        assert rmssd_z > 0 and sdnn_z > 0 and both == 0
         kinds = store.query_rows(
             "SELECT count(*) FILTER (WHERE day_sleep), count(*) FILTER (WHERE away_from_home), "
             "count(*) FILTER (WHERE nap_min > 0), count(*) FILTER (WHERE NOT valid_night), "

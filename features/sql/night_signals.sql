@@ -66,6 +66,7 @@ scored as (
         (awakenings_count - awak_med) / greatest(1.4826 * awak_mad, $floor_awakenings_count) as awakenings_z,
         resting_hr_bpm - rhr_med as resting_hr_delta_bpm,
         (ln_rmssd - lnrmssd_med) / greatest(1.4826 * lnrmssd_mad, $floor_ln_rmssd) as ln_rmssd_z,
+        (ln_sdnn - lnsdnn_med) / greatest(1.4826 * lnsdnn_mad, $floor_ln_sdnn) as ln_sdnn_z,
         breathing_rate_brpm - br_med as breathing_rate_delta_brpm,
         spo2_avg_pct - spo2_med as spo2_delta_pct,
         case when var_nights >= $var_min_nights then tst_sd_raw end as tst_sd_14n_min,
@@ -154,13 +155,16 @@ deviations as (
                      + coalesce(onset_latency_z >= z_sleep_person, false)::int
                      + coalesce(awakenings_z >= z_sleep_person, false)::int) >= 2)
         end as sleep_deviates,
-        -- recovery is measured only where the source delivers overnight HRV (an HRV baseline exists): a vendor's
+        -- recovery is measured only where the source delivers HRV (an HRV baseline exists): a vendor's
         -- daily resting HR alone is a day's value, not the overnight RHR the +4 bpm rule was made for (NightSignal),
-        -- and on PMData it did not go with how people said they felt (issue 16, benchmarks/signals_diagnosis.py)
-        case when usable and not warming_up and lnrmssd_med is not null
-                  and (resting_hr_delta_bpm is not null or ln_rmssd_z is not null) then
+        -- and on PMData it did not go with how people said they felt (issue 16, benchmarks/signals_diagnosis.py).
+        -- HRV is RMSSD, or SDNN from an Apple Watch, each against its own baseline with the same z rule (a fall in
+        -- vagal HRV against one's own usual; Apple Watch SDNN tracked stress in health-care workers, Hirten 2021);
+        -- the 7-night band is Plews's for lnRMSSD and stays RMSSD's only.
+        case when usable and not warming_up and (lnrmssd_med is not null or lnsdnn_med is not null)
+                  and (resting_hr_delta_bpm is not null or ln_rmssd_z is not null or ln_sdnn_z is not null) then
             coalesce(rhr_elevated_2n, false) or coalesce(ln_rmssd_z <= -$z_hrv, false)
-            or coalesce(hrv_below_band, false)
+            or coalesce(ln_sdnn_z <= -$z_hrv, false) or coalesce(hrv_below_band, false)
         end as recovery_deviates,
         case when valid_night or tag_illness then
             tag_illness
@@ -233,7 +237,8 @@ final as (
         coalesce(f.recovery_flag, false) as recovery_flag,
         coalesce(f.sleep_strong_flag, false) as sleep_strong_flag,
         coalesce(f.recovery_strong_flag, false) as recovery_strong_flag,
-        coalesce(i.illness_flag, false) as illness_flag
+        coalesce(i.illness_flag, false) as illness_flag,
+        d.ln_sdnn_z
     from deviations d
     left join flags f using (person_index, night_date)
     left join illness i using (person_index, night_date)

@@ -144,7 +144,9 @@ resting_hr as (
 ),
 
 hrv as (
-    select h.person_id, h.night_date, ln(h.rmssd_ms) as ln_rmssd, h.rmssd_ms, h.source as hrv_source
+    -- the chosen source's metric: RMSSD, or SDNN from Apple; each in its own columns, never one for the other
+    select h.person_id, h.night_date, ln(h.rmssd_ms) as ln_rmssd, h.rmssd_ms, ln(h.sdnn_ms) as ln_sdnn, h.sdnn_ms,
+        h.source as hrv_source
     from nightly_hrv h
     join chosen k on k.person_id = h.person_id and k.night_date = h.night_date and k.data_type = 'hrv'
         and k.source = h.source
@@ -210,6 +212,8 @@ final as (
         r.resting_hr_bpm,
         h.ln_rmssd,
         h.rmssd_ms,
+        h.ln_sdnn,
+        h.sdnn_ms,
         v.breathing_rate_brpm,
         v.skin_temp_deviation_c,
         v.spo2_avg_pct,
