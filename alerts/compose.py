@@ -67,7 +67,7 @@ SLEEP_FEATURES = (
     "midsleep_min",
     "wake_min",
 )
-RECOVERY_FEATURES = ("resting_hr_bpm", "ln_rmssd")
+RECOVERY_FEATURES = ("resting_hr_bpm", "ln_rmssd", "ln_sdnn")
 # Timing has no kind "worse" to name: later or earlier is described neutrally, whatever the `worse` flag says.
 TIMING_FEATURES = frozenset({"bedtime_min", "midsleep_min", "wake_min"})
 # Features a reader hears as the same thing: name one per group, and never praise one while naming its twin.
@@ -77,6 +77,9 @@ SAME_TO_A_READER = {
     "bedtime_min": "timing",
     "midsleep_min": "timing",
     "wake_min": "timing",
+    # RMSSD (most devices) and SDNN (an Apple Watch) are both "heart-rate variability" to a reader
+    "ln_rmssd": "hrv",
+    "ln_sdnn": "hrv",
 }
 
 # "{a}" becomes "a little " for small moves. Each phrase is a clause that can follow "Over the last few
@@ -102,6 +105,8 @@ MOVE_PHRASES: dict[tuple[str, str], str] = {
     ("resting_hr_bpm", "down"): "your overnight heart rate has been {a}lower",
     ("ln_rmssd", "down"): "your heart-rate variability, a sign of overnight recovery, has been {a}lower",
     ("ln_rmssd", "up"): "your heart-rate variability, a sign of overnight recovery, has been {a}higher",
+    ("ln_sdnn", "down"): "your heart-rate variability, a sign of overnight recovery, has been {a}lower",
+    ("ln_sdnn", "up"): "your heart-rate variability, a sign of overnight recovery, has been {a}higher",
 }
 
 DOMAIN_FALLBACK_PHRASES = {
@@ -120,6 +125,7 @@ WENT_WELL_PHRASES = {
     "wake_min": "your sleep timing stayed regular",
     "resting_hr_bpm": "your overnight heart rate stayed at or below your usual",
     "ln_rmssd": "your overnight recovery held up well",
+    "ln_sdnn": "your overnight recovery held up well",
 }
 
 TIMING_LABELS = {
@@ -281,7 +287,7 @@ def describe_value(move: FeatureMove) -> str | None:
             f"Resting heart rate: {relation} "
             f"(about {round(recent)} bpm; your usual is about {round(usual)} bpm)."
         )
-    if move.feature == "ln_rmssd":
+    if move.feature in ("ln_rmssd", "ln_sdnn"):
         # People know HRV in milliseconds from their watch apps, not as a natural log.
         return (
             f"Heart-rate variability, a sign of overnight recovery: about {round(math.exp(recent))} ms; "

@@ -142,6 +142,8 @@ they are starting defaults, and `emberwatch backtest` states the effect of chang
 - Fang Y. et al., npj Digit Med 2021 (Intern Health Study, 2,115 first-year doctors): sleep duration, timing and
   night-to-night variability all went with later mood; variability about as much as the mean.
 - Fischer D. et al., Sleep 2021: regularity metrics need more than a week of nights.
+- Hirten R. et al., JMIR 2021 (Warrior Watch, 361 health-care workers): Apple Watch HRV, which is SDNN, followed
+  with stress and with resilience and support; SDNN here has its own baseline, never RMSSD's.
 - Huang T. et al., JACC 2020 (MESA sleep irregularity): bands of the SD of sleep duration (60/90/120 min) and of
   sleep onset (30/60/90 min).
 - Lichstein K. et al. 2003: sleep-onset latency or WASO >= 31 min on >= 3 nights a week.

@@ -149,6 +149,49 @@ def test_switching_devices_starts_a_fresh_baseline_from_the_new_device_alone(sto
     pd.testing.assert_frame_equal(joined, window, check_dtype=False)
 
 
+def test_an_apple_watchs_sdnn_has_a_baseline_of_its_own_and_measures_recovery_beside_a_rings_rmssd(store):
+    """Apple gives SDNN, the ring RMSSD: each night carries the metric of the device that counts, each metric is
+    compared with its own usual only, and an Apple Watch alone measures recovery (its SDNN falling)."""
+    from connectors.records import NightlyHrv
+
+    first = date(2026, 3, 1)
+    store.add_person("aw", "aw@example.org", "Europe/London", "apple-health")
+    add_source(store, "aw", "oura")
+    watch = []
+    for r in from_source(calm_history("aw", first, 70), "apple-health"):
+        if isinstance(r, NightlyHrv):
+            # SDNN 60 ms, then 35 ms on the last three nights (recovery falling); never an RMSSD
+            sdnn = 35.0 if (r.night_date - first).days >= 67 else 60.0
+            r = r.model_copy(update={"rmssd_ms": None, "sdnn_ms": sdnn})
+        watch.append(r)
+    # the ring on every other night of the first 60: RMSSD 30 ms (lower than the watch's SDNN, as it would be)
+    ring = [NightlyHrv(person_id="aw", source="oura", night_date=first + timedelta(days=i), rmssd_ms=30.0)
+            for i in range(0, 60, 2)]
+    store.upsert_records(watch + ring)
+    rebuild_all(store)
+    f = nights_of(store, "aw").set_index("night_date")
+    s = store.query_df("SELECT * FROM night_signals WHERE person_id = 'aw' ORDER BY night_date")
+    s = s.set_index("night_date")
+    k = {d: (d.date() - first).days for d in f.index}
+    ring_nights = [d for d in f.index if k[d] < 60 and k[d] % 2 == 0]
+    watch_nights = [d for d in f.index if d not in ring_nights]
+    # The ring counts where it was worn (default order), with its RMSSD; elsewhere the watch, with its SDNN.
+    assert (f.loc[ring_nights, "hrv_source"] == "oura").all() and (f.loc[ring_nights, "rmssd_ms"] == 30.0).all()
+    assert f.loc[ring_nights, "sdnn_ms"].isna().all()
+    assert (f.loc[watch_nights, "hrv_source"] == "apple-health").all() and f.loc[watch_nights, "rmssd_ms"].isna().all()
+    assert f.loc[watch_nights, "sdnn_ms"].tolist() == [60.0] * (len(watch_nights) - 3) + [35.0] * 3
+    # Each metric against its own usual: a night never has both z's, and the watch's steady SDNN is usual (z 0:
+    # a baseline that took in the ring's 30 ms would not be).
+    assert not (s.ln_rmssd_z.notna() & s.ln_sdnn_z.notna()).any()
+    calm = [d for d in watch_nights if 30 <= k[d] < 67]
+    assert calm and (s.loc[calm, "ln_sdnn_z"].abs() < 1e-9).all() and s.loc[calm, "ln_rmssd_z"].isna().all()
+    assert s.loc[calm, "recovery_deviates"].eq(False).all()  # measured (not empty), and usual
+    # The last three nights' SDNN falls well below its usual: recovery deviates, and the flag follows (>= 2 of 3).
+    last = [d for d in watch_nights if k[d] >= 67]
+    assert (s.loc[last, "ln_sdnn_z"] < -1.5).all() and s.loc[last, "recovery_deviates"].eq(True).all()
+    assert s.loc[last, "recovery_flag"].tolist() == [False, True, True]
+
+
 def test_after_a_switch_the_rolling_windows_hold_the_new_devices_nights_alone(store):
     # Both devices read a steady sleep, the ring an hour longer (480 against 420 minutes): the switch is a change of
     # algorithm, not of sleep. Windows that mixed the two read a 31-minute spread of sleep time, a less regular
@@ -398,7 +441,9 @@ def test_the_demo_cohort_adds_an_apple_an_oura_and_a_switching_wearer_and_leaves
     assert [p.person_id for p in worn.people] == [f"c{k:02d}" for k in range(1, 8)]
     assert all(worn.records(p.person_id) == plain.records(p.person_id) for p in plain.people)
     apple, ring, switcher = (worn.records(f"c0{k}") for k in (5, 6, 7))
-    assert {r.source for r in apple} == {"apple-health"} and not any(isinstance(r, NightlyHrv) for r in apple)
+    assert {r.source for r in apple} == {"apple-health"}
+    apple_hrv = [r for r in apple if isinstance(r, NightlyHrv)]
+    assert apple_hrv and all(r.sdnn_ms and r.rmssd_ms is None for r in apple_hrv)  # SDNN, never RMSSD
     assert {r.source for r in ring} == {"oura"}
     switch = worn.first_night + timedelta(days=20)
     assert {r.source for r in switcher if record_civil_date(r) < switch} == {"fitbit-web"}
@@ -433,11 +478,11 @@ def test_the_demo_wearers_nights_travel_in_their_devices_shapes_and_parse_back_t
     # c13: the Apple Watch. One chunk per data type and month, zlib-compressed <Record> XML, as the importer archives.
     raws, parsed, person = fetched("c13")
     assert {raw.source for raw in raws} == {"apple-health"}
-    assert {raw.resource.split("/")[0] for raw in raws} == {"sleep", "resting_hr", "vitals", "steps"}
+    assert {raw.resource.split("/")[0] for raw in raws} == {"sleep", "resting_hr", "vitals", "steps", "hrv_sdnn"}
     types = {element.get("type") for raw in raws for element in etree.fromstring(zlib.decompress(raw.body))}
     assert types == {"HKCategoryTypeIdentifierSleepAnalysis", "HKQuantityTypeIdentifierRestingHeartRate",
                      "HKQuantityTypeIdentifierRespiratoryRate", "HKQuantityTypeIdentifierOxygenSaturation",
-                     "HKQuantityTypeIdentifierStepCount"}
+                     "HKQuantityTypeIdentifierStepCount", "HKQuantityTypeIdentifierHeartRateVariabilitySDNN"}
     want = {key(r): r for r in cohort.records("c13")}
     got = {key(r): r for r in parsed}
     assert got.keys() == want.keys() and len(parsed) == len(want)

@@ -25,6 +25,9 @@ WORN_DEVICES = frozenset(source for wearer in DEVICE_WEARERS for _, source in we
 # A ring reads the whole night's RMSSD, higher than a wrist's, and the night's lowest heart rate (ours, to make a
 # switch visible: a baseline that mixed devices would see recovery change on the night of the switch).
 OURA_RMSSD_FACTOR = 1.3
+# An Apple Watch gives SDNN from ~1-minute readings, which also holds slower swings than beat-to-beat RMSSD, so it
+# reads higher (ours: a plain factor, enough for the demo to carry the other metric; never compared with RMSSD).
+APPLE_SDNN_FACTOR = 1.2
 OURA_RESTING_HR_OFFSET_BPM = -3.0
 
 
@@ -54,8 +57,10 @@ def as_worn(records: list[AnyRecord], devices: tuple[tuple[date, str], ...], civ
         update: dict[str, object] = {"source": source}
         if source == "apple-health":
             if isinstance(record, NightlyHrv):
-                continue  # Apple's HRV is SDNN, never stored as RMSSD
-            if isinstance(record, SleepSession):
+                # Apple's HRV is SDNN, never stored as RMSSD
+                update.update(sdnn_ms=round(record.rmssd_ms * APPLE_SDNN_FACTOR, 2), rmssd_ms=None,
+                              deep_rmssd_ms=None)
+            elif isinstance(record, SleepSession):
                 update["is_main_sleep"] = record is longest[record.night_date]
             elif isinstance(record, NightlyVitals):
                 update["skin_temp_deviation_c"] = None  # wrist temperature is absolute: not imported

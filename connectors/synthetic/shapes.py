@@ -181,6 +181,18 @@ def apple_export(records: Sequence[AnyRecord], home_tz: str) -> bytes:
                                      "count/min"))
             if r.spo2_avg_pct is not None:
                 lines.append(_record(f"{_HK}OxygenSaturation", stamp, stamp, f"{r.spo2_avg_pct / 100:g}", "%"))
+        elif isinstance(r, NightlyHrv) and r.sdnn_ms is not None:
+            # two ~1-minute readings an hour and three hours into the night's sleep, whose mean is the night's SDNN
+            # (inside noon to noon ending on the wake date, as the vitals above)
+            zone = ZoneInfo(zone_of.get(r.night_date, home_tz))
+            earliest = datetime.combine(r.night_date - timedelta(days=1), time(12), zone)
+            latest = datetime.combine(r.night_date, time(11), zone)
+            main = main_of.get(r.night_date)
+            asleep = datetime.combine(r.night_date, time(1), zone) if main is None else main.start_utc
+            for hours, value in ((1, r.sdnn_ms * 0.9), (3, r.sdnn_ms * 1.1)):
+                at = max(earliest, min(asleep + timedelta(hours=hours), latest))
+                lines.append(_record(f"{_HK}HeartRateVariabilitySDNN", _apple(at, zone.key),
+                                     _apple(at + timedelta(minutes=1), zone.key), f"{value:.4f}", "ms"))
     head = '<?xml version="1.0" encoding="UTF-8"?>\n<HealthData locale="en_GB">\n'
     return (head + "\n".join(lines) + "\n</HealthData>\n").encode()
 
