@@ -32,10 +32,11 @@ Types read:
 - `HKQuantityTypeIdentifierHeartRateVariabilitySDNN` → `NightlyHrv.sdnn_ms`, the mean of the night's readings
   (noon to noon). SDNN over ~1-minute readings is not comparable with the nightly RMSSD of other sources: it is
   never put in the RMSSD field, and the features give it a baseline of its own.
+- `HKQuantityTypeIdentifierAppleSleepingWristTemperature` (absolute °C, one a night) → `NightlyVitals`'
+  `skin_temp_deviation_c`, the night's value minus the median of the 30 days before it (from 5 nights on), as
+  the other devices give a deviation from the person's baseline. The whole history is one chunk for this.
 
-Archived but not imported (named in the import summary, `skipped`):
-- `HKQuantityTypeIdentifierAppleSleepingWristTemperature`: absolute °C, while `NightlyVitals` holds a deviation
-  from the person's baseline, which the export does not give.
+Not read (named in the import summary, `skipped`): record types emberwatch does not use.
 
 Several apps and devices write the same things (`sourceName`, `device`). They are resolved by priority, one
 writer per night or day, never summed:
@@ -51,9 +52,11 @@ Within a writer, a reading repeated exactly (same start, end and value) counts o
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import json
 import re
+import statistics
 import tempfile
 import zipfile
 import zlib
@@ -89,10 +92,7 @@ KIND_OF_TYPE = {
     f"{HK}AppleSleepingWristTemperature": WRIST_TEMP,
 }
 NIGHT_KINDS = (SLEEP, VITALS, WRIST_TEMP, HRV_SDNN)  # binned by the night (noon to noon), the others by the day
-SKIP_REASONS = {
-    WRIST_TEMP: ("Apple's sleeping wrist temperature is absolute °C, and emberwatch holds a deviation from the "
-                 "person's baseline, which the export does not give; the readings are archived, not imported"),
-}
+SKIP_REASONS: dict[str, str] = {}  # kinds archived but not imported, with why (none today)
 
 # A gap of 60 min or more between one writer's sleep records starts a new session. Within a night the watch
 # writes short wakes as Awake segments and leaves only brief holes (a few minutes of lost contact); an hour with
@@ -315,7 +315,9 @@ def parse_chunk(raw: RawPayload, person: PersonContext, sleep_origin: dict[str, 
         _parse_vitals(readings, person, result)
     elif kind == HRV_SDNN:
         _parse_sdnn(readings, person, result)
-    elif kind != WRIST_TEMP:  # archived on purpose, not imported (see `skipped`)
+    elif kind == WRIST_TEMP:
+        _parse_wrist_temperature(readings, person, result)
+    elif kind not in SKIP_REASONS:  # archived on purpose, not imported (see `skipped`)
         result.rejected.append(Rejected(raw.resource, (
             f"'{storable_text(raw.resource)}' is not a resource of {SOURCE_NAME}; nothing was imported.")))
     return result
@@ -342,6 +344,8 @@ def _month_key(kind: str, start: str | None) -> str:
         local = apple_time(start)
     except ValueError:
         return "undated"  # archived all the same; parse rejects it with its reason
+    if kind == WRIST_TEMP:
+        return "all"  # a night's deviation is read against the nights before it (_parse_wrist_temperature)
     day = _night_of(local) if kind in NIGHT_KINDS else local.date()
     return f"{day.year:04d}-{day.month:02d}"
 
@@ -670,3 +674,50 @@ def _parse_sdnn(readings: list[_Reading], person: PersonContext, result: ParseRe
             }, source=SOURCE_NAME, locator=f"hrv ({night})"))
         except RecordError as exc:
             result.rejected.append(Rejected(f"hrv ({night})", str(exc)))
+
+
+# wrist temperature
+
+# Apple writes one absolute sleeping wrist temperature a night; emberwatch holds a deviation from the person's own
+# baseline, as the other devices give it. The baseline is Google's for Fitbit's nightly skin temperature (the
+# median of the nightly values over the past 30 days, research note §1.6.6), here of the 30 days before the night
+# (tonight's value does not damp its own deviation), from at least WRIST_TEMP_MIN_NIGHTS nights (ours: a median of
+# fewer is one or two nights' noise). The whole history is one chunk (_month_key), one reading a night.
+WRIST_TEMP_BASELINE_DAYS = 30
+WRIST_TEMP_MIN_NIGHTS = 5
+WRIST_TEMP_PLAUSIBLE_C = (30.0, 42.0)  # a sleeping wrist outside this is a sensor fault, not a fever
+
+
+def _parse_wrist_temperature(readings: list[_Reading], person: PersonContext, result: ParseResult) -> None:
+    by_night: dict[date, list[_Reading]] = {}
+    for reading in readings:
+        by_night.setdefault(_night_of(reading.start), []).append(reading)
+    low, high = WRIST_TEMP_PLAUSIBLE_C
+    nightly: dict[date, tuple[float, str]] = {}
+    for night in sorted(by_night):
+        writer = _best_writer(by_night[night])
+        # the night's main sleep: the longest reading of the writer (a nap has one of its own)
+        reading = max((r for r in by_night[night] if r.writer == writer), key=lambda r: (r.end - r.start, r.start))
+        value = _number(reading, result)
+        if value is None:
+            continue
+        if not low <= value <= high:
+            result.rejected.append(Rejected(reading.locator, (
+                f"{SOURCE_NAME} at {reading.locator}: a sleeping wrist temperature of {value} °C is outside "
+                f"{low:.0f}–{high:.0f} °C")))
+            continue
+        nightly[night] = (value, reading.locator)
+    nights = sorted(nightly)
+    for index, night in enumerate(nights):
+        first = bisect.bisect_left(nights, night - timedelta(days=WRIST_TEMP_BASELINE_DAYS))
+        before = [nightly[d][0] for d in nights[first:index]]
+        if len(before) < WRIST_TEMP_MIN_NIGHTS:
+            continue  # no baseline yet: no deviation (never a deviation from nothing)
+        value, locator = nightly[night]
+        try:
+            result.records.append(build_record(NightlyVitals, {
+                "person_id": person.person_id, "source": SOURCE_NAME, "night_date": night,
+                "skin_temp_deviation_c": round(value - statistics.median(before), 2),
+            }, source=SOURCE_NAME, locator=locator))
+        except RecordError as exc:
+            result.rejected.append(Rejected(locator, str(exc)))

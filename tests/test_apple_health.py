@@ -128,15 +128,46 @@ def test_watch_and_phone_steps_are_never_summed() -> None:
     assert source.steps_origin == {"the watch": 2, "the phone": 2}
 
 
-def test_sdnn_is_stored_as_sdnn_never_as_rmssd_and_wrist_temperature_is_skipped_with_a_reason() -> None:
+def test_sdnn_is_stored_as_sdnn_never_as_rmssd() -> None:
     records, _, source = parsed()
     hrv = {r.night_date: (r.rmssd_ms, r.sdnn_ms) for r in records if isinstance(r, NightlyHrv)}
     # the night's readings averaged (48.2 at 02:00 and 52.0 at 04:00), each night its own; RMSSD stays empty
     assert hrv == {date(2026, 3, 2): (None, 50.1), date(2026, 3, 3): (None, 51.0)}
     reasons = {s.folder: s.reason for s in source.skipped}
-    assert "hrv_sdnn" not in reasons
-    assert "absolute °C" in reasons["wrist_temperature"]
-    assert "1 record(s)" in reasons["other record types"]
+    assert set(reasons) == {"other record types"} and "1 record(s)" in reasons["other record types"]
+
+
+def wrist_export(path: Path, nights: list[tuple[date, str, str]]) -> Path:
+    """An export.xml of sleeping wrist temperatures: (wake date, value °C, writer's device) a night, each over the
+    night's sleep (23:30 to 06:30 local)."""
+    lines = ['<?xml version="1.0" encoding="UTF-8"?>', '<HealthData locale="en_GB">']
+    for wake, value, device in nights:
+        start = datetime(wake.year, wake.month, wake.day, 6, 30) - timedelta(hours=7)
+        stamp = "%Y-%m-%d %H:%M:%S +0100"
+        lines.append(f'<Record type="HKQuantityTypeIdentifierAppleSleepingWristTemperature" sourceName="{device}" '
+                     f'device="&lt;&lt;HKDevice&gt;, name:{device}, model:{device}&gt;" unit="degC" '
+                     f'startDate="{start:{stamp}}" endDate="{start + timedelta(hours=7):{stamp}}" value="{value}"/>')
+    path.write_text("\n".join(lines + ["</HealthData>"]), encoding="utf-8")
+    return path
+
+
+def test_wrist_temperature_becomes_a_deviation_from_the_30_days_before_once_five_nights_make_a_baseline(tmp_path):
+    first = date(2026, 2, 25)
+    values = ["35.40", "35.50", "35.40", "35.50", "35.40",  # five nights: a baseline (median 35.40) from here
+              "36.10",                                       # a warm night: +0.70 against the five before
+              "45.0",                                        # a sensor fault: quarantined, not a fever
+              "35.50"]                                       # median of the six plausible nights before: 35.45
+    nights = [(first + timedelta(days=i), v, "Watch") for i, v in enumerate(values)]
+    nights.append((first + timedelta(days=5), "38.0", "Phone"))  # another writer that night: the watch wins
+    source = AppleHealthSource(wrist_export(tmp_path / "export.xml", nights))
+    raws = list(source.payloads(CTX))
+    # one chunk for the whole history, across the month boundary: a night needs the nights before it
+    assert [raw.resource for raw in raws] == ["wrist_temperature/all"]
+    result = source.parse(raws[0], CTX)
+    deviations = {r.night_date: r.skin_temp_deviation_c for r in result.records if isinstance(r, NightlyVitals)}
+    assert deviations == {date(2026, 3, 2): 0.7, date(2026, 3, 4): 0.05}
+    reasons = [r.reason for r in result.rejected]
+    assert len(reasons) == 1 and "wrist temperature of 45.0 °C is outside 30–42 °C" in reasons[0]
 
 
 def test_an_implausible_sdnn_reading_is_quarantined_and_the_nights_others_kept(tmp_path) -> None:
@@ -150,7 +181,7 @@ def test_an_implausible_sdnn_reading_is_quarantined_and_the_nights_others_kept(t
 def test_spo2_fraction_becomes_percent_with_breathing_rate_in_one_nightly_vitals() -> None:
     vitals, = [r for r in parsed()[0] if isinstance(r, NightlyVitals)]
     assert (vitals.night_date, vitals.spo2_avg_pct, vitals.breathing_rate_brpm) == (date(2026, 3, 2), 97.0, 14.5)
-    assert vitals.skin_temp_deviation_c is None
+    assert vitals.skin_temp_deviation_c is None  # one wrist temperature: no baseline yet, so no deviation
     resting = {r.day: r.resting_hr_bpm for r in parsed()[0] if isinstance(r, DailyRestingHeartRate)}
     assert resting == {date(2026, 3, 2): 55, date(2026, 3, 3): 57}
 
@@ -160,7 +191,7 @@ def test_payloads_are_bounded_chunks_per_type_and_month_holding_the_records_as_r
     raws = list(source.payloads(CTX))
     assert [r.resource for r in raws] == [
         "hrv_sdnn/2026-03", "resting_hr/2026-03", "sleep/2026-03", "sleep/2026-04", "steps/2026-03",
-        "steps/2026-04", "steps/undated", "vitals/2026-03", "wrist_temperature/2026-03"]
+        "steps/2026-04", "steps/undated", "vitals/2026-03", "wrist_temperature/all"]
     xml = [chunk_xml(r.body) for r in raws]  # archived compressed (CHUNK_ZLIB_LEVEL)
     assert all(r.body != text and len(r.body) < len(text) for r, text in zip(raws, xml))
     assert b"HKQuantityTypeIdentifierHeartRate\"" not in b"".join(xml)  # unread types unarchived
@@ -210,7 +241,8 @@ def test_cli_import_prints_counts_priority_skips_and_refuses_wrong_inputs(tmp_pa
     assert "Imported 16 records from 9 chunks" in done.output
     assert "Sleep, one writer a night and never a sum: 1 nights from in bed only (phone)" in done.output
     assert "Steps, one writer a day and never a sum: 2 days from the phone, 2 days from the watch." in done.output
-    assert "Skipped wrist_temperature:" in done.output and "hrv_sdnn" not in done.output and "1 item(s) could not be read" in done.output
+    skipped = [line.split(":")[0] for line in done.output.splitlines() if line.startswith("Skipped")]
+    assert skipped == ["Skipped other record types"] and "1 item(s) could not be read" in done.output
     (tmp_path / "export.txt").write_text("not an export")
     (tmp_path / "damaged.zip").write_bytes(ZIP.read_bytes()[:200])
     for wrong in (tmp_path / "missing.zip", tmp_path / "export.txt", tmp_path / "damaged.zip"):
@@ -273,7 +305,7 @@ def test_the_import_hands_the_writer_bounded_batches_and_batching_changes_no_res
     small = import_apple_health(store, enrol(store), ZIP, arrived_on=date(2026, 5, 1), batch_chunks=2)
     assert batches == [  # two chunks at a time, in file-key order; nothing is held past its batch
         ["hrv_sdnn/2026-03", "resting_hr/2026-03"], ["sleep/2026-03", "sleep/2026-04"],
-        ["steps/2026-03", "steps/2026-04"], ["steps/undated", "vitals/2026-03"], ["wrist_temperature/2026-03"]]
+        ["steps/2026-03", "steps/2026-04"], ["steps/undated", "vitals/2026-03"], ["wrist_temperature/all"]]
     with Store(tmp_path / "one-batch.duckdb") as whole_store:
         whole = import_apple_health(whole_store, enrol(whole_store), ZIP, arrived_on=date(2026, 5, 1))
         assert [len(batch) for batch in batches[5:]] == [8, 1]  # BATCH_CHUNKS

@@ -63,7 +63,9 @@ def as_worn(records: list[AnyRecord], devices: tuple[tuple[date, str], ...], civ
             elif isinstance(record, SleepSession):
                 update["is_main_sleep"] = record is longest[record.night_date]
             elif isinstance(record, NightlyVitals):
-                update["skin_temp_deviation_c"] = None  # wrist temperature is absolute: not imported
+                # Apple's wrist temperature is absolute, made a deviation on import against the 30 days before;
+                # the demo replays a few nights at a time, too few for that baseline, so its watch has none
+                update["skin_temp_deviation_c"] = None
             elif isinstance(record, DailyActivity):
                 if not record.steps:
                     continue  # a day off the wrist: the watch writes no steps at all
