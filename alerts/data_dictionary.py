@@ -81,7 +81,7 @@ Measured with `.venv/bin/python benchmarks/backtest_synthetic.py` (50 people x 1
 
 Rows above: the 50 template people per seed. With the three wearers of other devices added to each seed (issue
 18: an Apple Watch, an Oura ring with a rough patch, a Fitbit swapped for a ring), the defaults give 47/48, median
-lead 3 days, calm 0.048 alerts per person-month, 0/15 illness patches.
+lead 3 days, calm 0.042 alerts per person-month, 0/15 illness patches.
 
 The 7-night HRV band is kept although it adds no recall on synthetic data (single-night lnRMSSD z already
 catches the scripted patches): it is the published rule (Plews 2014), and real nights are noisier than these.

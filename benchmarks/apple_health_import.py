@@ -138,7 +138,7 @@ def run_import(path: Path, db: Path) -> None:
         reasons = [row[0] for row in store.query_rows("SELECT reason FROM quarantine LIMIT 3")]
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: kilobytes
     rows = ", ".join(f"{t}={counts[t]}" for t in ("raw_payloads", "sleep_sessions", "sleep_segments",
-                                                   "daily_activity", "daily_resting_hr", "nightly_vitals",
+                                                   "daily_activity", "daily_resting_hr", "nightly_vitals", "nightly_hrv",
                                                    "nightly_features", "quarantine"))
     mb_s = size / 1e6 / wall
     print(f"import of {size / 1e6:.0f} MB export.xml{' (in the .zip)' if path.suffix == '.zip' else ''}: "
