@@ -17,7 +17,9 @@ from storage.store import Store
 from features.thresholds import Thresholds
 
 CHART_WEEKS = 6  # the issue asks for 4-8 weeks: long enough to show a usual, short enough to stay small
-CHART_FEATURES = ("tst_min", "resting_hr_bpm", "ln_rmssd")
+# HRV is drawn in the metric the person's device measures: RMSSD, or SDNN from an Apple Watch (a chart needs
+# MIN_NIGHTS_TO_CHART nights of its own metric, so one device draws one of the two)
+CHART_FEATURES = ("tst_min", "resting_hr_bpm", "ln_rmssd", "ln_sdnn")
 MIN_NIGHTS_TO_CHART = 7  # fewer points than this say nothing a sentence does not
 
 

@@ -68,6 +68,15 @@ VIEWS: dict[str, FeatureView] = {
         math.exp,  # people know HRV in milliseconds from their watch apps, not as a natural log
         lambda v: f"{round(v)} ms",
     ),
+    # an Apple Watch's HRV (SDNN): the same words, as its Health app calls it plain "heart rate variability"
+    "ln_sdnn": FeatureView(
+        "chart-heart-rate-variability-sdnn@emberwatch.local",
+        "Heart-rate variability, a sign of overnight recovery",
+        "your heart-rate variability (a sign of overnight recovery)",
+        "ms",
+        math.exp,
+        lambda v: f"{round(v)} ms",
+    ),
 }
 
 

@@ -55,7 +55,7 @@ def png_size(png: bytes) -> tuple[int, int]:
 
 def test_charts_are_small_pngs_with_alt_text_in_words():
     images = render_charts(SERIES)
-    assert list(images) == [VIEWS[f].cid for f in CHART_FEATURES]
+    assert list(images) == [VIEWS[s.feature].cid for s in SERIES]
     for image in images.values():
         assert png_size(image.png) == (560, 200)
         assert len(image.png) < 40_000  # small enough for an email
@@ -108,7 +108,7 @@ def assert_charts_email(composed) -> None:
     html = html_part.get_content()
     referenced = re.findall(r'src="cid:([^"]+)"', html)
     attached = [image["Content-ID"].strip("<>") for image in images]
-    assert referenced == attached == [VIEWS[f].cid for f in CHART_FEATURES]
+    assert referenced == attached == [VIEWS[s.feature].cid for s in SERIES]
     for image in images:
         assert image.get_content_type() == "image/png"
         assert image.get_content_disposition() == "inline"
@@ -144,7 +144,7 @@ def test_chart_data_reads_six_weeks_and_the_usual_band_from_the_store(store):
     add_nights(store, "c01", first, 100, tst=lambda i: 420.0 + (i % 5) * 20 - (120 if i >= 93 else 0))
     add_nights(store, "c02", first, 100, tst=lambda i: 300.0)  # someone else's nights never leak in
     got = {s.feature: s for s in load_series(store, "c01", LAST_NIGHT)}
-    assert set(got) == set(CHART_FEATURES)
+    assert set(got) == set(CHART_FEATURES) - {"ln_sdnn"}  # RMSSD nights only: no SDNN chart
     tst = got["tst_min"]
     assert tst.nights[0] == LAST_NIGHT - timedelta(days=41) and tst.nights[-1] == LAST_NIGHT
     assert len(tst.values) == 42
@@ -153,6 +153,25 @@ def test_chart_data_reads_six_weeks_and_the_usual_band_from_the_store(store):
     # A flat resting HR has MAD 0: the band is the feature's floor (features/catalog.py), not a line.
     assert got["resting_hr_bpm"].band_high - got["resting_hr_bpm"].band_mid == pytest.approx(1.5)
     assert "below that range" in alt_text(tst)
+
+
+def test_an_apple_watch_wearers_hrv_chart_is_drawn_from_sdnn_against_their_own_sdnn_usual(store):
+    first = LAST_NIGHT - timedelta(days=99)
+    # an Apple Watch: SDNN about 55 ms (ln 4.0), falling to about 33 ms (ln 3.5) in the last week; no RMSSD
+    add_nights(store, "aw", first, 100, ln_rmssd=lambda i: None)
+    with store.cursor() as cur:
+        cur.execute("UPDATE nightly_features SET ln_sdnn = CASE WHEN night_date > ? THEN 3.5 ELSE 4.0 END, "
+                    "sdnn_ms = exp(CASE WHEN night_date > ? THEN 3.5 ELSE 4.0 END) WHERE person_id = 'aw'",
+                    [LAST_NIGHT - timedelta(days=7), LAST_NIGHT - timedelta(days=7)])
+    got = {s.feature: s for s in load_series(store, "aw", LAST_NIGHT)}
+    assert set(got) == {"tst_min", "resting_hr_bpm", "ln_sdnn"}  # one HRV chart, in the device's own metric
+    sdnn = got["ln_sdnn"]
+    assert sdnn.band_mid == 4.0 and len(sdnn.values) == 42
+    assert alt_text(sdnn) == ("A line chart of your heart-rate variability (a sign of overnight recovery) over the "
+                              "last six weeks, with your usual range shaded (about 50 ms to 59 ms). Over the last "
+                              "week the nights sit mostly below that range.")
+    images = render_charts(list(got.values()))
+    assert list(images) == [VIEWS[f].cid for f in ("tst_min", "resting_hr_bpm", "ln_sdnn")]
 
 
 def test_chart_data_leaves_out_sparse_features_and_draws_no_band_while_warming_up(store):
