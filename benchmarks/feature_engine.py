@@ -2,7 +2,7 @@
 against the floor (a bare scan of the segments, and grouping them into nights).
 
 Usage:  .venv/bin/python benchmarks/feature_engine.py --people 1000 --nights 365 [--pandas] [--keep DIR]
-        .venv/bin/python benchmarks/feature_engine.py --check-sql-against COMMIT [--people 50 --nights 200]
+        .venv/bin/python benchmarks/feature_engine.py --check-sql-against COMMIT   (50 people x 200 nights)
         .venv/bin/python benchmarks/feature_engine.py --check-sql-against COMMIT --db HOME/emberwatch.duckdb
 
 Data are generated in numpy (stage segments for every night: ~30 a night) and appended from Arrow to a
@@ -366,8 +366,10 @@ def feature_columns(db: Path) -> int:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--people", type=int, default=1000)
-    ap.add_argument("--nights", type=int, default=365)
+    # defaults: 1000 x 365 for the benchmark, 50 x 200 for --check-sql-against (its synthetic cohort is built from
+    # pydantic records: 1000 x 365 of them took 24 GB and was killed)
+    ap.add_argument("--people", type=int, help="people in the cohort (default 1000; 50 with --check-sql-against)")
+    ap.add_argument("--nights", type=int, help="nights of each (default 365; 200 with --check-sql-against)")
     ap.add_argument("--pandas", action="store_true", help="also run the pandas reference (and check equality)")
     ap.add_argument("--keep", type=Path, help="folder for the database (default: a temp folder)")
     ap.add_argument("--check-sql-against", metavar="COMMIT",
@@ -376,7 +378,10 @@ def main() -> None:
                                            "(e.g. a home with real exports imported), not the synthetic cohort")
     args = ap.parse_args()
     folder = args.keep or Path(tempfile.mkdtemp(prefix="ew-bench-"))
-    if args.check_sql_against:
+    checking = bool(args.check_sql_against)
+    args.people = args.people or (50 if checking else 1000)
+    args.nights = args.nights or (200 if checking else 365)
+    if checking:
         check_sql_against(args.check_sql_against, args.people, args.nights, folder, args.db)
         return
     db = folder / f"bench-{args.people}x{args.nights}.duckdb"
