@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
@@ -25,6 +26,21 @@ def side_path(db_path: Path | str, name: str) -> Path | None:
     return path.with_name(f"{path.stem}.{name}.sqlite")
 
 
+def _use_wal(con: sqlite3.Connection) -> None:
+    """Put the file in WAL mode (a setting the file keeps). Switching takes an exclusive lock that SQLite does not
+    wait for: with other connections open (the nightly run's fetch threads each open the token file) the switch
+    fails at once with "database is locked", busy_timeout or not. So it is asked only while the file is not in WAL
+    yet, and retried until BUSY_TIMEOUT_S like any other wait for the lock."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    while con.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+        try:
+            con.execute("PRAGMA journal_mode=WAL")
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+
+
 class SideFile:
     def __init__(self, path: Path | str, schema: Iterable[str]) -> None:
         self.path = Path(path)
@@ -33,7 +49,7 @@ class SideFile:
             # Created owner-only before SQLite opens it; its -wal and -shm files take the same mode.
             os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
         with self.connect() as con:
-            con.execute("PRAGMA journal_mode=WAL")
+            _use_wal(con)
             for statement in schema:
                 con.execute(statement)
 

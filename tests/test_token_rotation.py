@@ -75,3 +75,35 @@ def test_one_key_seals_and_opens_as_before():
     cipher = TokenCipher(key)
     assert cipher.key_count == 1
     assert TokenCipher(key.decode()).open(cipher.seal(TOKEN)) == TOKEN
+
+
+def test_a_side_file_opened_by_many_threads_at_once_never_fails_on_its_switch_to_wal(tmp_path):
+    """The nightly run's fetch threads each open the token file. Switching a new file to WAL takes a lock SQLite
+    does not wait for, so two threads opening it at once used to fail one fetch with "database is locked" (seen
+    in a demo run: one person not fetched that night). Many fresh files, several threads each: no failure."""
+    import threading
+
+    from storage.side_file import SideFile
+
+    failures: list[str] = []
+    schema = ["CREATE TABLE IF NOT EXISTS t (k TEXT PRIMARY KEY, v TEXT)"]
+    for trial in range(40):
+        path = tmp_path / f"f{trial}.tokens.sqlite"
+
+        def work(i: int) -> None:
+            try:
+                for j in range(10):
+                    with SideFile(path, schema).transaction() as con:
+                        con.execute("INSERT OR REPLACE INTO t VALUES (?, ?)", (str(i), str(j)))
+            except Exception as exc:  # noqa: BLE001 - every failure is the finding
+                failures.append(repr(exc))
+
+        threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert SideFile(path, schema).query_rows("PRAGMA journal_mode") == [("wal",)]
+        assert SideFile(path, schema).query_rows("SELECT k, v FROM t ORDER BY k") == [
+            (str(i), "9") for i in range(4)]
+    assert failures == []
