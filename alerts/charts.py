@@ -12,7 +12,7 @@ import io
 import math
 import statistics
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import matplotlib
 
@@ -68,16 +68,9 @@ VIEWS: dict[str, FeatureView] = {
         math.exp,  # people know HRV in milliseconds from their watch apps, not as a natural log
         lambda v: f"{round(v)} ms",
     ),
-    # an Apple Watch's HRV (SDNN): the same words, as its Health app calls it plain "heart rate variability"
-    "ln_sdnn": FeatureView(
-        "chart-heart-rate-variability-sdnn@emberwatch.local",
-        "Heart-rate variability, a sign of overnight recovery",
-        "your heart-rate variability (a sign of overnight recovery)",
-        "ms",
-        math.exp,
-        lambda v: f"{round(v)} ms",
-    ),
 }
+# an Apple Watch's HRV (SDNN): the same words, as its Health app calls it plain "heart rate variability"
+VIEWS["ln_sdnn"] = replace(VIEWS["ln_rmssd"], cid="chart-heart-rate-variability-sdnn@emberwatch.local")
 
 
 def render_series(series: ChartSeries) -> tuple[str, ChartImage]:

@@ -67,7 +67,10 @@ SLEEP_FEATURES = (
     "midsleep_min",
     "wake_min",
 )
-RECOVERY_FEATURES = ("resting_hr_bpm", "ln_rmssd", "ln_sdnn")
+# heart-rate variability as the device measures it, RMSSD (most devices) or SDNN (an Apple Watch): to a reader,
+# one thing
+HRV_FEATURES = ("ln_rmssd", "ln_sdnn")
+RECOVERY_FEATURES = ("resting_hr_bpm", *HRV_FEATURES)
 # Timing has no kind "worse" to name: later or earlier is described neutrally, whatever the `worse` flag says.
 TIMING_FEATURES = frozenset({"bedtime_min", "midsleep_min", "wake_min"})
 # Features a reader hears as the same thing: name one per group, and never praise one while naming its twin.
@@ -77,9 +80,7 @@ SAME_TO_A_READER = {
     "bedtime_min": "timing",
     "midsleep_min": "timing",
     "wake_min": "timing",
-    # RMSSD (most devices) and SDNN (an Apple Watch) are both "heart-rate variability" to a reader
-    "ln_rmssd": "hrv",
-    "ln_sdnn": "hrv",
+    **{feature: "hrv" for feature in HRV_FEATURES},
 }
 
 # "{a}" becomes "a little " for small moves. Each phrase is a clause that can follow "Over the last few
@@ -103,10 +104,9 @@ MOVE_PHRASES: dict[tuple[str, str], str] = {
     ("wake_min", "down"): "you've been waking earlier",
     ("resting_hr_bpm", "up"): "your overnight heart rate has been {a}higher",
     ("resting_hr_bpm", "down"): "your overnight heart rate has been {a}lower",
-    ("ln_rmssd", "down"): "your heart-rate variability, a sign of overnight recovery, has been {a}lower",
-    ("ln_rmssd", "up"): "your heart-rate variability, a sign of overnight recovery, has been {a}higher",
-    ("ln_sdnn", "down"): "your heart-rate variability, a sign of overnight recovery, has been {a}lower",
-    ("ln_sdnn", "up"): "your heart-rate variability, a sign of overnight recovery, has been {a}higher",
+    **{(feature, direction):
+       f"your heart-rate variability, a sign of overnight recovery, has been {{a}}{word}"
+       for feature in HRV_FEATURES for direction, word in (("down", "lower"), ("up", "higher"))},
 }
 
 DOMAIN_FALLBACK_PHRASES = {
@@ -124,8 +124,7 @@ WENT_WELL_PHRASES = {
     "midsleep_min": "your sleep timing stayed regular",
     "wake_min": "your sleep timing stayed regular",
     "resting_hr_bpm": "your overnight heart rate stayed at or below your usual",
-    "ln_rmssd": "your overnight recovery held up well",
-    "ln_sdnn": "your overnight recovery held up well",
+    **{feature: "your overnight recovery held up well" for feature in HRV_FEATURES},
 }
 
 TIMING_LABELS = {
@@ -287,7 +286,7 @@ def describe_value(move: FeatureMove) -> str | None:
             f"Resting heart rate: {relation} "
             f"(about {round(recent)} bpm; your usual is about {round(usual)} bpm)."
         )
-    if move.feature in ("ln_rmssd", "ln_sdnn"):
+    if move.feature in HRV_FEATURES:
         # People know HRV in milliseconds from their watch apps, not as a natural log.
         return (
             f"Heart-rate variability, a sign of overnight recovery: about {round(math.exp(recent))} ms; "

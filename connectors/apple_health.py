@@ -602,20 +602,29 @@ def _parse_resting(readings: list[_Reading], person: PersonContext, result: Pars
             result.rejected.append(Rejected(latest.locator, str(exc)))
 
 
+def _best_writer_numbers(group: list[_Reading], result: ParseResult) -> list[tuple[_Reading, float]]:
+    """The readings of one night (or day) by its best writer, each with its number; one that is not a number
+    is quarantined with its reason."""
+    writer = _best_writer(group)
+    return [(reading, value) for reading in group
+            if reading.writer == writer and (value := _number(reading, result)) is not None]
+
+
+def _by_night(readings: list[_Reading]) -> dict[date, list[_Reading]]:
+    by_night: dict[date, list[_Reading]] = {}
+    for reading in readings:
+        by_night.setdefault(_night_of(reading.start), []).append(reading)
+    return by_night
+
+
 def _parse_vitals(readings: list[_Reading], person: PersonContext, result: ParseResult) -> None:
     by_night: dict[tuple[date, str], list[_Reading]] = {}
     for reading in readings:
         by_night.setdefault((_night_of(reading.start), reading.type), []).append(reading)
     fields: dict[date, dict[str, float]] = {}
     for (night, type_), group in sorted(by_night.items()):
-        writer = _best_writer(group)
         values = []
-        for reading in group:
-            if reading.writer != writer:
-                continue
-            value = _number(reading, result)
-            if value is None:
-                continue
+        for reading, value in _best_writer_numbers(group, result):
             if type_.endswith("OxygenSaturation"):
                 if not 0 < value <= 1:
                     result.rejected.append(Rejected(reading.locator, (
@@ -646,19 +655,10 @@ SDNN_PLAUSIBLE_MS = (0.0, 400.0)  # exclusive bounds, as NightlyHrv's
 
 
 def _parse_sdnn(readings: list[_Reading], person: PersonContext, result: ParseResult) -> None:
-    by_night: dict[date, list[_Reading]] = {}
-    for reading in readings:
-        by_night.setdefault(_night_of(reading.start), []).append(reading)
     low, high = SDNN_PLAUSIBLE_MS
-    for night in sorted(by_night):
-        writer = _best_writer(by_night[night])
+    for night, group in sorted(_by_night(readings).items()):
         values = []
-        for reading in by_night[night]:
-            if reading.writer != writer:
-                continue
-            value = _number(reading, result)
-            if value is None:
-                continue
+        for reading, value in _best_writer_numbers(group, result):
             if not low < value < high:
                 result.rejected.append(Rejected(reading.locator, (
                     f"{SOURCE_NAME} at {reading.locator}: an HRV (SDNN) of {value} ms is outside "
@@ -689,15 +689,12 @@ WRIST_TEMP_PLAUSIBLE_C = (30.0, 42.0)  # a sleeping wrist outside this is a sens
 
 
 def _parse_wrist_temperature(readings: list[_Reading], person: PersonContext, result: ParseResult) -> None:
-    by_night: dict[date, list[_Reading]] = {}
-    for reading in readings:
-        by_night.setdefault(_night_of(reading.start), []).append(reading)
     low, high = WRIST_TEMP_PLAUSIBLE_C
     nightly: dict[date, tuple[float, str]] = {}
-    for night in sorted(by_night):
-        writer = _best_writer(by_night[night])
+    for night, group in sorted(_by_night(readings).items()):
+        writer = _best_writer(group)
         # the night's main sleep: the longest reading of the writer (a nap has one of its own)
-        reading = max((r for r in by_night[night] if r.writer == writer), key=lambda r: (r.end - r.start, r.start))
+        reading = max((r for r in group if r.writer == writer), key=lambda r: (r.end - r.start, r.start))
         value = _number(reading, result)
         if value is None:
             continue
