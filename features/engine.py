@@ -302,10 +302,15 @@ def _person_chunks(ranges: dict[str, NightRange]) -> list[dict[str, NightRange]]
     return chunks
 
 
+# What a rebuild writes: everything in them is computed from the normalized tables.
+DERIVED_TABLES = ("nightly_features", "night_signals")
+
+
 def rebuild_all(store: Store, thresholds: Thresholds = Thresholds(),
                 person_ids: list[str] | None = None) -> FeatureRun:
     """Recompute every night of every person (or of `person_ids`) from the normalized tables (the `rebuild`
-    path; also after a person changes which device counts)."""
+    path; also after a person changes which device counts). A rebuild of everyone refills DERIVED_TABLES from
+    nothing, so a row no normalized data backs any more is not kept."""
     rows = store.query_rows(
         """
         SELECT person_id, min(d), max(d) FROM (
@@ -317,4 +322,11 @@ def rebuild_all(store: Store, thresholds: Thresholds = Thresholds(),
         ) WHERE ?::VARCHAR[] IS NULL OR list_contains(?::VARCHAR[], person_id) GROUP BY person_id
         """, [person_ids, person_ids]
     )
-    return compute_features(store, {r[0]: NightRange(r[1], r[2]) for r in rows}, thresholds)
+    targets = {r[0]: NightRange(r[1], r[2]) for r in rows}
+    if person_ids is not None:
+        return compute_features(store, targets, thresholds)
+    # Everyone: the tables are refilled from nothing (no row is kept, so none needs deleting, and the primary
+    # key is built once at the end instead of checked per row; Store.fresh_tables).
+    with store.fresh_tables(DERIVED_TABLES):
+        return compute_features(store, targets, thresholds)
+

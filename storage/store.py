@@ -37,6 +37,8 @@ from storage.tokens import TokenFile, tokens_path
 
 # Migration 007 drops DuckDB's `oauth_tokens`; its rows are copied to the token file just before.
 TOKENS_MOVED_OUT = 7
+# Store.fresh_tables sets a table's old rows aside under this name (table + suffix) until its refill is complete.
+SET_ASIDE_SUFFIX = "__before_rebuild"
 
 
 class StoreError(RuntimeError):
@@ -136,6 +138,7 @@ class Store:
             os.chmod(self.path, 0o600)  # health data: owner only
         self._lock = threading.RLock()
         if not read_only:
+            self._restore_set_aside()  # before the migrations: they may alter the tables it puts back
             self.migrate()
 
     def _release_writer_lock(self) -> None:
@@ -188,6 +191,59 @@ class Store:
 
     def schema_version(self) -> int:
         return self.query_rows("SELECT coalesce(max(version), 0) FROM schema_version")[0][0]
+
+    @contextmanager
+    def fresh_tables(self, tables: Sequence[str]) -> Iterator[None]:
+        """Refill derived `tables` from nothing, in as many transactions as the caller likes: each is set aside
+        (renamed, rows and key intact) and replaced by an empty copy with the same columns, NOT NULLs and defaults
+        but no primary key; at the end the new tables are keyed and the old ones dropped, in one transaction. If the
+        refill fails, the old tables are put back at once; if the process dies, at the next open
+        (_restore_set_aside). So no run ever sees half a refill, nor a table without its key.
+
+        Why without the key while filling: DuckDB checked and indexed every row of every chunk against the key
+        (all the rows before it, and the old rows deleted in the same transaction). A full feature rebuild took
+        5.7-5.9 s keyed against 4.1 s (1k people x 365 nights) and 102 s against 45 s (10k x 365); building the
+        key in one pass at the end takes 0.14 s at 1k."""
+        with self.transaction() as cur:
+            keys = {table: self._set_aside(cur, table) for table in tables}
+        try:
+            yield
+            with self.transaction() as cur:
+                for table, columns in keys.items():
+                    cur.execute(f'ALTER TABLE "{table}" ADD PRIMARY KEY ({", ".join(columns)})')
+                    cur.execute(f'DROP TABLE "{table}{SET_ASIDE_SUFFIX}"')
+        except BaseException:
+            self._restore_set_aside()
+            raise
+
+    @staticmethod
+    def _set_aside(cur: duckdb.DuckDBPyConnection, table: str) -> list[str]:
+        """Rename `table` to table + SET_ASIDE_SUFFIX and create an empty, unkeyed copy under its name (read from
+        the catalog, so a later migration's columns come along); return the key's columns."""
+        (key,) = cur.execute("SELECT constraint_column_names FROM duckdb_constraints() "
+                             "WHERE table_name = ? AND constraint_type = 'PRIMARY KEY'", [table]).fetchone()
+        columns = cur.execute("SELECT column_name, is_nullable, column_default FROM duckdb_columns() "
+                              "WHERE table_name = ? ORDER BY column_index", [table]).fetchall()
+        aside = f"{table}{SET_ASIDE_SUFFIX}"
+        cur.execute(f'ALTER TABLE "{table}" RENAME TO "{aside}"')
+        cur.execute(f'CREATE TABLE "{table}" AS SELECT * FROM "{aside}" LIMIT 0')
+        for name, nullable, default in columns:
+            if not nullable and name not in key:  # the key's columns get theirs with the key
+                cur.execute(f'ALTER TABLE "{table}" ALTER COLUMN "{name}" SET NOT NULL')
+            if default is not None:
+                cur.execute(f'ALTER TABLE "{table}" ALTER COLUMN "{name}" SET DEFAULT {default}')
+        return list(key)
+
+    def _restore_set_aside(self) -> None:
+        """Put back every table a refill set aside (Store.fresh_tables) and did not finish, dropping its partial
+        replacement: the database is then exactly as it was before the refill began."""
+        with self.transaction() as cur:
+            aside = [r[0] for r in cur.execute("SELECT table_name FROM duckdb_tables() WHERE suffix(table_name, ?)",
+                                                [SET_ASIDE_SUFFIX]).fetchall()]
+            for name in aside:
+                table = name.removesuffix(SET_ASIDE_SUFFIX)
+                cur.execute(f'DROP TABLE IF EXISTS "{table}"')
+                cur.execute(f'ALTER TABLE "{name}" RENAME TO "{table}"')
 
     def migrate(self) -> None:
         with self.cursor() as cur:
