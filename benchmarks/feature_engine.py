@@ -377,7 +377,15 @@ def main() -> None:
     ap.add_argument("--db", type=Path, help="with --check-sql-against: compare on a copy of this database "
                                            "(e.g. a home with real exports imported), not the synthetic cohort")
     args = ap.parse_args()
-    folder = args.keep or Path(tempfile.mkdtemp(prefix="ew-bench-"))
+    if args.keep:
+        run(args, args.keep)
+        return
+    # removed afterwards: a 10k x 365 cohort is ~13 GB, and left behind they filled the disk
+    with tempfile.TemporaryDirectory(prefix="ew-bench-") as tmp:
+        run(args, Path(tmp))
+
+
+def run(args: argparse.Namespace, folder: Path) -> None:
     checking = bool(args.check_sql_against)
     args.people = args.people or (50 if checking else 1000)
     args.nights = args.nights or (200 if checking else 365)

@@ -61,18 +61,18 @@ def main() -> int:
     run_seed = args.seed if args.seed is not None else random.SystemRandom().randrange(2**32)
     print(f"seed {run_seed}  (replay: --seed {run_seed} --examples {args.examples})", flush=True)
     selected = [p for p in PROPERTIES if args.only in p.id]
-    folder = Path(tempfile.mkdtemp(prefix="ew-fuzz-"))
     print(f"{'parser':<44}{'property':<17}{'examples':>10}{'failures':>10}{'seconds':>9}", flush=True)
     total_examples = total_failures = 0
     reports = []
     started = time.perf_counter()
-    for prop in selected:
-        examples, failures, seconds, report = run_one(prop, args.examples, run_seed, folder)
-        print(f"{prop.parser:<44}{prop.name:<17}{examples:>10}{failures:>10}{seconds:>9.1f}", flush=True)
-        total_examples += examples
-        total_failures += failures
-        if report:
-            reports.append(f"--- {prop.id} ---\n{report}")
+    with tempfile.TemporaryDirectory(prefix="ew-fuzz-") as tmp:
+        for prop in selected:
+            examples, failures, seconds, report = run_one(prop, args.examples, run_seed, Path(tmp))
+            print(f"{prop.parser:<44}{prop.name:<17}{examples:>10}{failures:>10}{seconds:>9.1f}", flush=True)
+            total_examples += examples
+            total_failures += failures
+            if report:
+                reports.append(f"--- {prop.id} ---\n{report}")
     print(f"{'total':<61}{total_examples:>10}{total_failures:>10}{time.perf_counter() - started:>9.1f}")
     for report in reports:
         print(report)
