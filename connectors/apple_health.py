@@ -132,16 +132,15 @@ class Skipped:
 
 
 def apple_time(text: Any) -> datetime:
-    """`2024-03-02 23:14:05 +0100` → an aware datetime in that offset. Anything else raises ValueError."""
-    m = _TIME.fullmatch(text.strip()) if isinstance(text, str) else None
-    if not m:
+    """`2024-03-02 23:14:05 +0100` → an aware datetime in that offset. Anything else raises ValueError.
+    The shape is checked by `_TIME`; the conversion is `datetime.fromisoformat` (C) of the same text without the space
+    before the offset: building the datetime from the match's groups in Python was two thirds of the parse of a
+    large export (every kept record's start and end)."""
+    if not isinstance(text, str) or not _TIME.fullmatch(text := text.strip()):
         raise ValueError(f"{storable_text(repr(text))} is not a date like 2024-03-02 23:14:05 +0100")
-    sign = 1 if m.group(7) == "+" else -1
-    hours, minutes = int(m.group(8)), int(m.group(9))
-    if hours > 14 or minutes > 59:
+    if text[21:23] > "14" or text[23:25] > "59":
         raise ValueError(f"{storable_text(repr(text))} has an impossible UTC offset")
-    offset = timezone(sign * timedelta(hours=hours, minutes=minutes))
-    return datetime(*(int(m.group(i)) for i in range(1, 7)), tzinfo=offset)  # type: ignore[misc]
+    return datetime.fromisoformat(text[:19] + text[20:])
 
 
 def _night_of(local: datetime) -> date:
