@@ -10,6 +10,11 @@ For each rule and scale:
   night (positive = flagged mornings were worse than the person's other mornings, the sign of issue 16's table);
 - **within 3 nights, worse by (SD)**: the same with a morning counted as flagged when its own night or one of the
   two before it was flagged;
+- **the mornings after, worse by (SD)**: the same for the morning 1 and 2 nights after a flagged night whose own
+  night was not flagged (`after_flag`). It separates what a flag says about the morning it ends on from what it
+  says about the days after: a sleep-quality report speaks of the night just slept, while fatigue carries over
+  (sleep debt accumulates and is repaid over more than one night: Van Dongen 2003, Banks 2010), so the two need
+  not move together after a flag. Nothing is tuned on it; it explains the "within 3 nights" figure;
 - **AUROC** for "a worse-than-usual morning (z <= -0.5)", with "flagged within 3 nights" as the score; the
   mornings of everyone are pooled (labels are already within person). The score is 0/1, so the Mann-Whitney
   AUROC equals (sensitivity + specificity) / 2.
@@ -44,6 +49,7 @@ from storage.store import Store
 MIN_REPORTS = 10  # fewer reports than this on a scale: the person's own mean and SD mean little
 WORSE_Z = -0.5  # a "worse than usual" morning: half the person's own SD below their mean
 WITHIN_NIGHTS = 3  # the morning's own night and the two before it
+AFTER_NIGHTS = (1, 2)  # the mornings after a flagged night shown on their own (its own night unflagged)
 NAIVE_SHORT_SLEEP_MIN = 60.0  # naive baseline: total sleep < personal median - 60 min
 NAIVE_RHR_UP_BPM = 4.0  # naive baseline: resting HR >= personal median + 4 bpm (the NightSignal step, one night)
 RESAMPLES = 2000
@@ -145,6 +151,11 @@ def flagged_within(flag_on: Callable[[date], bool], morning: date, nights: int =
     return any(flag_on(morning - timedelta(days=k)) for k in range(nights))
 
 
+def flagged_nights_before(flag_on: Callable[[date], bool], morning: date, nights: int) -> bool:
+    """The morning `nights` after a flagged night, its own night not flagged (so not the flag's own morning)."""
+    return flag_on(morning - timedelta(days=nights)) and not flag_on(morning)
+
+
 # --- flags per night ---------------------------------------------------------------------------------------------
 
 
@@ -182,6 +193,7 @@ class Cell:
     same_morning: dict[str, Any]
     within_3_nights: dict[str, Any]
     auroc: dict[str, Any]
+    after_flag: dict[str, dict[str, Any]] = field(default_factory=dict)  # "1" | "2" nights after -> summary
 
 
 @dataclass
@@ -205,6 +217,7 @@ class ValidationReport:
                        "averaging": "mean over people of each person's difference",
                        "interval": f"bootstrap over people, {self.resamples} resamples, seed {self.seed}, 95 % "
                                    "percentile", "worse_morning_z": WORSE_Z, "within_nights": WITHIN_NIGHTS,
+                       "after_flag": "the morning k nights after a flagged night whose own night was not flagged",
                        "min_reports": MIN_REPORTS},
             "reported_mornings": self.reports,
             "alerts": self.alerts, "person_months": round(self.person_months, 2),
@@ -242,7 +255,8 @@ def compare(z_reports: pd.DataFrame, night_flags: pd.DataFrame, resamples: int =
     for scale, on_scale in z_reports.groupby("scale", sort=True):
         people = sorted(on_scale["person_id"].unique())
         per_rule: dict[str, dict[str, list]] = {r.name: {"same": [], "within": [], "counts": [], "z": [],
-                                                          "f_same": []} for r in RULES}
+                                                          "f_same": []} | {f"after{k}": [] for k in AFTER_NIGHTS}
+                                                for r in RULES}
         for person in people:
             mine = on_scale[on_scale["person_id"] == person].sort_values("report_date")
             days = [pd.Timestamp(d).date() for d in mine["report_date"]]
@@ -263,7 +277,9 @@ def compare(z_reports: pd.DataFrame, night_flags: pd.DataFrame, resamples: int =
                 same = np.array([on(d) for d in days])
                 within = np.array([flagged_within(on, d) for d in days])
                 bucket = per_rule[rule.name]
-                for key, f in (("same", same), ("within", within)):
+                after = [(f"after{k}", np.array([flagged_nights_before(on, d, k) for d in days]))
+                         for k in AFTER_NIGHTS]
+                for key, f in (("same", same), ("within", within), *after):
                     diff = worse_by(z, f)
                     if diff is not None:
                         bucket[key].append(diff)
@@ -290,7 +306,9 @@ def compare(z_reports: pd.DataFrame, night_flags: pd.DataFrame, resamples: int =
                 within_3_nights=_difference_summary(bucket["within"], pooled_within, resamples, seed),
                 auroc={"value": None if value is None else round(value, 3),
                        "ci95": None if ci is None else [round(ci[0], 3), round(ci[1], 3)],
-                       "worse_mornings": p, "other_mornings": n, "worse_flagged": tp, "other_flagged": fp})
+                       "worse_mornings": p, "other_mornings": n, "worse_flagged": tp, "other_flagged": fp},
+                after_flag={str(k): _difference_summary(bucket[f"after{k}"], None, resamples, seed)
+                            for k in AFTER_NIGHTS})
     flagged["yesterday_report"] = yesterday_counts
     flagged_reported["yesterday_report"] = yesterday_counts
     return {"all": flagged, "with_a_report": flagged_reported}, cells
@@ -400,6 +418,17 @@ def format_report(report: ValidationReport, scales: Sequence[str] = SHOWN_SCALES
         for key in ("same_morning", "within_3_nights"):
             row += "".join(f"{ci(getattr(cells[s], key)['ci95']) if s in cells else '—':<14}" for s in scales)
         row += "".join(f"{ci(cells[s].auroc['ci95'], False) if s in cells else '—':<12}" for s in scales)
+        lines.append(row.rstrip())
+    lines += ["", "the mornings after a flagged night (its own night not flagged), worse by (SD), "
+                  + ", ".join(_SHORT.get(s, s) for s in scales) + ":",
+              (f"{'rule':<{label}}" + "".join(f"{f'{k} night(s) after':<{w * len(scales) + 2}}"
+                                               for k in AFTER_NIGHTS)).rstrip()]
+    for rule in RULES:
+        cells = report.cells.get(rule.name, {})
+        row = f"{rule.label:<{label}}"
+        for k in AFTER_NIGHTS:
+            row += "".join(f"{_num(cells[s].after_flag[str(k)]['worse_by']) if s in cells else '—':>{w}}"
+                           for s in scales) + "  "
         lines.append(row.rstrip())
     lines += ["", "flagged nights: all nights of these people / those whose morning has a report; for yesterday's "
                   "report, worse fatigue mornings.",

@@ -108,6 +108,28 @@ def test_compare_on_two_people_whose_flags_mark_exactly_their_bad_mornings():
     assert cells["alert"]["fatigue"].same_morning["worse_by"] is None
 
 
+def test_the_mornings_after_a_flag_are_compared_on_their_own_and_never_include_a_flagged_night():
+    # Flags on nights 2 and 3 (a run) and 8. One night after: mornings 4 and 9 (morning 3 is itself flagged, so it
+    # is the run's own morning, not a morning after). Two nights after: mornings 4, 5 and 10 (4 follows night 2 by
+    # two, 5 follows night 3). The values make the mornings after better than usual, as after a recovery night, and
+    # the flagged mornings worse.
+    values = [3, 3, 1, 1, 5, 5, 3, 3, 1, 5, 5, 3]
+    flagged = [i in (2, 3, 8) for i in range(12)]
+    rep = reports("a", "sleep_quality", values)
+    z = within_person_z(rep)
+    _, cells = compare(z, night_rule_flags(nights("a", [420.0] * 12, sleep_flag=flagged), {}), resamples=200, seed=1)
+    za = z.z.to_numpy()
+
+    def expected(mornings: list[int]) -> float:
+        return za[[i not in mornings for i in range(12)]].mean() - za[mornings].mean()
+
+    after = cells["sleep_flag"]["sleep_quality"].after_flag
+    assert after["1"]["worse_by"] == pytest.approx(expected([4, 9]), abs=1e-3)
+    assert after["2"]["worse_by"] == pytest.approx(expected([4, 5, 10]), abs=1e-3)
+    assert after["1"]["worse_by"] < 0 < cells["sleep_flag"]["sleep_quality"].same_morning["worse_by"]
+    assert cells["alert"]["sleep_quality"].after_flag["1"]["worse_by"] is None  # never fires: no difference
+
+
 def test_only_morning_reports_are_compared_with_nights(store):
     from datetime import datetime
 
