@@ -124,6 +124,21 @@ months). One person's check-ins (p02) widened their sleep threshold (10 of 10 sh
 as usual or better); their short nights were far below the widened threshold too, so no flag changed: the limit
 is one step by design. Intervals over 8 people are wide (`validate` prints them); the figures are checked on
 people we have not seen.
+
+`validate` also shows the mornings after a flag on their own (the morning 1 and 2 nights after a flagged night
+whose own night was not flagged; `after_flag` in the JSON). Worse by, fatigue / stress / sleep quality:
+
+| rule | 1 night after | 2 nights after |
+|---|---|---|
+| flags now | +0.26 / +0.08 / −0.01 | +0.21 / +0.19 / −0.14 |
+| `sleep_deviates` (one night) | +0.10 / +0.01 / −0.12 | +0.05 / +0.11 / +0.00 |
+| naive: total sleep < own median − 60 min | +0.08 / +0.14 / −0.11 | −0.01 / +0.07 / −0.05 |
+
+So what the "within 3 nights" sleep-quality figure misses is there to see: fatigue stays worse for two mornings
+after a flagged night (sleep debt is repaid over more than one night: Van Dongen 2003, Banks 2010), while sleep
+quality, which speaks of the night just slept, is as usual or better once a normal night follows. Every rule
+shows it, the naive one too. This view was added to explain the figure, not to choose a rule (measured
+2026-12-08, `.venv/bin/python benchmarks/validate_pmdata.py`).
 """
 
 SOURCES = """## Sources
