@@ -151,7 +151,7 @@ def flagged_within(flag_on: Callable[[date], bool], morning: date, nights: int =
     return any(flag_on(morning - timedelta(days=k)) for k in range(nights))
 
 
-def flagged_nights_before(flag_on: Callable[[date], bool], morning: date, nights: int) -> bool:
+def morning_after_a_flag(flag_on: Callable[[date], bool], morning: date, nights: int) -> bool:
     """The morning `nights` after a flagged night, its own night not flagged (so not the flag's own morning)."""
     return flag_on(morning - timedelta(days=nights)) and not flag_on(morning)
 
@@ -277,7 +277,7 @@ def compare(z_reports: pd.DataFrame, night_flags: pd.DataFrame, resamples: int =
                 same = np.array([on(d) for d in days])
                 within = np.array([flagged_within(on, d) for d in days])
                 bucket = per_rule[rule.name]
-                after = [(f"after{k}", np.array([flagged_nights_before(on, d, k) for d in days]))
+                after = [(f"after{k}", np.array([morning_after_a_flag(on, d, k) for d in days]))
                          for k in AFTER_NIGHTS]
                 for key, f in (("same", same), ("within", within), *after):
                     diff = worse_by(z, f)
