@@ -9,7 +9,10 @@ from pathlib import Path
 import pytest
 
 os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
-os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="emberwatch-prefect-"))
+# Each test process gets its own Prefect home: under pytest-xdist the workers inherit the controller's environment,
+# and two workers' ephemeral servers must not migrate and write one SQLite database at once.
+if os.environ.get("PYTEST_XDIST_WORKER") or "PREFECT_HOME" not in os.environ:
+    os.environ["PREFECT_HOME"] = tempfile.mkdtemp(prefix="emberwatch-prefect-")
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
 # The harness's SQLite server: its task-run recorder collides with flow-run creation and each collision costs a
