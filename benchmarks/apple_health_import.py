@@ -122,8 +122,12 @@ def generate(path: Path, megabytes: float, seed: int) -> int:
 
 
 def run_import(path: Path, db: Path) -> None:
-    """In the child: the import alone, then its figures on one line."""
+    """In the child: the import alone, as `emberwatch import apple-health` runs it (kernels interpreted unless
+    EMBERWATCH_KERNELS says otherwise: features/kernels.py), then its figures on one line."""
+    from features.kernels import run_interpreted
     from pipelines.import_apple_health import import_apple_health
+
+    kernels = "interpreted" if run_interpreted() else "compiled"
     from storage.store import Store
 
     size = path.stat().st_size if path.suffix == ".xml" else zipfile.ZipFile(path).getinfo(
@@ -145,7 +149,7 @@ def run_import(path: Path, db: Path) -> None:
           f"{wall:.1f} s wall, {cpu:.1f} s CPU, {mb_s:.1f} MB/s (goal >= {GOAL_MB_S:.0f}: "
           f"{'met' if mb_s >= GOAL_MB_S else 'NOT met'}), peak RSS {peak_mb:.0f} MB (goal <= {GOAL_RSS_MB:.0f}: "
           f"{'met' if peak_mb <= GOAL_RSS_MB else 'NOT met'}; {base_mb:.0f} MB before the import began); {result.sync.records} records, "
-          f"{result.sync.rejected} quarantined")
+          f"{result.sync.rejected} quarantined; kernels {kernels}")
     print(f"rows: {rows}")
     for reason in reasons:
         print(f"quarantined: {reason}")

@@ -16,8 +16,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
-from numba import njit
+from features.kernels import decorators
 
+njit, _ = decorators()  # numba's, or the function left as it is (features/kernels.py)
 NAN = np.nan
 # stage_kind in sleep_log_segments.sql
 ASLEEP, AWAKE, RESTLESS = 0, 1, 2

@@ -24,8 +24,9 @@ from dataclasses import dataclass
 from datetime import date
 
 import numpy as np
-from numba import njit, prange
+from features.kernels import decorators
 
+njit, prange = decorators()  # numba's, or the functions left as they are (features/kernels.py)
 NAN = np.nan
 
 

@@ -238,6 +238,9 @@ def import_fitbit_export(
     """Import a Fitbit account export: archive every file, parse, quarantine what is malformed, compute features.
     Retention keeps imported nights for EMBERWATCH_RETENTION_FEATURES_DAYS counted from the day of the import."""
     from pipelines.import_fitbit_export import import_export
+    from features.kernels import run_interpreted
+
+    run_interpreted()  # one person's nights, then the process ends: no numba or LLVM to load (features/kernels.py)
 
     path = validate.fitbit_export_folder(path)
     with person_store(person_id) as (store, person):

@@ -17,6 +17,9 @@ def import_apple_health(
     """Import an Apple Health export: stream export.xml, archive what is read in chunks, parse, quarantine what is
     malformed, compute features. Retention counts from the day of the import."""
     from pipelines.import_apple_health import import_apple_health as run
+    from features.kernels import run_interpreted
+
+    run_interpreted()  # one person's nights, then the process ends: no numba or LLVM to load (features/kernels.py)
 
     path = validate.apple_health_path(path)
     with person_store(person_id) as (store, person):

@@ -17,6 +17,9 @@ def import_google_takeout(
     """Import a Google Takeout health export (today's Fitbit download): archive every file, parse, quarantine what
     is malformed, compute features. Retention counts from the day of the import."""
     from pipelines.import_google_takeout import import_takeout
+    from features.kernels import run_interpreted
+
+    run_interpreted()  # one person's nights, then the process ends: no numba or LLVM to load (features/kernels.py)
 
     path = validate.google_takeout_path(path)
     with person_store(person_id) as (store, person):

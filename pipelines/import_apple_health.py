@@ -63,6 +63,7 @@ def import_apple_health(store: Store, person: Person, path: Path, thresholds: Th
     if sync.touched is not None:
         # History someone brought in to use: retention counts from today, not from its nights.
         record_arrival(store, person.person_id, sync.touched, arrived_on)
+    store.release_memory()  # what DuckDB kept from the writes, given back before the features step needs memory
     features = update_features(store, [sync], thresholds)
     recalibrate_history(store, person.person_id, thresholds)  # reports imported before this history now have nights
     return AppleImportResult(sync, new_payloads, features, arrived_on, skipped=tuple(source.skipped),

@@ -108,6 +108,7 @@ class Store:
 
     def __init__(self, path: Path | str, *, read_only: bool = False, wait_s: float = 0.0) -> None:
         self.path = Path(path)
+        self._read_only = read_only
         self._lock_file = None
         in_memory = str(path) == ":memory:"
         if not in_memory:
@@ -153,6 +154,20 @@ class Store:
         with self._lock:
             self._con.close()
             self._release_writer_lock()
+
+    def release_memory(self) -> None:
+        """Give back the memory DuckDB kept from a long run of writes: checkpoint, close the connection and open
+        it again (the writer lock stays held, so no other process gets in between). DuckDB keeps the buffers and
+        allocator pages of what it wrote until its connection closes; at the end of a 1 GB Apple Health import
+        that is ~55 MB the features step can use instead. A no-op for an in-memory database (closing it would
+        lose it) and inside an open cursor's lock (it waits for it)."""
+        if str(self.path) == ":memory:":
+            return
+        with self._lock:
+            if not self._read_only:
+                self._con.execute("CHECKPOINT")
+            self._con.close()
+            self._con = duckdb.connect(str(self.path), read_only=self._read_only)
 
     def __enter__(self) -> "Store":
         return self

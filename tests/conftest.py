@@ -14,6 +14,10 @@ os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
 if os.environ.get("PYTEST_XDIST_WORKER") or "PREFECT_HOME" not in os.environ:
     os.environ["PREFECT_HOME"] = tempfile.mkdtemp(prefix="emberwatch-prefect-")
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+# The kernels compiled in every test process and in the CLIs the tests start (an import command would otherwise
+# choose interpreted ones for the rest of the process it runs in: features/kernels.py); tests of the interpreted
+# ones set it themselves.
+os.environ["EMBERWATCH_KERNELS"] = "compiled"
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
 # The harness's SQLite server: its task-run recorder collides with flow-run creation and each collision costs a
 # 2 s client retry (measured; see pipelines/cli.py demo). Tests assert on our results, not on Prefect's task rows.

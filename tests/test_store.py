@@ -87,3 +87,29 @@ def test_a_second_process_gets_a_clear_message_while_the_file_is_in_use(tmp_path
         )
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert "CLEAR: The database" in out.stdout and "another emberwatch process" in out.stdout
+
+
+def test_memory_given_back_keeps_the_data_the_connection_and_the_writer_lock(tmp_path):
+    import subprocess
+    import sys
+
+    path = tmp_path / "e.duckdb"
+    with Store(path) as store:
+        store.add_person("p1", "p1@example.org", "Europe/Oslo", "apple-health")
+        store.release_memory()
+        # another process still finds the file taken: no moment without the lock
+        code = (
+            "from storage.store import Store, StoreError\n"
+            f"try:\n    Store({str(path)!r})\nexcept StoreError as e:\n    print('CLEAR:', e)\n"
+        )
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+        assert "CLEAR: The database" in out.stdout
+        # what was written before is there, and writing goes on on the new connection
+        store.add_person("p2", "p2@example.org", "Europe/London", "apple-health")
+        assert [p.person_id for p in store.people()] == ["p1", "p2"]
+    with Store(path) as store:
+        assert [(p.person_id, p.tz_name) for p in store.people()] == [("p1", "Europe/Oslo"), ("p2", "Europe/London")]
+    with Store(":memory:") as memory:  # nothing to reopen: the data would be lost, so it is left as it is
+        memory.add_person("p3", "p3@example.org", "Europe/Oslo", "apple-health")
+        memory.release_memory()
+        assert [p.person_id for p in memory.people()] == ["p3"]
