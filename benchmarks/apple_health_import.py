@@ -126,9 +126,9 @@ def run_import(path: Path, db: Path) -> None:
     EMBERWATCH_KERNELS says otherwise: features/kernels.py), then its figures on one line."""
     from features.kernels import run_interpreted
     from pipelines.import_apple_health import import_apple_health
+    from storage.store import Store
 
     kernels = "interpreted" if run_interpreted() else "compiled"
-    from storage.store import Store
 
     size = path.stat().st_size if path.suffix == ".xml" else zipfile.ZipFile(path).getinfo(
         "apple_health_export/export.xml").file_size

@@ -5,7 +5,7 @@ Compiled is the default and what every nightly run, rebuild and backfill uses: i
 would take hours. But compiling costs a short process more than it gives: importing numba takes ~55 MB and loading
 the cached kernels into LLVM another ~50 MB and ~0.5 s, while one person's whole history (a few thousand nights) runs
 interpreted in about the same time (Apple Health import of 618 nights: 5.7 s compiled, 5.9 s interpreted; peak
-RSS 356 -> 305 MB before numba itself was left out too). `emberwatch import ...` therefore chooses interpreted
+RSS 356 -> 252-256 MB with numba never imported; benchmarks/README.md). `emberwatch import ...` therefore chooses interpreted
 before anything loads the kernels (`run_interpreted`). The code is the same either way, and
 tests/test_kernels_interpreted.py holds the two to equal results on a cohort with every kind of night.
 

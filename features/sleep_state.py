@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
+
 from features.kernels import decorators
 
 njit, _ = decorators()  # numba's, or the function left as it is (features/kernels.py)

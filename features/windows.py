@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from datetime import date
 
 import numpy as np
+
 from features.kernels import decorators
 
 njit, prange = decorators()  # numba's, or the functions left as they are (features/kernels.py)

@@ -110,7 +110,7 @@ class Store:
         self.path = Path(path)
         self._read_only = read_only
         self._lock_file = None
-        in_memory = str(path) == ":memory:"
+        self._in_memory = in_memory = str(path) == ":memory:"
         if not in_memory:
             self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         deadline = time.monotonic() + wait_s
@@ -159,9 +159,9 @@ class Store:
         """Give back the memory DuckDB kept from a long run of writes: checkpoint, close the connection and open
         it again (the writer lock stays held, so no other process gets in between). DuckDB keeps the buffers and
         allocator pages of what it wrote until its connection closes; at the end of a 1 GB Apple Health import
-        that is ~55 MB the features step can use instead. A no-op for an in-memory database (closing it would
-        lose it) and inside an open cursor's lock (it waits for it)."""
-        if str(self.path) == ":memory:":
+        that is ~55 MB the features step can use instead. Waits for a cursor in use (the store lock); a no-op for
+        an in-memory database (closing it would lose it)."""
+        if self._in_memory:
             return
         with self._lock:
             if not self._read_only:

@@ -75,35 +75,32 @@ def test_reupserting_sessions_leaves_the_same_rows(store):
     assert touched["p"].first == date(2026, 1, 1) and touched["p"].last == date(2026, 1, 10)
 
 
-def test_a_second_process_gets_a_clear_message_while_the_file_is_in_use(tmp_path):
-    path = tmp_path / "e.duckdb"
-    with Store(path):
-        import subprocess
-        import sys
-
-        code = (
-            "from storage.store import Store, StoreError\n"
-            f"try:\n    Store({str(path)!r})\nexcept StoreError as e:\n    print('CLEAR:', e)\n"
-        )
-        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert "CLEAR: The database" in out.stdout and "another emberwatch process" in out.stdout
-
-
-def test_memory_given_back_keeps_the_data_the_connection_and_the_writer_lock(tmp_path):
+def _second_process_opens(path) -> str:
+    """What another process prints when it opens the store at `path` (a StoreError's message, after 'CLEAR:')."""
     import subprocess
     import sys
 
+    code = (
+        "from storage.store import Store, StoreError\n"
+        f"try:\n    Store({str(path)!r})\nexcept StoreError as e:\n    print('CLEAR:', e)\n"
+    )
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60).stdout
+
+
+def test_a_second_process_gets_a_clear_message_while_the_file_is_in_use(tmp_path):
+    path = tmp_path / "e.duckdb"
+    with Store(path):
+        out = _second_process_opens(path)
+    assert "CLEAR: The database" in out and "another emberwatch process" in out
+
+
+def test_memory_given_back_keeps_the_data_the_connection_and_the_writer_lock(tmp_path):
     path = tmp_path / "e.duckdb"
     with Store(path) as store:
         store.add_person("p1", "p1@example.org", "Europe/Oslo", "apple-health")
         store.release_memory()
         # another process still finds the file taken: no moment without the lock
-        code = (
-            "from storage.store import Store, StoreError\n"
-            f"try:\n    Store({str(path)!r})\nexcept StoreError as e:\n    print('CLEAR:', e)\n"
-        )
-        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-        assert "CLEAR: The database" in out.stdout
+        assert "CLEAR: The database" in _second_process_opens(path)
         # what was written before is there, and writing goes on on the new connection
         store.add_person("p2", "p2@example.org", "Europe/London", "apple-health")
         assert [p.person_id for p in store.people()] == ["p1", "p2"]
