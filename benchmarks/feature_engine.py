@@ -285,7 +285,7 @@ def check_sql_against(commit: str, people: int, nights: int, folder: Path, real_
         ranges = {r[0]: NightRange(r[1], r[2]) for r in store.query_rows(
             "SELECT person_id, min(night_date), max(night_date) FROM nightly_features GROUP BY 1")}
         th = Thresholds()
-        params = th.sql_params() | {"read_from_days": th.signal_lookback_days}
+        params = th.sql_params() | {"read_from_days": th.signal_lookback_days, "flag_reach_days": th.flag_reach_days}
         started = time.perf_counter()
         feature_ranges = {pid: NightRange(r.first, r.last + timedelta(days=1)) for pid, r in ranges.items()}
         feature_params = params
@@ -294,14 +294,18 @@ def check_sql_against(commit: str, people: int, nights: int, folder: Path, real_
             with store.cursor() as cur:
                 feature_params = params | engine.segment_bounds(
                     cur, min(r.first for r in feature_ranges.values()), max(r.last for r in feature_ranges.values()))
+        # COMMIT's SQL with the stages it reads, when it reads them: the sleep kernel's `sleep_log_detail` and the
+        # signal kernels' `night_windows` (the working tree's stages: this check compares SQL, not kernels).
+        # Before the kernels, night_signals.sql ran as one statement, its baselines by window.
+        reads_sleep_detail = "sleep_log_detail" in old_sql["nightly_features"]
+        reads_windows = "night_windows" in old_sql["night_signals"]
         engine._replace_rows(store, "nightly_features", "feature_targets", engine._targets_df(feature_ranges),
                              old_sql["nightly_features"], feature_params,
-                             lookups={"default_source_rank": default_ranks()})
-        # COMMIT's night_signals.sql as one statement, as it ran before the windows moved to compiled kernels
-        # (issue 17): a rebuild took its window path for baselines. A commit from then on needs its own engine
-        # (its night_signals.sql reads the kernels' night_windows), which this check does not run.
+                             lookups={"default_source_rank": default_ranks()},
+                             prepare=engine._sleep_stage if reads_sleep_detail else None)
         engine._replace_rows(store, "night_signals", "signal_targets", engine._targets_df(ranges),
-                             old_sql["night_signals"], params | {"baseline_by_window": True})
+                             old_sql["night_signals"], params | {"baseline_by_window": True},
+                             prepare=engine._signal_stages if reads_windows else None)
         old_s = time.perf_counter() - started
         old = {t: store.query_df(f"SELECT * FROM {t} ORDER BY person_id, night_date")
                for t in ("nightly_features", "night_signals")}

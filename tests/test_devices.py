@@ -93,6 +93,36 @@ def test_steps_from_two_devices_on_one_day_are_never_added(store):
     assert (row.steps_count, row.active_min, row.steps_source) == (9_000, 20.0, "oura")
 
 
+def test_a_device_that_cannot_make_the_night_gives_way_to_one_that_can_whatever_the_order(store):
+    # The ring comes first for sleep and the watch for steps, but that night the ring logged only a 40-minute
+    # nap and the watch's activity lost its step count: the other device's main sleep and steps count, unless
+    # the person chose otherwise.
+    from connectors.records import SleepSession
+
+    night = date(2026, 3, 3)
+    store.add_person("w", "w@example.org", "Europe/London", "apple-health")
+    add_source(store, "w", "oura")
+
+    def log(source: str, start_h: int, minutes: int, main: bool) -> SleepSession:
+        start = datetime(2026, 3, 2, start_h, tzinfo=timezone.utc)
+        return SleepSession(person_id="w", source=source, source_session_id=f"{source}-{start_h}", night_date=night,
+                            start_utc=start, end_utc=start + timedelta(minutes=minutes), tz_name="Europe/London",
+                            is_main_sleep=main, log_type="classic", minutes_asleep=minutes - 10, minutes_awake=10,
+                            time_in_bed_min=minutes)
+
+    compute_features(store, store.upsert_records([
+        log("oura", 15, 40, False), log("apple-health", 23, 450, True),
+        DailyActivity(person_id="w", source="apple-health", day=night, very_active_min=30),
+        DailyActivity(person_id="w", source="oura", day=night, steps=7_000, very_active_min=20)]))
+    row = nights_of(store, "w").iloc[0]
+    assert (row.sleep_source, row.time_in_bed_min, row.nap_min) == ("apple-health", 450.0, 0.0)
+    assert (row.steps_source, row.steps_count) == ("oura", 7_000)
+    # A choice made on the page outranks the order, not completeness: the ring's nap still cannot be the night.
+    choose_sources(store, "w", {"sleep": "oura"})
+    row = nights_of(store, "w").iloc[0]
+    assert (row.sleep_source, row.time_in_bed_min) == ("apple-health", 450.0)
+
+
 def test_a_choice_is_refused_for_a_device_the_person_does_not_have(store):
     store.add_person("w", "w@example.org", "Europe/London", "apple-health")
     with pytest.raises(validate.InputError, match="w has no source 'oura'"):
