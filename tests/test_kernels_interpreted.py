@@ -23,6 +23,8 @@ import sys
 from features import engine, kernels
 from storage.store import Store
 assert kernels.run_interpreted() and kernels.mode() == "interpreted"
+from features import windows
+windows.PARALLEL_BASELINES_FROM = int(sys.argv[2])  # 0: the baselines' parallel kernel (prange as range)
 with Store(sys.argv[1]) as store:
     run = engine.rebuild_all(store)
 print(run.feature_rows, run.signal_rows, "numba" in sys.modules)
@@ -58,17 +60,18 @@ def test_interpreted_kernels_write_exactly_what_compiled_ones_write(tmp_path):
         warmed = store.query_rows("SELECT count(tst_z), count(sri_14n), count(*) FILTER (WHERE sleep_deviates) "
                                   "FROM night_signals")[0]
     assert min(warmed) > 0  # baselines and windows hold values: the comparison means something
-    shutil.copy(compiled, interpreted)
     env = {k: v for k, v in os.environ.items() if k != "EMBERWATCH_KERNELS"}  # nothing chosen outside
-    child = subprocess.run([sys.executable, "-c", CHILD, str(interpreted)], cwd=REPO, env=env, capture_output=True,
-                           text=True, timeout=600)
-    assert child.returncode == 0, child.stderr
-    feature_rows, signal_rows, numba_loaded = child.stdout.split()
-    assert numba_loaded == "False"
-    for table in ("nightly_features", "night_signals"):
-        rows, only_compiled, only_interpreted = _differences(compiled, interpreted, table)
-        assert rows == int(feature_rows if table == "nightly_features" else signal_rows) > 8 * (nights - 10)
-        assert (only_compiled, only_interpreted) == (0, 0), table
+    for parallel_from in ("5000", "0"):  # the baselines' serial kernel (these 728 nights), then the parallel one
+        shutil.copy(compiled, interpreted)
+        child = subprocess.run([sys.executable, "-c", CHILD, str(interpreted), parallel_from], cwd=REPO, env=env,
+                               capture_output=True, text=True, timeout=600)
+        assert child.returncode == 0, child.stderr
+        feature_rows, signal_rows, numba_loaded = child.stdout.split()
+        assert numba_loaded == "False"
+        for table in ("nightly_features", "night_signals"):
+            rows, only_compiled, only_interpreted = _differences(compiled, interpreted, table)
+            assert rows == int(feature_rows if table == "nightly_features" else signal_rows) > 8 * (nights - 10)
+            assert (only_compiled, only_interpreted) == (0, 0), (table, parallel_from)
 
 
 def test_an_import_chooses_interpreted_only_when_nothing_else_has_chosen(monkeypatch):
