@@ -123,6 +123,13 @@ def reschedule(store: Store, person_id: str, deliver_after_utc: datetime) -> int
             [_naive_utc(deliver_after_utc), person_id]).fetchone()[0]
 
 
+def postpone(store: Store, message_id: str, deliver_after_utc: datetime) -> None:
+    """One queued message moved to a later start (due, but its person's window had closed when the run came)."""
+    with store.cursor() as cur:
+        cur.execute("UPDATE email_ledger SET deliver_after_utc = ? WHERE message_id = ? AND status = 'queued'",
+                    [_naive_utc(deliver_after_utc), message_id])
+
+
 def mark_attempt(store: Store, message_id: str) -> None:
     """Counted *before* sending: a crash after the send leaves attempts ahead of the status, which is how the
     send/commit edge is detected."""

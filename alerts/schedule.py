@@ -19,6 +19,8 @@ DAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")  # index + 1 == is
 # Windows are mornings and daytimes: one that starts before 06:00 or ends after 22:00 would put email "at night".
 EARLIEST_START = time(6, 0)
 LATEST_END = time(22, 0)
+# the widest a window may be, every day: mail an operator sends by hand keeps to it (pipelines/steps.py)
+DAYTIME, EVERY_DAY = f"{EARLIEST_START:%H:%M}-{LATEST_END:%H:%M}", "Mon-Sun"
 MIN_WINDOW = timedelta(minutes=15)  # a delivery run every 15 min must land inside at least once
 
 _WINDOW_RE = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")

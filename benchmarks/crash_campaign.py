@@ -189,6 +189,7 @@ def run_child(home: Path, env: dict[str, str], target: NightUnderTest, crash_at:
 def build_base(work: Path, people: int, nights: int) -> tuple[Path, NightUnderTest]:
     """History replayed in-process up to the night before the last alert night, with mail left queued."""
     from alerts.digest import week_of
+    from alerts.ledger import deliver_after
     from connectors.synthetic import SyntheticSource
     from storage.store import Store
     from pipelines.demo import DemoCohort, enrol_cohort
@@ -202,9 +203,13 @@ def build_base(work: Path, people: int, nights: int) -> tuple[Path, NightUnderTe
         cohort = enrol_cohort(store, DemoCohort(people, nights, seed=7))
         replay_nights(store, SyntheticSource(cohort), scout, cohort.nights, morning_of(cohort.nights[0], scout))
         alert_nights = [r[0] for r in store.query_rows("SELECT DISTINCT night_date FROM alerts ORDER BY 1")]
-    if not alert_nights:
-        raise SystemExit("The synthetic cohort produced no alert to test with; try more --nights.")
-    night = alert_nights[-1]
+        if not alert_nights:
+            raise SystemExit("The synthetic cohort produced no alert to test with; try more --nights.")
+        night = alert_nights[-1]
+        # the run under test comes when that night's alert may go out (its person's window, which may be days
+        # later: mail never leaves outside it), so that the run sends and the send points are reached
+        [(alerted,)] = store.query_rows("SELECT min(person_id) FROM alerts WHERE night_date = ?", [night])
+        run_at = deliver_after(store, store.person(alerted), morning_of(night, scout))
     base = Settings(home=work / "base")
     with Store(base.db_path) as store:
         enrol_cohort(store, DemoCohort(people, nights, seed=7))
@@ -213,7 +218,7 @@ def build_base(work: Path, people: int, nights: int) -> tuple[Path, NightUnderTe
         week_start, _ = week_of(night)
         queue_digests(store, store.people(), week_start, base, morning_of(history[0], base))
     shutil.rmtree(scout.home)
-    return base.home, NightUnderTest(night, morning_of(night, base))
+    return base.home, NightUnderTest(night, run_at)
 
 
 def fresh_copy(base_home: Path, home: Path) -> Path:

@@ -10,6 +10,12 @@ from datetime import datetime, timezone
 import typer
 
 
+def now() -> datetime:
+    """The CLI's clock (UTC): one place for tests to hold it at a chosen hour, since what `invite` does depends on
+    the time of day where the person lives."""
+    return datetime.now(timezone.utc)
+
+
 def _person_json(store, person_id: str) -> dict:
     from pipelines.people import overview
 
@@ -48,21 +54,30 @@ def register(app: typer.Typer, person_app: typer.Typer) -> None:
         from pipelines.cli_common import person_store
         from pipelines.settings import load_settings
         from pipelines.sources import LIVE_SOURCES
+        from alerts.schedule import zone
         from pipelines.steps import apply_recorded_choices, deliver_queued, queue_door_note, transport_for
 
         validate.person_id(person_id)
         settings = load_settings()
-        now_utc = datetime.now(timezone.utc)
+        now_utc = now()
         with person_store(person_id) as (store, person):
             queued = queue_door_note(store, person, "invite", now_utc.date().isoformat(), settings, now_utc,
                                      to_connect=person.source in LIVE_SOURCES, deliver_now=True)
             apply_recorded_choices(store, settings, now_utc)
             result = deliver_queued(store, transport_for(settings), now_utc)
+            [(goes_out,)] = store.query_rows(
+                "SELECT deliver_after_utc FROM email_ledger WHERE person_id = ? AND kind = 'invite' "
+                "AND period_key = ? AND status = 'queued'", [person_id, now_utc.date().isoformat()]) or [(None,)]
         if not queued:
             typer.echo(f"{person_id} was already invited today; nothing new was sent.")
+        elif result.sent:
+            typer.echo(f"Invited {person_id}: the welcome email with their link is sent.")
         else:
-            typer.echo(f"Invited {person_id}: the welcome email with their link is "
-                       f"{'sent' if result.sent else 'queued (see `emberwatch deliver`)'}.")
+            # it is night where they live (or sending failed for now): the next `deliver` run from then sends it
+            local = f" at {goes_out.replace(tzinfo=timezone.utc).astimezone(zone(person.tz_name)):%a %H:%M} " \
+                f"their time ({person.tz_name})" if goes_out else ""
+            typer.echo(f"Invited {person_id}: the welcome email with their link is queued and goes out{local} "
+                       f"with the next `emberwatch deliver`.")
 
     @person_app.command("list")
     def person_list(as_json: bool = typer.Option(False, "--json", help="One JSON array of objects.")) -> None:

@@ -15,9 +15,11 @@ from typing import Callable, Iterable
 from alerts.compose import compose_alert, compose_digest, compose_door_note, to_email_message
 from alerts.nightly_alert import alert_for_night
 from alerts.digest import build_week_summary, period_key
-from alerts.ledger import already_queued, mark_attempt, mark_failed, mark_sent, queue_email, queued, waiting
+from alerts.ledger import (already_queued, deliver_after, mark_attempt, mark_failed, mark_sent, postpone,
+                           queue_email, queued, waiting)
 from alerts.message_types import ComposedEmail, MessageSettings, Recipient
 from alerts.rules import AlertRules, Outcome
+from alerts.schedule import DAYTIME, EVERY_DAY, next_delivery_utc
 from alerts.signed_links import LinkSigner, PersonLinks, person_links
 from alerts.transport import (PermanentDeliveryError, SmtpConfig, TransientDeliveryError, send_smtp,
                               with_retries, write_to_outbox)
@@ -265,6 +267,8 @@ class DeliveryResult:
     deferred: int = 0  # tried and failed for now (transient): stays queued for a later run
     failed: int = 0
     waiting: int = 0  # queued but not due yet (outside the person's window), or the person is paused
+    # due, but the run came after the person's window had closed: moved to the window's next opening
+    postponed: int = 0
 
 
 def apply_recorded_choices(store: Store, settings: Settings, now_utc: datetime) -> int:
@@ -279,16 +283,38 @@ def apply_recorded_choices(store: Store, settings: Settings, now_utc: datetime) 
         len(resume_ended_pauses(store, now_utc))
 
 
+# Mail an operator sends by hand (`emberwatch invite`, while enrolling someone, who may be waiting for the link):
+# it goes out at once, not at the next morning window, but never at night in the person's zone.
+OPERATOR_SENT = frozenset({"invite"})
+
+
 def deliver_queued(store: Store, send: Callable, now_utc: datetime | None = None) -> DeliveryResult:
-    """Send what is queued and due (inside or after the person's window). Transient failures stay queued for the
-    next run; permanent ones are recorded with their reason and not retried."""
+    """Send what is queued and due, only while its person's window is open: mail a run finds after the window
+    has closed (a late run, a pause that just ended, a server that was down) waits for the next opening instead of
+    arriving at night or on a day off. Transient failures stay queued for the next run; permanent ones are
+    recorded with their reason and not retried."""
     from email import message_from_bytes, policy
+    from email.utils import format_datetime
 
     now_utc = now_utc or datetime.now(timezone.utc)
     result = DeliveryResult()
     due = queued(store, due_at=now_utc)
+    opens: dict[tuple[str, bool], datetime] = {}  # now while the window is open, else its next opening
     for item in due:
+        key = (item.person_id, item.kind in OPERATOR_SENT)
+        if key not in opens:
+            person = store.person(item.person_id)
+            opens[key] = next_delivery_utc(now_utc, person.tz_name, DAYTIME, working_days=EVERY_DAY) if key[1] \
+                else deliver_after(store, person, now_utc)
+        if opens[key] > now_utc:
+            postpone(store, item.message_id, opens[key])
+            result.postponed += 1
+            continue
         msg = message_from_bytes(item.message_bytes, policy=policy.default)
+        # dated when it goes out, not when it was queued: a client that shows or sorts by Date would otherwise
+        # put a note found at 03:00, or held over a weekend, at that hour
+        del msg["Date"]
+        msg["Date"] = format_datetime(now_utc)
         mark_attempt(store, item.message_id)
         if item.attempts > 0 and item.last_error is None:
             # A previous attempt may have been delivered before its run died: same Message-ID, so it is detectable.

@@ -53,3 +53,16 @@ def ew_home(tmp_path, monkeypatch):
     for var in ("EMBERWATCH_SMTP_HOST", "EMBERWATCH_CONFIG"):
         monkeypatch.delenv(var, raising=False)
     return home
+
+
+@pytest.fixture
+def cli_at_noon(monkeypatch):
+    """The CLI's clock held at noon UTC yesterday: daytime in Europe (an invite then goes out at once, whatever the
+    hour the tests run), in the past and recent (links signed then are valid now)."""
+    from datetime import datetime, time, timedelta, timezone
+
+    from pipelines import cli_web
+
+    noon = datetime.combine(datetime.now(timezone.utc).date() - timedelta(days=1), time(12), tzinfo=timezone.utc)
+    monkeypatch.setattr(cli_web, "now", lambda: noon)
+    return noon

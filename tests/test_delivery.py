@@ -171,6 +171,60 @@ def test_mail_of_a_paused_person_is_held_and_goes_out_after_resuming(store, smtp
     assert steps.deliver_queued(store, lambda m: send_smtp(m, smtp(port)), now).sent == 1
 
 
+def test_a_run_that_comes_after_the_window_closed_holds_the_mail_for_the_next_window(store, smtp_server):
+    """A late run (a pause that ended, a server that was down, no 15-minute schedule) never sends at night or on a
+    day off: due mail waits for the next opening, and goes out dated then, not when it was queued."""
+    handler, port = smtp_server
+    person = enrol(store, "c01", "Europe/London")  # default window 07:30-08:30, Mon-Fri
+    queued_at = utc(2026, 10, 22, 3, 0)  # Thursday, found by the nightly run at 04:00 London (BST)
+    queue(store, person, "alert", "2026-10-21", queued_at)
+    send = lambda m: send_smtp(m, smtp(port))  # noqa: E731
+
+    evening = steps.deliver_queued(store, send, utc(2026, 10, 22, 21, 30))  # 22:30 London, window long closed
+    assert (evening.sent, evening.postponed, evening.waiting) == (0, 1, 1) and handler.envelopes == []
+    [(held_until,)] = store.query_rows("SELECT deliver_after_utc FROM email_ledger")
+    assert held_until == datetime(2026, 10, 23, 6, 30)  # Friday 07:30 BST
+    assert steps.deliver_queued(store, send, utc(2026, 10, 23, 6, 15)).sent == 0  # 07:15: not open yet
+
+    opened = steps.deliver_queued(store, send, utc(2026, 10, 23, 6, 30))
+    assert (opened.sent, opened.postponed) == (1, 0)
+    [envelope] = handler.envelopes
+    assert message_from_bytes(envelope.original_content, policy=policy.default)["Date"].datetime == \
+        utc(2026, 10, 23, 6, 30)
+
+    # Friday's window missed as well: the weekend is skipped, Monday 07:30 GMT (after the change to winter time)
+    queue(store, person, "digest", "2026-W43", utc(2026, 10, 23, 6, 0))
+    late = steps.deliver_queued(store, send, utc(2026, 10, 23, 12, 0))
+    assert (late.sent, late.postponed) == (0, 1)
+    assert store.query_rows("SELECT deliver_after_utc FROM email_ledger WHERE status = 'queued'") == [
+        (datetime(2026, 10, 26, 7, 30),)]
+
+
+def test_an_invite_goes_out_at_once_by_day_and_waits_for_the_morning_at_night(store, smtp_server):
+    """`emberwatch invite` is sent by hand while enrolling someone: at once outside their window, but not at night
+    where they live."""
+    handler, port = smtp_server
+    person = enrol(store, "c02", "America/New_York")
+    send = lambda m: send_smtp(m, smtp(port))  # noqa: E731
+
+    def invite(at: datetime) -> None:
+        msg = to_email_message(compose_alert(steps.recipient(person), _for(ALERTS["both"][0], "c02"), SETTINGS),
+                               steps.recipient(person), SETTINGS, message_id_for("c02", "invite", at.isoformat()), at)
+        enqueue(store, "c02", "invite", at.isoformat(), message_id_for("c02", "invite", at.isoformat()), bytes(msg),
+                at, at)
+
+    saturday_afternoon = utc(2026, 10, 24, 18, 0)  # 14:00 in New York, a Saturday, outside the alert window
+    invite(saturday_afternoon)
+    assert steps.deliver_queued(store, send, saturday_afternoon).sent == 1
+
+    late_evening = utc(2026, 10, 27, 3, 9)  # Monday 23:09 in New York
+    invite(late_evening)
+    night = steps.deliver_queued(store, send, late_evening)
+    assert (night.sent, night.postponed) == (0, 1) and len(handler.envelopes) == 1
+    assert store.query_rows("SELECT deliver_after_utc FROM email_ledger WHERE status = 'queued'") == [
+        (datetime(2026, 10, 27, 10, 0),)]  # 06:00 in New York (EDT)
+
+
 def test_a_run_that_dies_between_send_and_commit_resends_with_the_same_message_id(store, smtp_server, monkeypatch):
     """The remaining edge (docs/email.md): the server has the mail, our ledger does not know. The next run sends
     it again with the same Message-ID, and the audit row shows attempts = 2."""

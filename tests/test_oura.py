@@ -179,7 +179,7 @@ def test_oura_scopes_read_as_plain_words():
         "Sleep": True, "Heart": True, "Activity": True, "Breathing and temperature": True}
 
 
-def test_oura_person_connects_through_oura_at_the_web_door(live_env, fake, tmp_path, monkeypatch):
+def test_oura_person_connects_through_oura_at_the_web_door(live_env, fake, tmp_path, monkeypatch, cli_at_noon):
     import email
     import email.policy
     import re

@@ -311,7 +311,7 @@ def test_every_page_passes_the_language_check(door):
         check_message(note.get_body(("plain",)).get_content(), source=note["Subject"])
 
 
-def test_invite_emails_the_welcome_with_a_link_to_connect(tmp_path, monkeypatch):
+def test_invite_emails_the_welcome_with_a_link_to_connect(tmp_path, monkeypatch, cli_at_noon):
     import json
 
     from typer.testing import CliRunner

@@ -31,7 +31,8 @@ REPO = Path(__file__).resolve().parents[1]
 LINK_KEY = "enrol-e2e-link-key-0123456789"
 
 
-def test_invite_link_consent_callback_then_the_nightly_run_syncs_them(live_env, tmp_path, monkeypatch):  # noqa: F811
+def test_invite_link_consent_callback_then_the_nightly_run_syncs_them(live_env, tmp_path, monkeypatch,  # noqa: F811
+                                                                        cli_at_noon):
     cohort = SyntheticCohort(n_people=1, n_nights=20, seed=5)
     night = cohort.nights[-1]
     home, port = tmp_path / "home", free_port()
