@@ -185,9 +185,15 @@ def moves_to_name(moves: Iterable[FeatureMove]) -> list[FeatureMove]:
 
 
 def observation_clauses(moves: Iterable[FeatureMove], domains: Iterable[str] = ()) -> list[str]:
-    clauses = [describe_move(m) or "" for m in moves_to_name(moves)]
-    if not clauses:
-        clauses = [DOMAIN_FALLBACK_PHRASES[d] for d in ("sleep", "recovery") if d in set(domains)]
+    """What the note says moved: the moves worth naming, and for a flagged domain none of whose moves is named
+    (its flag may rest on a 7-night band or on nights the 5-night medians smooth over) the domain in general
+    words, so a note never speaks of one half of what set it off."""
+    named = moves_to_name(moves)
+    flagged = set(domains)
+    clauses: list[str] = []
+    for domain in ("sleep", "recovery"):
+        own = [describe_move(m) or "" for m in named if feature_domain(m.feature) == domain]
+        clauses += own or ([DOMAIN_FALLBACK_PHRASES[domain]] if domain in flagged else [])
     return clauses
 
 
@@ -220,11 +226,16 @@ def nights_in_words(nights: int) -> str:
 
 
 def went_well_sentence(features: Iterable[str], moves: Iterable[FeatureMove] = ()) -> str:
-    """What went well, leaving out anything the same email names as moving the other way."""
+    """What went well, leaving out anything the same email names as moving the other way. "Your overnight
+    recovery held up well" speaks for the whole recovery domain, so it also goes when any recovery feature (a
+    higher overnight heart rate, say) got worse."""
+    moves = list(moves)
     worse_groups = {reader_group(m.feature) for m in moves if m.worse or m.feature in TIMING_FEATURES}
+    recovery_worse = any(m.worse and feature_domain(m.feature) == "recovery" for m in moves)
     phrases: list[str] = []
     for feature in features:
-        phrase = None if reader_group(feature) in worse_groups else WENT_WELL_PHRASES.get(feature)
+        overruled = reader_group(feature) in worse_groups or (feature in HRV_FEATURES and recovery_worse)
+        phrase = None if overruled else WENT_WELL_PHRASES.get(feature)
         if phrase and phrase not in phrases:
             phrases.append(phrase)
     if not phrases:
@@ -412,7 +423,7 @@ def compose_digest(
             "Welcome to emberwatch. It is still learning your usual from your own nights, so there is "
             f"nothing to compare yet. {when}"
         )
-    elif summary.illness_held_back:
+    elif summary.illness_explains_week:
         humanity_kind, default_strategy = "illness", "rest"
         observation = (
             "This week your signals look more like your body may be fighting something off than like a "
@@ -447,7 +458,7 @@ def compose_digest(
         basis = f"Based on {_plural(summary.valid_nights_this_week, 'night')} with data this week."
     # Illness outranks the week's pattern (it explains the signals: docs/messages.md), so the step is rest
     # even when the summary carries a strategy chosen from the flagged domains alone.
-    strategy_key = "rest" if summary.illness_held_back else (summary.strategy or default_strategy)
+    strategy_key = "rest" if summary.illness_explains_week else (summary.strategy or default_strategy)
     images, alts = _chart_images(recipient, charts)
 
     context = {

@@ -69,13 +69,15 @@ def build_week_summary(
     )
     sleep_nights = sum(1 for r in valid_week if r[3])
     recovery_nights = sum(1 for r in valid_week if r[4])
-    illness_held = any(r[5] and r[6] and r[7] for r in rows)
+    # a night with illness signs whose sleep or recovery was worse, or flagged: not only the nights where they
+    # held an alert back (sleep and recovery flagged together), or an ill week reads as a heavy one
+    illness_explains = any(r[5] and (r[3] or r[4] or r[6] or r[7]) for r in rows)
     domains = tuple(d for d, n in (("sleep", sleep_nights), ("recovery", recovery_nights)) if n >= 3)
     return WeekSummary(
         person_id=person_id, week_start=week_start, week_end=week_end, warming_up=False,
         valid_nights_total=valid_total, nights_until_comparisons=0, valid_nights_this_week=len(valid_week),
         moves=moves, went_well=went_well, sleep_flag_nights=sleep_nights, recovery_flag_nights=recovery_nights,
-        illness_held_back=illness_held, alert_sent_this_week=alerts_this_week > 0,
+        illness_explains_week=illness_explains, alert_sent_this_week=alerts_this_week > 0,
         strategy=choose_strategy(domains, 0),  # type: ignore[arg-type]
         told_us=told_us,
         recovery_measured=any(r[4] is not None for r in valid_week),

@@ -70,7 +70,9 @@ class WeekSummary:
     went_well: tuple[str, ...] = ()  # feature names that moved in the better direction or stayed steady
     sleep_flag_nights: int = 0
     recovery_flag_nights: int = 0
-    illness_held_back: bool = False
+    # illness signs (temperature, breathing rate, SpO2, or an illness tag) on nights whose sleep or recovery was
+    # worse: the week is told as the body fighting something off, not as a heavy week (SIGNALS.md: they explain)
+    illness_explains_week: bool = False
     alert_sent_this_week: bool = False
     strategy: str = ""
     # What the person told us about the week before, in the weekly question's scales: (("week_drained", 4.0), …)

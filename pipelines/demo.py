@@ -58,24 +58,11 @@ def run_demo(settings: Settings, spec: DemoCohort = DemoCohort(), progress=None)
 
 
 def deliver_until(settings: Settings, until_utc: datetime) -> int:
-    """What the 15-minute `deliver` schedule would have sent before `until_utc`: each queued email at the
-    moment it falls due in its person's own window (people live in several zones)."""
-    sent, after = 0, None
+    """What the 15-minute `deliver` schedule would have sent before `until_utc` (steps.deliver_until), with the
+    page choices recorded meanwhile applied first, as `emberwatch deliver` does. Returns how many were sent."""
     with Store(settings.db_path) as store:
-        while True:
-            # the next moment something falls due; mail a run postponed to its person's next window is found
-            # again at that later moment (a paused person's stays queued and is passed over)
-            [(due,)] = store.query_rows(
-                "SELECT min(e.deliver_after_utc) FROM email_ledger e JOIN persons p USING (person_id) "
-                "WHERE e.status = 'queued' AND p.status = 'active' AND e.deliver_after_utc < ? "
-                "AND (CAST(? AS TIMESTAMP) IS NULL OR e.deliver_after_utc > ?)",
-                [until_utc.replace(tzinfo=None), after, after])
-            if due is None:
-                return sent
-            at = due.replace(tzinfo=timezone.utc)
-            steps.apply_recorded_choices(store, settings, at)
-            sent += steps.deliver_queued(store, steps.transport_for(settings), at).sent
-            after = due
+        return steps.deliver_until(store, steps.transport_for(settings), until_utc,
+                                   before_each=lambda at: steps.apply_recorded_choices(store, settings, at)).sent
 
 
 def summary_rows(store: Store, cohort: SyntheticCohort) -> list[dict[str, object]]:

@@ -156,8 +156,11 @@ def overview(store: Store, person_id: str, now_utc: datetime, thresholds: Thresh
     last_night, valid_nights = store.query_rows(
         "SELECT max(night_date), count(*) FILTER (WHERE valid_night) FROM nightly_features WHERE person_id = ?",
         [person_id])[0]
+    # the latest night with a main sleep: a night without one has no baseline of its own (features/windows.py)
+    # and would read as "still learning" after one missed night
     latest = store.query_rows(
-        "SELECT warming_up FROM night_signals WHERE person_id = ? ORDER BY night_date DESC LIMIT 1", [person_id])
+        "SELECT warming_up FROM night_signals WHERE person_id = ? AND valid_night ORDER BY night_date DESC LIMIT 1",
+        [person_id])
     warming_up = latest[0][0] if latest else True
     # The usual is learnt from valid nights that end a week before the night compared (features/sql).
     nights_left = max(thresholds.warmup_nights + thresholds.baseline_end_days - valid_nights, 1) if warming_up else 0

@@ -29,7 +29,8 @@ def status_rows(store: Store) -> list[PersonStatus]:
             p.status,
             (SELECT max(night_date) FROM nightly_features f WHERE f.person_id = p.person_id),
             (SELECT count(*) FROM nightly_features f WHERE f.person_id = p.person_id AND f.valid_night),
-            coalesce((SELECT s.warming_up FROM night_signals s WHERE s.person_id = p.person_id
+            -- the latest valid night's: a missed night has no baseline and would read as warming up again
+            coalesce((SELECT s.warming_up FROM night_signals s WHERE s.person_id = p.person_id AND s.valid_night
                       ORDER BY s.night_date DESC LIMIT 1), true),
             (SELECT max(night_date) FROM alerts a WHERE a.person_id = p.person_id),
             (SELECT count(*) FROM quarantine q WHERE q.person_id = p.person_id)

@@ -341,6 +341,33 @@ def deliver_queued(store: Store, send: Callable, now_utc: datetime | None = None
     return result
 
 
+def deliver_until(store: Store, send: Callable, until_utc: datetime,
+                  before_each: Callable[[datetime], object] | None = None) -> DeliveryResult:
+    """What the 15-minute `deliver` schedule would have sent before `until_utc`: each queued email at the moment it
+    falls due, inside its person's own window (people live in several zones), and mail a run postponed found again
+    at its new moment. For replays (the demo) and tests; `before_each(moment)` runs before each delivery (the
+    page choices recorded meanwhile). A paused person's mail stays queued and is passed over."""
+    total, after = DeliveryResult(), None
+    while True:
+        [(due,)] = store.query_rows(
+            "SELECT min(e.deliver_after_utc) FROM email_ledger e JOIN persons p USING (person_id) "
+            "WHERE e.status = 'queued' AND p.status = 'active' AND e.deliver_after_utc < ? "
+            "AND (CAST(? AS TIMESTAMP) IS NULL OR e.deliver_after_utc > ?)",
+            [until_utc.astimezone(timezone.utc).replace(tzinfo=None), after, after])
+        if due is None:
+            total.waiting = waiting(store)
+            return total
+        at = due.replace(tzinfo=timezone.utc)
+        if before_each is not None:
+            before_each(at)
+        result = deliver_queued(store, send, at)
+        total.sent += result.sent
+        total.deferred += result.deferred
+        total.failed += result.failed
+        total.postponed += result.postponed
+        after = due
+
+
 def failure_text(exc: BaseException) -> str:
     """Only the error's class and first line: messages from libraries can carry payload fragments."""
     return f"{type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}"

@@ -20,7 +20,9 @@ from alerts.compose import (
     describe_value,
     format_clock,
     format_duration_min,
+    observation_clauses,
     to_email_message,
+    went_well_sentence,
 )
 from alerts.language import check_message, find_banned, visible_text
 from alerts.message_types import AlertExplanation, FeatureMove, MessageSettings, Recipient, WeekSummary
@@ -161,8 +163,8 @@ DIGESTS = {
         "steady",
         "This week your sleep and overnight recovery stayed close to your usual.",
     ),
-    "illness_held_back": (
-        summary(moves=(RHR_UP,), illness_held_back=True, recovery_flag_nights=2),
+    "illness_explains_week": (
+        summary(moves=(RHR_UP,), illness_explains_week=True, recovery_flag_nights=2),
         {"rest"},
         "illness",
         "fighting something off than like a heavy week; rest is the kind choice",
@@ -298,17 +300,32 @@ def test_warming_up_digest_counts_nights_only_when_numbers_were_chosen():
 def test_digest_mentions_what_went_well_only_when_something_did():
     went_well = flat(compose_digest(recipient(), DIGESTS["week_went_well"][0], SETTINGS).text)
     nothing = flat(compose_digest(recipient(), DIGESTS["week_nothing_went_well"][0], SETTINGS).text)
-    assert (
-        "Something that went well: your overnight recovery held up well, and your sleep stayed as settled"
-        in went_well
-    )
+    # the week's overnight heart rate was higher: "recovery held up well" would contradict it, so only sleep is said
+    assert "Something that went well: your sleep stayed as settled as usual." in went_well
+    assert "recovery held up well" not in went_well
     assert "Something that went well" not in nothing
     for text in (went_well, nothing):
         assert "A question to sit with, if you like:" in text
 
 
+def test_recovery_held_up_is_said_only_when_no_recovery_feature_got_worse():
+    assert went_well_sentence(["ln_rmssd"], [TST_DOWN]) == "Something that went well: your overnight recovery held up well."
+    assert went_well_sentence(["ln_rmssd"], [RHR_UP]) == ""
+    assert went_well_sentence(["ln_rmssd", "tst_min"], [RHR_UP]) == \
+        "Something that went well: your sleep time held up well against your usual."
+
+
+def test_a_note_names_both_domains_that_set_it_off_even_when_one_has_no_move_to_name():
+    both = observation_clauses([TST_DOWN], ("sleep", "recovery"))
+    assert both == ["you slept a little less than your usual",
+                    "your overnight recovery has been a little lower than your usual"]
+    assert observation_clauses([TST_DOWN], ("sleep",)) == ["you slept a little less than your usual"]
+    assert observation_clauses([RHR_UP], ("sleep", "recovery")) == [
+        "your sleep has been a little more unsettled than your usual", "your overnight heart rate has been higher"]
+
+
 def test_illness_digest_speaks_of_rest_not_of_a_pattern():
-    text = flat(compose_digest(recipient(), DIGESTS["illness_held_back"][0], SETTINGS).text)
+    text = flat(compose_digest(recipient(), DIGESTS["illness_explains_week"][0], SETTINGS).text)
     assert "your body may be fighting something off" in text
     assert "rest is the kind choice" in text
     assert "Many clinicians see this pattern" not in text
@@ -508,7 +525,7 @@ def test_timing_is_named_once_and_after_amounts():
 
 
 def test_illness_digest_offers_rest_even_when_the_summary_carries_another_strategy():
-    week = summary(moves=(RHR_UP,), illness_held_back=True, recovery_flag_nights=2, strategy="mindfulness")
+    week = summary(moves=(RHR_UP,), illness_explains_week=True, recovery_flag_nights=2, strategy="mindfulness")
     text = flat(compose_digest(recipient(), week, SETTINGS).text)
     assert any(line in text for line in STRATEGIES["rest"].lines)
 

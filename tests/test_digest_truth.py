@@ -46,3 +46,30 @@ def test_the_words_and_the_charts_of_every_replayed_week_agree(replayed):  # noq
                             checked["moved"] += 1
     assert set(CHART_FEATURES) >= {"tst_min", "resting_hr_bpm", "ln_rmssd"}
     assert checked["went well"] > 20 and checked["moved"] > 5, checked  # the check saw many real weeks
+
+
+def test_a_week_with_signs_of_illness_is_never_told_as_a_heavy_week(replayed):  # noqa: F811
+    """Illness signs explain worse nights (SIGNALS.md): a week whose worse sleep or recovery came with them reads as
+    the body fighting something off, whether or not they held an alert back."""
+    from alerts.compose import compose_digest
+    from alerts.message_types import MessageSettings, Recipient
+
+    path, cohort, _ = replayed
+    ill_weeks = 0
+    with Store(path) as store:
+        for person in cohort.people:
+            for monday in [n for n in cohort.nights if n.isoweekday() == 1][1:]:
+                week_start = monday - timedelta(days=7)
+                [(ill_and_worse,)] = store.query_rows(
+                    "SELECT count(*) FROM night_signals WHERE person_id = ? AND night_date BETWEEN ? AND ? "
+                    "AND illness_flag AND (sleep_deviates OR recovery_deviates)",
+                    [person.person_id, week_start, week_start + timedelta(days=6)])
+                summary = build_week_summary(store, person.person_id, week_start)
+                if summary.warming_up or not ill_and_worse:
+                    continue
+                ill_weeks += 1
+                text = " ".join(compose_digest(Recipient(person.person_id, person.email, person.tz_name), summary,
+                                               MessageSettings()).text.split())
+                assert "your body may be fighting something off" in text, (person.person_id, week_start)
+                assert "Many clinicians see this pattern" not in text
+    assert ill_weeks >= 1  # the cohort's illness patch was seen

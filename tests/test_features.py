@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta, timezone
 
 import pytest
 
@@ -88,6 +88,25 @@ def test_baseline_warm_up_needs_fourteen_valid_nights_a_week_earlier(store):
     assert list(sig.baseline_valid_nights[:3]) == [0, 0, 0]
     assert sig.baseline_valid_nights[20] == 14
     assert bool(sig.warming_up[19]) is True and bool(sig.warming_up[20]) is False
+
+
+def test_one_night_without_sleep_does_not_read_as_learning_the_usual_again(store):
+    """A night with no main sleep (the watch left on the charger) has no baseline of its own; the person's status
+    and page go by their latest valid night, not by it."""
+    from pipelines.people import overview
+    from pipelines.status import status_rows
+
+    store.add_person("w", "w@example.org", "Europe/London", "test")
+    recs = calm_history("w", date(2026, 1, 1), 30)
+    missed = date(2026, 1, 31)  # resting HR and HRV, but no sleep log
+    recs += [r for r in calm_history("w", missed, 1) if not hasattr(r, "source_session_id")]
+    compute_features(store, store.upsert_records(recs))
+    [(valid, warming)] = store.query_rows(
+        "SELECT valid_night, warming_up FROM night_signals WHERE person_id = 'w' AND night_date = ?", [missed])
+    assert (valid, warming) == (False, True)  # the night itself carries no baseline
+    assert [r.warming_up for r in status_rows(store)] == [False]
+    seen = overview(store, "w", datetime(2026, 2, 1, 12, tzinfo=timezone.utc))
+    assert (seen.warming_up, seen.nights_until_comparisons) == (False, 0)
 
 
 def _jitter(i: int):

@@ -114,6 +114,13 @@ def test_replaying_again_changes_no_row_and_queues_nothing(replayed):
         assert store.table_counts() == before
 
 
+def all_due(store) -> datetime:
+    """A week past the last email's moment: steps.deliver_until then sends each at its own moment, inside its
+    person's window, as the 15-minute schedule would (and retries what failed for now in each later window)."""
+    [(last,)] = store.query_rows("SELECT max(deliver_after_utc) FROM email_ledger")
+    return last.replace(tzinfo=timezone.utc) + timedelta(days=7)
+
+
 def test_alert_email_is_delivered_by_real_smtp_exactly_once(replayed, smtp_server, tmp_path):
     from storage.store import Store
 
@@ -124,9 +131,9 @@ def test_alert_email_is_delivered_by_real_smtp_exactly_once(replayed, smtp_serve
     cfg = SmtpConfig(host="127.0.0.1", port=port, security="none", timeout_s=5)
     with Store(copy) as store:
         queued = store.query_rows("SELECT count(*) FROM email_ledger WHERE status = 'queued'")[0][0]
-        result = steps.deliver_queued(store, lambda m: send_smtp(m, cfg))
+        result = steps.deliver_until(store, lambda m: send_smtp(m, cfg), all_due(store))
         assert result.sent == queued > 0
-        again = steps.deliver_queued(store, lambda m: send_smtp(m, cfg))
+        again = steps.deliver_until(store, lambda m: send_smtp(m, cfg), all_due(store))
         assert again.sent == 0
         assert store.query_rows("SELECT count(*) FROM email_ledger WHERE message_bytes IS NOT NULL")[0][0] == 0
     assert len(handler.envelopes) == queued
@@ -150,11 +157,13 @@ def test_smtp_outage_keeps_the_email_queued_and_a_later_run_sends_it_once(replay
     up = SmtpConfig(host="127.0.0.1", port=port, security="none", timeout_s=5)
     with Store(copy) as store:
         queued = store.query_rows("SELECT count(*) FROM email_ledger WHERE status = 'queued'")[0][0]
-        first = steps.deliver_queued(store, lambda m: send_smtp(m, down))
-        assert (first.sent, first.deferred) == (0, queued)
+        down_until = all_due(store)
+        first = steps.deliver_until(store, lambda m: send_smtp(m, down), down_until)
+        # each tried in its window, and again in each later one until the outage ends: all still queued
+        assert first.sent == 0 and first.deferred >= queued and first.waiting == queued
         errors = store.query_rows("SELECT DISTINCT last_error FROM email_ledger WHERE status = 'queued'")
         assert errors and all("@" not in e[0] for e in errors)  # the reason never carries an address
-        second = steps.deliver_queued(store, lambda m: send_smtp(m, up))
+        second = steps.deliver_until(store, lambda m: send_smtp(m, up), down_until + timedelta(days=7))
         assert second.sent == queued
     assert len(handler.envelopes) == queued
 
@@ -169,9 +178,9 @@ def test_permanent_rejection_is_recorded_and_not_retried(replayed, smtp_server, 
     shutil.copy(path, copy)
     cfg = SmtpConfig(host="127.0.0.1", port=port, security="none", timeout_s=5)
     with Store(copy) as store:
-        result = steps.deliver_queued(store, lambda m: send_smtp(m, cfg))
+        result = steps.deliver_until(store, lambda m: send_smtp(m, cfg), all_due(store))
         assert result.failed > 0 and result.sent == 0
-        assert steps.deliver_queued(store, lambda m: send_smtp(m, cfg)).failed == 0  # not retried
+        assert steps.deliver_until(store, lambda m: send_smtp(m, cfg), all_due(store)).failed == 0  # not retried
         statuses = store.query_rows("SELECT DISTINCT status FROM email_ledger WHERE kind = 'alert'")
         assert statuses == [("failed",)]
 
@@ -184,7 +193,7 @@ def test_forget_removes_every_row_and_outbox_file_about_a_person(replayed, tmp_p
     shutil.copy(path, copy)
     outbox = tmp_path / "outbox"
     with Store(copy) as store:
-        steps.deliver_queued(store, lambda m: write_to_outbox(m, outbox))
+        steps.deliver_until(store, lambda m: write_to_outbox(m, outbox), all_due(store))
         victim = next(p.person_id for p in cohort.people if p.profile == "rough")
         files_before = len(list(outbox.iterdir()))
         rows, files = forget(store, victim, outbox)
