@@ -420,8 +420,8 @@ def compose_digest(
             else f"Comparisons begin {nights_in_words(summary.nights_until_comparisons)}."
         )
         observation = (
-            "Welcome to emberwatch. It is still learning your usual from your own nights, so there is "
-            f"nothing to compare yet. {when}"
+            ("emberwatch" if summary.had_check_in_before else "Welcome to emberwatch. It") +
+            f" is still learning your usual from your own nights, so there is nothing to compare yet. {when}"
         )
     elif summary.illness_explains_week:
         humanity_kind, default_strategy = "illness", "rest"
@@ -517,6 +517,17 @@ DOOR_NOTES: dict[str, dict[str, Any]] = {
         ],
         "action": "Connect your watch",
         "closing": "Connecting takes a minute or two, whenever suits you.",
+    },
+    # the welcome of someone whose nights come from an export they shared (no watch to connect)
+    "invite-page": {
+        "subject": "Welcome to emberwatch",
+        "paragraphs": [
+            "emberwatch notices when your sleep and overnight recovery drift away from your own usual, and "
+            "sends you a short, kind note when they do, plus a gentle weekly check-in.",
+            "Only you see your data and your emails. Nobody at work does.",
+        ],
+        "action": "Open your page",
+        "closing": "Your page is where you shape, pause or stop your emails, and take or delete your data.",
     },
     "reconnect": {
         "subject": "Please reconnect your watch to emberwatch",

@@ -56,8 +56,11 @@ def build_week_summary(
     if warming_up:
         # Comparisons need a baseline of `warmup_nights` valid nights that ends a week before the night.
         nights_left = max(thresholds.warmup_nights + thresholds.baseline_end_days - valid_total, 1)
+        [(earlier,)] = store.query_rows(
+            "SELECT count(*) FROM email_ledger WHERE person_id = ? AND kind = 'digest' AND period_key < ?",
+            [person_id, period_key(week_start)])
         return WeekSummary(person_id, week_start, week_end, True, valid_total, nights_left, len(valid_week),
-                           told_us=told_us)
+                           told_us=told_us, had_check_in_before=earlier > 0)
     comparisons = compare_nights(store, person_id, [r[0] for r in valid_week], week_end, thresholds)
     moves = tuple(to_move(c) for c in comparisons if abs(c.robust_z) >= NOTABLE_Z)
     went_well = tuple(

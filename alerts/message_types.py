@@ -73,6 +73,9 @@ class WeekSummary:
     # illness signs (temperature, breathing rate, SpO2, or an illness tag) on nights whose sleep or recovery was
     # worse: the week is told as the body fighting something off, not as a heavy week (SIGNALS.md: they explain)
     illness_explains_week: bool = False
+    # an earlier weekly check-in exists: "Welcome" belongs to the first one only, not to every week of warm-up
+    # (or to the weeks after a change of device, which start a fresh usual)
+    had_check_in_before: bool = False
     alert_sent_this_week: bool = False
     strategy: str = ""
     # What the person told us about the week before, in the weekly question's scales: (("week_drained", 4.0), …)

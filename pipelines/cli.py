@@ -295,7 +295,8 @@ def weekly(run_date: Optional[str] = typer.Option(None, "--date", help="Run date
 
 @app.command()
 def serve() -> None:
-    """Register and serve the scheduled `nightly` and `weekly` deployments (needs a Prefect server: see README)."""
+    """Register and serve the scheduled `nightly`, `weekly` and `deliver` deployments (needs a Prefect server: see
+    README)."""
     _quiet_prefect()
     from prefect import serve as prefect_serve
 

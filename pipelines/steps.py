@@ -175,9 +175,10 @@ def queue_door_note(store: Store, person: Person, kind: str, period: str, settin
     url += f"?source={source}" if source and to_connect else ""
     device = SOURCE_WORDS.get(source, source)
     ms = message_settings(settings)
+    note = "invite-page" if kind == "invite" and not to_connect else kind  # no watch: the welcome opens the page
     return queue_email(
         store, person, kind, period,
-        lambda message_id: to_email_message(compose_door_note(kind, to, url, ms, device), to, ms, message_id,
+        lambda message_id: to_email_message(compose_door_note(note, to, url, ms, device), to, ms, message_id,
                                             now_utc),
         now_utc, now_utc if deliver_now else None)
 

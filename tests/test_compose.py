@@ -5,6 +5,7 @@ from __future__ import annotations
 import email
 import email.policy
 import re
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
@@ -295,6 +296,9 @@ def test_warming_up_digest_counts_nights_only_when_numbers_were_chosen():
     assert "Comparisons begin in about a week." in minimal
     assert "comparisons begin after about 9 more nights" in numbers
     assert "Welcome to emberwatch." in minimal
+    later = flat(compose_digest(recipient(), replace(week, had_check_in_before=True), SETTINGS).text)
+    assert "Welcome" not in later  # once, in the first check-in only
+    assert "emberwatch is still learning your usual from your own nights" in later
 
 
 def test_digest_mentions_what_went_well_only_when_something_did():
@@ -591,7 +595,6 @@ def test_a_resting_heart_rate_line_adds_up_as_read(recent, usual):
 
 
 def test_a_steady_week_claims_nothing_about_recovery_where_it_was_not_measured():
-    from dataclasses import replace
 
     steady = DIGESTS["week_steady"][0]
     measured = compose_digest(recipient(), steady, SETTINGS)

@@ -167,7 +167,7 @@ def test_every_variant_fits_375_and_800_px_without_horizontal_overflow(tmp_path)
     match = re.search(r"RESULT(.*?)END", html_lib.unescape(dom), re.S)
     assert match, "the measuring script did not run: " + dom[-500:]
     rows = json.loads(match.group(1))
-    assert len(rows) == len(variants) * len(WIDTHS) == (30 + 7) * 2  # 30 alerts and digests, 7 door notes
+    assert len(rows) == len(variants) * len(WIDTHS) == (30 + 8) * 2  # 30 alerts and digests, 8 door notes
     for row in rows:
         width = int(row["id"].split(":")[0])
         assert row["width"] == width, row

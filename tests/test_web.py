@@ -337,6 +337,9 @@ def test_invite_emails_the_welcome_with_a_link_to_connect(tmp_path, monkeypatch,
     assert set(notes) == {"gia@example.org", "pia@example.org"}
     assert re.search(r"https://door\.example\.org/me/\S+/connect\b", notes["gia@example.org"])
     assert not re.search(r"/connect\b", notes["pia@example.org"])  # an export person has no watch to connect
+    assert "Connect your watch" in notes["gia@example.org"]
+    assert "Open your page" in notes["pia@example.org"]
+    assert not re.search(r"\byour watch\b", notes["pia@example.org"])
     listed = json.loads(runner.invoke(app, ["person", "list", "--json"]).output)
     assert [(p["person_id"], p["emails"], p["source"]) for p in listed] == [
         ("g01", "active", "google-health"), ("p01", "active", "fitbit-export")]

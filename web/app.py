@@ -429,7 +429,7 @@ def create_app(settings: Settings | None = None, *, clock: Callable[[], datetime
     def unsubscribe_page(request: Request, token: str) -> HTMLResponse:
         # Mail scanners open links: a GET only shows the button.
         verify("unsubscribe", token)
-        return page(request, "unsubscribe.html.j2", "Stop emberwatch emails?", token=token)
+        return page(request, "unsubscribe.html.j2", "Stop emberwatch emails?", token=token, home=url_for("/"))
 
     @app.post("/unsubscribe/{token}", response_class=HTMLResponse)
     async def unsubscribe(request: Request, token: str) -> HTMLResponse:
@@ -441,8 +441,9 @@ def create_app(settings: Settings | None = None, *, clock: Callable[[], datetime
             raise PageError(400, "That did not work", "Please use the button on the page to stop your emails.")
         record(link.person_id, "emails", _params(EmailChoices(status="stopped")))
         return page(request, "message.html.j2", "Your emails are stopped",
-                    message="No more emails will come from emberwatch. Your page, from any earlier email, can "
-                            "start them again or delete your data.")
+                    message="No more emails will come from emberwatch. Your page can start them again or "
+                            "delete your data: the link in an email from the last two months opens it, and a "
+                            f"fresh link can be asked for at {url_for('/')}.")
 
     # --- asking for a fresh link -----------------------------------------------------------------------------
 
