@@ -24,17 +24,18 @@ def refuse(message: str) -> None:
 
 
 class RefusingGroup(TyperGroup):
-    """The root command group. Every command runs inside it, so a wrong input (`InputError`) or a store's refusal
-    (`StoreError`: an unknown id, a busy database) ends here as its sentence in red and exit status 1, never as a
-    traceback. Both are raised before anything is written."""
+    """The root command group. Every command runs inside it, so a wrong input (`InputError`), a store's refusal
+    (`StoreError`: an unknown id, a busy database) or settings that cannot be used (`SettingsError`) ends here as
+    its sentence in red and exit status 1, never as a traceback. All are raised before anything is written."""
 
     def invoke(self, ctx: Any) -> Any:
+        from pipelines.settings import SettingsError
         from pipelines.validate import InputError
         from storage.store import StoreError
 
         try:
             return super().invoke(ctx)
-        except (InputError, StoreError) as exc:
+        except (InputError, StoreError, SettingsError) as exc:
             refuse(str(exc))
 
 

@@ -79,12 +79,36 @@ class Settings(BaseSettings):
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
         toml_path = os.environ.get("EMBERWATCH_CONFIG")
         if toml_path:
-            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(toml_path)))
+            toml = TomlConfigSettingsSource(settings_cls, toml_file=Path(toml_path))
+            secrets = sorted(SECRET_FIELDS & toml.toml_data.keys())
+            if secrets:
+                raise SettingsError(
+                    f"{toml_path} sets {', '.join(secrets)}: secrets come only from the environment or a secret "
+                    f"store, never from a file that may be copied or committed. Set "
+                    f"{', '.join('EMBERWATCH_' + name.upper() for name in secrets)} instead.")
+            sources.append(toml)
         return tuple(sources)
 
 
+# Settings read only from the environment (or a secret store), never from the TOML file
+SECRET_FIELDS = frozenset({"smtp_password", "link_key"})
+
+
+class SettingsError(ValueError):
+    """Settings that cannot be used, as one sentence naming each setting (the CLI prints it, not a traceback)."""
+
+
 def load_settings(**overrides: object) -> Settings:
-    return Settings(**overrides)  # type: ignore[arg-type]
+    from pydantic import ValidationError
+
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = "; ".join(f"EMBERWATCH_{'_'.join(str(p) for p in e['loc']).upper()} ({e['msg'].lower()})"
+                             for e in exc.errors())
+        raise SettingsError(f"Some settings cannot be used: {problems}. They come from the environment"
+                            f"{' or ' + os.environ['EMBERWATCH_CONFIG'] if os.environ.get('EMBERWATCH_CONFIG') else ''}"
+                            f".") from None
 
 
 LINK_KEY_BLOCK = "emberwatch-link-key"

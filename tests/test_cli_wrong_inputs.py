@@ -202,3 +202,21 @@ def test_changing_an_address_is_person_set_and_it_says_what_changed(scratch):
     with Store(scratch / "home" / "emberwatch.duckdb") as store:
         person = store.person("p01")
     assert (person.email, person.tz_name) == ("new@example.org", "Europe/Berlin")
+
+
+def test_settings_that_cannot_be_used_get_one_sentence_and_a_secret_in_the_toml_file_is_refused(ew_home, tmp_path,
+                                                                                               monkeypatch):
+    toml = tmp_path / "emberwatch.toml"
+    toml.write_text('smtp_host = "smtp.example.org"\nsmtp_password = "hunter2"\n', encoding="utf-8")
+    monkeypatch.setenv("EMBERWATCH_CONFIG", str(toml))
+    secret = CliRunner().invoke(app, ["status"])
+    assert secret.exit_code == 1 and "Traceback" not in secret.output
+    assert "sets smtp_password: secrets come only from the environment" in secret.output
+    assert "EMBERWATCH_SMTP_PASSWORD" in secret.output and "hunter2" not in secret.output
+
+    toml.write_text('smtp_port = "five-eight-seven"\n', encoding="utf-8")
+    wrong = CliRunner().invoke(app, ["status"])
+    assert wrong.exit_code == 1 and "Traceback" not in wrong.output
+    assert "Some settings cannot be used: EMBERWATCH_SMTP_PORT (input should be a valid integer" in wrong.output
+    assert str(toml) in wrong.output
+    assert not ew_home.exists()  # nothing was created
