@@ -527,7 +527,7 @@ DOOR_NOTES: dict[str, dict[str, Any]] = {
             "Only you see your data and your emails. Nobody at work does.",
         ],
         "action": "Open your page",
-        "closing": "Your page is where you shape, pause or stop your emails, and take or delete your data.",
+        "closing": "Nothing needs doing now; your page is there whenever you want it.",
     },
     "reconnect": {
         "subject": "Please reconnect your watch to emberwatch",
