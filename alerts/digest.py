@@ -72,9 +72,11 @@ def build_week_summary(
     )
     sleep_nights = sum(1 for r in valid_week if r[3])
     recovery_nights = sum(1 for r in valid_week if r[4])
-    # a night with illness signs whose sleep or recovery was worse, or flagged: not only the nights where they
-    # held an alert back (sleep and recovery flagged together), or an ill week reads as a heavy one
-    illness_explains = any(r[5] and (r[3] or r[4] or r[6] or r[7]) for r in rows)
+    # illness signs in a week whose sleep or recovery got worse (a night deviating or flagged, or a week's median
+    # the words name as worse): not only the nights where they held an alert back (sleep and recovery flagged
+    # together), or an ill week reads as a heavy one
+    worse_week = any(m.worse for m in moves) or any(r[3] or r[4] or r[6] or r[7] for r in rows)
+    illness_explains = worse_week and any(r[5] for r in rows)
     domains = tuple(d for d, n in (("sleep", sleep_nights), ("recovery", recovery_nights)) if n >= 3)
     return WeekSummary(
         person_id=person_id, week_start=week_start, week_end=week_end, warming_up=False,

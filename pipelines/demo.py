@@ -8,7 +8,8 @@ through the same ledger as in production. Re-running it changes nothing and send
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, time, timedelta, timezone
+from zoneinfo import ZoneInfo
 
 from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 from prefect.task_runners import ThreadPoolTaskRunner
@@ -50,11 +51,21 @@ def run_demo(settings: Settings, spec: DemoCohort = DemoCohort(), progress=None)
             nightly(flows.NightlyParams(night_date=night, now_utc=flows.morning_of(night, settings)))
             if night.isoweekday() == 7:  # Sunday night done: the week's digest goes out on Monday
                 monday = night + timedelta(days=1)
-                flows.weekly(flows.WeeklyParams(run_date=monday, now_utc=flows.morning_of(monday, settings)))
+                flows.weekly(flows.WeeklyParams(run_date=monday, now_utc=weekly_run_time(monday, settings)))
             deliver_until(settings, flows.morning_of(night + timedelta(days=1), settings))
             if progress:
                 progress(night)
     return cohort
+
+
+def weekly_run_time(monday: date, settings: Settings) -> datetime:
+    """When `serve` runs the weekly flow that Monday (EMBERWATCH_WEEKLY_CRON's hour and minute, in the schedules'
+    zone), so each person's check-in is queued for that day's window as in production; 07:30 for a cron without
+    a plain hour and minute."""
+    minute, hour = settings.weekly_cron.split()[:2]
+    if not (minute.isdigit() and hour.isdigit()):
+        return flows.morning_of(monday, settings)
+    return datetime.combine(monday, time(int(hour), int(minute)), ZoneInfo(settings.timezone)).astimezone(timezone.utc)
 
 
 def deliver_until(settings: Settings, until_utc: datetime) -> int:
