@@ -75,8 +75,8 @@ class LinkSigner:
             raise LinkError("This link is not valid. Please use the link from your most recent email.")
         issued_at = datetime.fromtimestamp(payload["t"], timezone.utc)
         if now_utc - issued_at > MAX_AGE[purpose] or issued_at - now_utc > timedelta(minutes=5):
-            raise LinkError("This link has expired. The link in your most recent email, or a new one you "
-                            "ask for on your page, will work.")
+            raise LinkError("This link has expired. The link in your most recent email will work, or you can "
+                            "ask for a fresh one.")
         nonce = hashlib.sha256(f"{purpose}|{token}".encode()).hexdigest()[:32]
         return SignedLink(payload["p"], purpose, issued_at, nonce, dict(payload.get("x") or {}))
 

@@ -89,6 +89,12 @@ class ClickLog:
                 return False
         return True
 
+    def was_used(self, nonce: str, purpose: str) -> bool:
+        """Whether a single-use link has been used (its page then says so instead of offering it again)."""
+        with self.file.transaction() as con:
+            return con.execute("SELECT count(*) FROM used_links WHERE nonce = ? AND purpose = ?",
+                               [nonce, purpose]).fetchone()[0] > 0
+
     def begin_consent(self, nonce: str, code_verifier: str) -> None:
         with self.file.transaction() as con:
             # Abandoned consents are dropped as new ones begin: a verifier is useless after its state expires.

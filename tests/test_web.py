@@ -223,6 +223,7 @@ def test_a_page_link_alone_cannot_download_or_erase(door):
 
 
 def test_erasing_your_data_deletes_everything_after_a_second_yes(door):
+    old_links = door.link()
     page_url, html = door.page()
     door.http.post(page_url + "/data/erase", data={"form_token": door.form_token(html)})
     confirm_url = door.link_in_last_email("/confirm/erase/")
@@ -235,6 +236,54 @@ def test_erasing_your_data_deletes_everything_after_a_second_yes(door):
         assert store.query_rows("SELECT count(*) FROM deletions")[0][0] == 1
     assert ClickLog(door.settings.db_path).pending() == []
     assert door.http.get(page_url).status_code == 410  # the old page link leads nowhere now
+    # opening the used link again says the deletion happened, never offers it afresh
+    again = door.http.get(confirm_url)
+    assert again.status_code == 410 and "Your data is deleted" in again.text and "Delete all my data" not in again.text
+    # the other links of their old emails lead nowhere either, and nothing about them is recorded any more
+    assert door.http.get(old_links.unsubscribe).status_code == 410
+    assert door.http.post(old_links.unsubscribe, data={"List-Unsubscribe": "One-Click"}).status_code == 410
+    assert ClickLog(door.settings.db_path).pending() == []
+
+
+def test_a_stopped_person_can_still_ask_for_their_page_and_an_old_pause_link_does_not_restart_emails(door):
+    page_url, html = door.page()
+    door.http.post(page_url + "/stop", data={"form_token": door.form_token(html)})
+    assert door.person().status == "stopped"
+
+    pause_page = door.http.get(page_url + "/pause")
+    assert "Your emails are stopped, so there is nothing to pause" in visible(pause_page.text)
+    assert 'name="until"' not in pause_page.text
+    posted = door.http.post(page_url + "/pause", data={"form_token": door.form_token(html), "until": ""})
+    assert "nothing to pause" in visible(posted.text) and door.person().status == "stopped"
+
+    # once every link they hold has expired, the door's form still reaches their page
+    home = door.http.get(door.base + "/")
+    door.http.post(door.base + "/link", data={"form_token": door.form_token(home.text), "email": "ana@example.org"})
+    [note] = door.emails()
+    assert note["Subject"] == "Your emberwatch page"
+    assert door.http.get(door.link_in_last_email("/me/")).status_code == 200
+
+
+def test_a_pause_until_a_day_that_has_passed_is_refused_with_a_way_back(door):
+    page_url, html = door.page()
+    refused = door.http.post(page_url + "/pause", data={"form_token": door.form_token(html), "until": "2026-12-01"})
+    assert refused.status_code == 400 and "That date has already passed, so nothing was paused" in visible(refused.text)
+    assert f'href="/me/{page_url.rsplit("/", 1)[1]}/pause"' in refused.text
+    assert door.person().status == "active"
+
+
+def test_a_link_that_no_longer_works_leads_to_asking_for_a_fresh_one_and_a_window_error_says_why(door):
+    page_url, html = door.page()
+    door.clock.now = NOW + timedelta(days=61)  # page links last 60 days
+    expired = door.http.get(page_url)
+    assert expired.status_code == 410 and "ask for a fresh one" in visible(expired.text)
+    assert '<a href="/">Ask for a fresh link to your page</a>' in expired.text
+    door.clock.now = NOW
+    wrong = door.http.post(page_url + "/emails", data={
+        "form_token": door.form_token(html), "detail_level": "minimal", "window_start": "05:30",
+        "window_end": "06:30", "days": "Mon-Fri"})
+    assert wrong.status_code == 400
+    assert "emberwatch delivers between 06:00 and 22:00 local time" in visible(wrong.text)
 
 
 def test_asking_for_a_link_answers_the_same_for_any_address_and_emails_only_the_enrolled(door):

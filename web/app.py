@@ -72,9 +72,12 @@ SECURITY_HEADERS = {
 class PageError(Exception):
     """Ends a request with a plain page: a status and one or two sentences."""
 
-    def __init__(self, status: int, title: str, message: str) -> None:
+    def __init__(self, status: int, title: str, message: str, *, back: str | None = None,
+                 fresh_link: bool = False) -> None:
         super().__init__(message)
         self.status, self.title, self.message = status, title, message
+        # where the page leads on: back to the form, or (a link that no longer works) to asking for a fresh one
+        self.back, self.fresh_link = back, fresh_link
 
 
 def _utc_now() -> datetime:
@@ -107,13 +110,15 @@ def create_app(settings: Settings | None = None, *, clock: Callable[[], datetime
     def page(request: Request, template: str, title: str, status: int = 200, **context: Any) -> HTMLResponse:
         return templates.TemplateResponse(request, template, {
             "title": title, "support_resource": settings.support_resource, "notice": None, "back": None,
+            "fresh_link": False,
             **context},
             status_code=status)
 
     @app.exception_handler(PageError)
     async def page_error(request: Request, exc: PageError) -> HTMLResponse:
         headers = {"Retry-After": "120"} if exc.status == 503 else None
-        response = page(request, "message.html.j2", exc.title, exc.status, message=exc.message)
+        response = page(request, "message.html.j2", exc.title, exc.status, message=exc.message, back=exc.back,
+                        fresh_link=exc.fresh_link)
         if headers:
             response.headers.update(headers)
         return response
@@ -136,7 +141,7 @@ def create_app(settings: Settings | None = None, *, clock: Callable[[], datetime
             return signer.verify(purpose, token, clock())
         except LinkError as exc:
             status = 410 if "expired" in str(exc) else 403
-            raise PageError(status, "This link cannot be used", str(exc)) from None
+            raise PageError(status, "This link cannot be used", str(exc), fresh_link=True) from None
 
     def form_token(person_id: str) -> str:
         return signer.sign("form", person_id, clock())
@@ -186,6 +191,15 @@ def create_app(settings: Settings | None = None, *, clock: Callable[[], datetime
                                 "This link no longer leads to a page. If you are enrolled, the link in your most "
                                 "recent email will work.") from None
 
+    def still_enrolled(link: SignedLink) -> None:
+        """A link of someone whose data was erased leads nowhere (410), like their page link; while the database is
+        busy the answer is recorded anyway and applied only to someone who is still enrolled."""
+        try:
+            known_person(link)
+        except PageError as exc:
+            if exc.status != 503:
+                raise
+
     def send_note(kind: str, person_id: str, url: str) -> None:
         with open_store(READ_WAIT_S) as store:
             person = store.person(person_id)
@@ -229,6 +243,8 @@ def create_app(settings: Settings | None = None, *, clock: Callable[[], datetime
     def pause_page(request: Request, token: str) -> HTMLResponse:
         link = verify("page", token)
         status = known_person(link)
+        if status.emails == "stopped":  # an old email's pause link must not switch stopped emails back on
+            return _stopped_no_pause(request, token)
         return page(request, "pause.html.j2", "Pause your emails", token=token, s=status,
                     form_token=form_token(link.person_id),
                     today=_local_today(status, clock()).isoformat(),
@@ -274,8 +290,26 @@ def create_app(settings: Settings | None = None, *, clock: Callable[[], datetime
             except ValueError:
                 raise PageError(400, "Please check the date", "The date was not one we could read; please "
                                 "pick it again.") from None
+        try:
+            status: Overview | None = known_person(link)
+        except PageError as exc:
+            if exc.status != 503:
+                raise
+            status = None  # the database is busy: recorded now, checked when applied (pipelines/people.py)
+        if status is not None and status.emails == "stopped":
+            return _stopped_no_pause(request, token)
+        if status is not None and until is not None and until < _local_today(status, clock()):
+            raise PageError(400, "Please check the date",
+                            "That date has already passed, so nothing was paused. Please pick a later one, or "
+                            "leave it empty to pause until you start them again.",
+                            back=f"/me/{quote(token, safe='')}/pause")
         choices = EmailChoices(status="paused", paused_until=until)
         return answer(request, token, "paused", record(link.person_id, "emails", _params(choices)))
+
+    def _stopped_no_pause(request: Request, token: str) -> HTMLResponse:
+        return page(request, "message.html.j2", "Your emails are stopped",
+                    message="Your emails are stopped, so there is nothing to pause. Your page can start them "
+                            "again if you would like them back.", back=f"/me/{quote(token, safe='')}")
 
     @app.post("/me/{token}/{change}")
     async def resume_or_stop(request: Request, token: str, change: str) -> Response:
@@ -358,6 +392,7 @@ def create_app(settings: Settings | None = None, *, clock: Callable[[], datetime
     @app.get("/check-in/{token}", response_class=HTMLResponse)
     def check_in_page(request: Request, token: str) -> HTMLResponse:
         link = verify("check-in", token)
+        still_enrolled(link)
         return page(request, "check_in.html.j2", "Your weekly check-in", token=token,
                     form_token=form_token(link.person_id), question=WEEK_QUESTION,
                     answers=list(enumerate(WEEK_DRAINED_ANSWERS, start=1)), chosen=int(link.extra.get("value", 0)),
@@ -366,6 +401,7 @@ def create_app(settings: Settings | None = None, *, clock: Callable[[], datetime
     async def record_answer(request: Request, token: str, scale: str) -> SignedLink:
         link = verify("check-in", token)
         form = await form_of(request, link.person_id)
+        still_enrolled(link)
         record(link.person_id, "check-in", {"scale": scale, "value": _answer(form),
                                             "report_date": str(link.extra["week"])})
         return link
@@ -389,6 +425,12 @@ def create_app(settings: Settings | None = None, *, clock: Callable[[], datetime
     @app.get("/confirm/{kind}/{token}", response_class=HTMLResponse)
     def confirm_page(request: Request, kind: str, token: str) -> HTMLResponse:
         link = _confirmation(kind, token, consume=False)
+        if clicks.was_used(link.nonce, link.purpose):
+            if kind == "erase":  # said plainly: someone checking whether it happened must not read that it did not
+                raise PageError(410, "Your data is deleted",
+                                "This link has been used: everything emberwatch held about you is deleted (or, "
+                                "during its nightly update, deleted within minutes), and no more emails will come.")
+            raise _used()
         return page(request, "confirm.html.j2",
                     "Take a copy of your data" if kind == "export" else "Delete all your data",
                     kind=kind, token=token, form_token=form_token(link.person_id))
@@ -428,7 +470,7 @@ def create_app(settings: Settings | None = None, *, clock: Callable[[], datetime
     @app.get("/unsubscribe/{token}", response_class=HTMLResponse)
     def unsubscribe_page(request: Request, token: str) -> HTMLResponse:
         # Mail scanners open links: a GET only shows the button.
-        verify("unsubscribe", token)
+        still_enrolled(verify("unsubscribe", token))
         return page(request, "unsubscribe.html.j2", "Stop emberwatch emails?", token=token, home=url_for("/"))
 
     @app.post("/unsubscribe/{token}", response_class=HTMLResponse)
@@ -436,6 +478,7 @@ def create_app(settings: Settings | None = None, *, clock: Callable[[], datetime
         # A mail client's one-click POST carries `List-Unsubscribe=One-Click` and no form token: the signed
         # link is the authority here, and stopping email is the one action safe to take on it alone.
         link = verify("unsubscribe", token)
+        still_enrolled(link)
         form = await request.form()
         if form.get("List-Unsubscribe") != "One-Click":
             raise PageError(400, "That did not work", "Please use the button on the page to stop your emails.")
@@ -477,8 +520,9 @@ def create_app(settings: Settings | None = None, *, clock: Callable[[], datetime
             log.warning("A page link was asked for while the database was busy; none was sent.")
             return None
         with store:
-            rows = store.query_rows("SELECT person_id FROM persons WHERE lower(email) = ? AND status != 'stopped'",
-                                    [address])
+            # a stopped person too: stopping ends the routine emails, and their page (to start them again, take or
+            # delete their data) must stay within reach once the links they hold have expired
+            rows = store.query_rows("SELECT person_id FROM persons WHERE lower(email) = ?", [address])
         return rows[0][0] if rows else None
 
     return app
@@ -582,10 +626,9 @@ def _check_choices(choices: EmailChoices) -> None:
             validate.delivery_window(choices.window)
         if choices.days is not None:
             validate.working_days(choices.days)
-    except validate.InputError:
+    except validate.InputError as exc:
         raise PageError(400, "Please check your choices",
-                        "One of those choices is not one emberwatch offers (a window runs from an earlier time "
-                        "to a later one on the same day). Please choose again; nothing was changed.") from None
+                        f"{exc} Please choose again; nothing was changed.") from None
 
 
 def _devices(s: Overview) -> list[dict[str, Any]] | None:
