@@ -188,13 +188,22 @@ def overview(store: Store, person_id: str, now_utc: datetime, thresholds: Thresh
 
 def forget(store: Store, person_id: str, outbox_dir: Path) -> tuple[int, int]:
     """Remove every row about the person and their emails in the outbox. Returns (rows, files) removed."""
-    store.person(person_id)  # a clear error for an unknown id
+    address = store.person(person_id).email.lower()  # a clear error for an unknown id
     message_ids = [r[0] for r in store.query_rows(
         "SELECT message_id FROM email_ledger WHERE person_id = ?", [person_id])]
+    stems = {outbox_stem(mid) for mid in message_ids}
+    # and the door's notes, sent at once outside the ledger (page links, confirmations): found by their address
+    if Path(outbox_dir).is_dir():
+        from email.parser import BytesHeaderParser
+
+        for eml in Path(outbox_dir).glob("*.eml"):
+            with eml.open("rb") as f:
+                if str(BytesHeaderParser().parse(f).get("To", "")).strip().lower() == address:
+                    stems.add(eml.stem)
     files = 0
-    for mid in message_ids:
+    for stem in stems:
         for suffix in (".eml", ".html"):
-            path = Path(outbox_dir) / f"{outbox_stem(mid)}{suffix}"
+            path = Path(outbox_dir) / f"{stem}{suffix}"
             if path.exists():
                 path.unlink()
                 files += 1

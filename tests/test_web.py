@@ -243,6 +243,8 @@ def test_erasing_your_data_deletes_everything_after_a_second_yes(door):
     assert door.http.get(old_links.unsubscribe).status_code == 410
     assert door.http.post(old_links.unsubscribe, data={"List-Unsubscribe": "One-Click"}).status_code == 410
     assert ClickLog(door.settings.db_path).pending() == []
+    # the confirmation note the door sent them (outside the ledger) left the outbox with everything else
+    assert door.emails() == []
 
 
 def test_a_stopped_person_can_still_ask_for_their_page_and_an_old_pause_link_does_not_restart_emails(door):
@@ -327,6 +329,23 @@ def test_a_click_while_the_database_is_held_is_kept_and_applied_before_the_next_
         assert apply_recorded_choices(store, door.settings, NOW) == 1
     assert door.person().detail_level == "charts"
     assert ClickLog(door.settings.db_path).pending() == []
+
+
+def test_a_choice_saved_while_the_database_was_held_shows_as_made_when_the_page_opens_again(door):
+    from tests.test_writer import hold, wait_until_holding
+
+    page_url, html = door.page()
+    holder = hold(door.settings.db_path, "z01", 3)
+    wait_until_holding(holder)
+    try:
+        saved = door.http.post(page_url + "/pause", data={"form_token": door.form_token(html), "until": ""})
+        assert saved.status_code == 200 and "Saved" in visible(saved.text)
+    finally:
+        assert holder.wait(timeout=60) == 0
+    assert door.person().status == "active"  # recorded, not applied yet
+    _, after = door.page()
+    assert "Paused until you start them again." in visible(after)
+    assert door.person().status == "paused" and ClickLog(door.settings.db_path).pending() == []
 
 
 def test_no_address_or_token_reaches_a_log_line(door, caplog):

@@ -155,8 +155,8 @@ def create_app(settings: Settings | None = None, *, clock: Callable[[], datetime
             token = None
         if token is None or token.person_id != person_id:
             raise PageError(403, "Please try that again",
-                            "This form has expired or did not come from your page. Please reload your page and "
-                            "try again; nothing was changed.")
+                            "This form has expired or did not come from your page. Please open your page again "
+                            "from its link and try again; nothing was changed.")
         return form
 
     def open_store(wait_s: float) -> Store:
@@ -226,6 +226,8 @@ def create_app(settings: Settings | None = None, *, clock: Callable[[], datetime
     @app.get("/me/{token}", response_class=HTMLResponse)
     def my_page(request: Request, token: str, done: str | None = None) -> HTMLResponse:
         link = verify("page", token)
+        if clicks.pending(link.person_id):
+            apply_now()  # choices saved while the database was busy show as made once it is free
         status = known_person(link)
         pending = bool(clicks.pending(link.person_id))
         return page(request, "me.html.j2", "Your emberwatch page", token=token, s=status,
@@ -384,7 +386,8 @@ def create_app(settings: Settings | None = None, *, clock: Callable[[], datetime
         DbTokenStore(settings.db_path, TokenCipher()).save(link.person_id, source, token, scopes, new_consent=True)
         applied = record(link.person_id, "connect", {"source": source})
         return page(request, "connected.html.j2", "Your watch is connected", shared=shared_in_words(scopes),
-                    back=None, later=not applied)
+                    back=None, later=not applied,
+                    account={"oura": "Oura account", "fitbit-web": "Fitbit account"}.get(source, "Google account"))
 
     # --- the weekly question (check-ins) ----------------------------------------------------------------------
     # Answering needs no database: the week and the answer are in the signed link, the click is recorded at once.
