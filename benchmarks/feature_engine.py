@@ -434,7 +434,8 @@ def run(args: argparse.Namespace, folder: Path) -> None:
     rebuild = results["rebuild"]["seconds"]
     print(f"\n{'step':<40}{'seconds':>10}{'CPU s':>8}{'peak RSS MB':>13}")
     for step, label in (("scan", "floor: scan segments"), ("group", "floor: segments -> nights"),
-                        ("write", "floor: write both tables from Arrow"), ("rebuild", "full rebuild (features+signals)"), ("increment", "one nightly increment"),
+                        ("write", "floor: write both tables from Arrow"),
+                        ("rebuild", "full rebuild (features+signals)"), ("increment", "one nightly increment"),
                         ("pandas", "pandas reference (same full set)")):
         if step in results:
             r = results[step]

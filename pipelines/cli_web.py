@@ -50,11 +50,11 @@ def register(app: typer.Typer, person_app: typer.Typer) -> None:
     @app.command()
     def invite(person_id: str = typer.Argument(..., help="The person to welcome.")) -> None:
         """Email a person the welcome note with their link: to connect their watch (live sources) or to their page."""
+        from alerts.schedule import zone
         from pipelines import validate
         from pipelines.cli_common import person_store
         from pipelines.settings import load_settings
         from pipelines.sources import LIVE_SOURCES
-        from alerts.schedule import zone
         from pipelines.steps import apply_recorded_choices, deliver_queued, queue_door_note, transport_for
 
         validate.person_id(person_id)

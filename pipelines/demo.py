@@ -65,7 +65,8 @@ def weekly_run_time(monday: date, settings: Settings) -> datetime:
     minute, hour = settings.weekly_cron.split()[:2]
     if not (minute.isdigit() and hour.isdigit()):
         return flows.morning_of(monday, settings)
-    return datetime.combine(monday, time(int(hour), int(minute)), ZoneInfo(settings.timezone)).astimezone(timezone.utc)
+    local = datetime.combine(monday, time(int(hour), int(minute)), ZoneInfo(settings.timezone))
+    return local.astimezone(timezone.utc)
 
 
 def deliver_until(settings: Settings, until_utc: datetime) -> int:

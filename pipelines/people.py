@@ -261,7 +261,8 @@ def export_person(store: Store, person_id: str, out_dir: Path) -> list[Path]:
             df.to_parquet(path, index=False) if suffix == ".parquet" else df.to_csv(path, index=False)
             os.chmod(path, 0o600)
             written.append(path)
-        lines.append(f"- `{table}.parquet` / `{table}.csv` ({len(df)} row{'' if len(df) == 1 else 's'}): {TABLE_NOTES.get(table, '')}")
+        rows = f"{len(df)} row{'' if len(df) == 1 else 's'}"
+        lines.append(f"- `{table}.parquet` / `{table}.csv` ({rows}): {TABLE_NOTES.get(table, '')}")
     lines += ["", "Each table comes twice: Parquet (exact types) and CSV (opens anywhere).",
               "Encrypted sign-in tokens are not included: they are secrets, not data about you."]
     readme = out_dir / "README.md"

@@ -106,9 +106,8 @@ def load_settings(**overrides: object) -> Settings:
     except ValidationError as exc:
         problems = "; ".join(f"EMBERWATCH_{'_'.join(str(p) for p in e['loc']).upper()} ({e['msg'].lower()})"
                              for e in exc.errors())
-        raise SettingsError(f"Some settings cannot be used: {problems}. They come from the environment"
-                            f"{' or ' + os.environ['EMBERWATCH_CONFIG'] if os.environ.get('EMBERWATCH_CONFIG') else ''}"
-                            f".") from None
+        where = " or ".join(filter(None, ("the environment", os.environ.get("EMBERWATCH_CONFIG"))))
+        raise SettingsError(f"Some settings cannot be used: {problems}. They come from {where}.") from None
 
 
 LINK_KEY_BLOCK = "emberwatch-link-key"

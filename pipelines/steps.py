@@ -289,6 +289,14 @@ def apply_recorded_choices(store: Store, settings: Settings, now_utc: datetime) 
 OPERATOR_SENT = frozenset({"invite"})
 
 
+def _window_opens(store: Store, person: Person, *, operator_sent: bool, now_utc: datetime) -> datetime:
+    """`now_utc` while the person's window for this mail is open, else its next opening: daytime any day for
+    OPERATOR_SENT mail, the person's own window and days for everything else."""
+    if operator_sent:
+        return next_delivery_utc(now_utc, person.tz_name, DAYTIME, working_days=EVERY_DAY)
+    return deliver_after(store, person, now_utc)
+
+
 def deliver_queued(store: Store, send: Callable, now_utc: datetime | None = None) -> DeliveryResult:
     """Send what is queued and due, only while its person's window is open: mail a run finds after the window
     has closed (a late run, a pause that just ended, a server that was down) waits for the next opening instead of
@@ -304,9 +312,7 @@ def deliver_queued(store: Store, send: Callable, now_utc: datetime | None = None
     for item in due:
         key = (item.person_id, item.kind in OPERATOR_SENT)
         if key not in opens:
-            person = store.person(item.person_id)
-            opens[key] = next_delivery_utc(now_utc, person.tz_name, DAYTIME, working_days=EVERY_DAY) if key[1] \
-                else deliver_after(store, person, now_utc)
+            opens[key] = _window_opens(store, store.person(item.person_id), operator_sent=key[1], now_utc=now_utc)
         if opens[key] > now_utc:
             postpone(store, item.message_id, opens[key])
             result.postponed += 1

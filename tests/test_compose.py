@@ -313,7 +313,8 @@ def test_digest_mentions_what_went_well_only_when_something_did():
 
 
 def test_recovery_held_up_is_said_only_when_no_recovery_feature_got_worse():
-    assert went_well_sentence(["ln_rmssd"], [TST_DOWN]) == "Something that went well: your overnight recovery held up well."
+    assert went_well_sentence(["ln_rmssd"], [TST_DOWN]) == \
+        "Something that went well: your overnight recovery held up well."
     assert went_well_sentence(["ln_rmssd"], [RHR_UP]) == ""
     assert went_well_sentence(["ln_rmssd", "tst_min"], [RHR_UP]) == \
         "Something that went well: your sleep time held up well against your usual."
